@@ -1,0 +1,74 @@
+"""Keep this worker's knowledge current: react to the change announcement, and poll as a backstop.
+
+Pub/sub is fire-and-forget (a worker reconnecting to Redis misses messages), so besides the
+announcement every worker compares ``kb:version`` every ``POLL_SECONDS``; either way a saved
+edit is answered by every worker within seconds, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot import keys
+from bot.runtime import Runtime
+from bot.store import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 2.0
+
+
+class KnowledgeSync:
+    def __init__(self, runtime: Runtime, poll_seconds: float = POLL_SECONDS) -> None:
+        self.runtime = runtime
+        self.poll_seconds = poll_seconds
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._listen(), name="kefu-kb-listen"),
+                       asyncio.create_task(self._reload_loop(), name="kefu-kb-reload")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _reload_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+            try:
+                await self.runtime.reload_knowledge()
+            except asyncio.CancelledError:
+                raise
+            except REDIS_ERRORS as exc:
+                log.warning("knowledge reload skipped: store unreachable (%s)", exc)
+            except Exception:
+                log.exception("knowledge reload failed; still answering from version %d",
+                              self.runtime.knowledge.version)
+
+    async def _listen(self) -> None:
+        redis = self.runtime.store.redis
+        while True:
+            pubsub = redis.pubsub()
+            try:
+                await pubsub.subscribe(keys.kb_changes())
+                self._wake.set()  # whatever changed while we were not listening
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("knowledge change subscription lost (%s); reconnecting", exc)
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,137 @@
+"""Nothing slips (四个不漏): every turn the bot could not answer confidently is recorded.
+
+:class:`ObservedEngine` is the engine with one addition: after a turn, :class:`TurnRecorder`
+writes the day's counters (for the dashboard), the question (for regression replays) and — when
+the bot clarified, handed off, found nothing or answered with low confidence — an unanswered
+record (for clustering into new knowledge).  Recording never fails a turn: the customer's
+answer matters more than a statistic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot import keys
+from bot.engine import Engine
+from bot.store import REDIS_ERRORS
+from bot.types import Action, InboundMessage, Role, TurnResult
+
+log = logging.getLogger(__name__)
+UNANSWERED_MAX = 5000
+QUESTIONS_MAX = 2000
+METRICS_TTL = 400 * 86400
+LOW_CONFIDENCE = 0.6  # answered, but less sure than this: worth a look
+
+
+def day_of(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+def unanswered_reason(result: TurnResult) -> str:
+    """Why this turn counts as unanswered ('' when it was answered confidently or was chat)."""
+    decision = result.decision
+    if decision is None:
+        return ""
+    if decision.action is Action.CLARIFY:
+        return "clarified"
+    if decision.action is Action.HANDOFF:
+        return "handoff:" + (decision.reason or decision.intent or "unknown")
+    if decision.action is Action.ANSWER:
+        if decision.reason != "clarify_choice" and decision.confidence < LOW_CONFIDENCE and decision.entry_id:
+            return "low_confidence"
+        return ""
+    return ""
+
+
+class TurnRecorder:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.clock = clock
+
+    async def record(self, msg: InboundMessage, result: TurnResult) -> None:
+        try:
+            await self._record(msg, result)
+        except REDIS_ERRORS as exc:
+            log.warning("turn not recorded for the admin dashboard: %s", exc)
+        except Exception:
+            log.exception("turn not recorded for the admin dashboard")
+
+    async def _record(self, msg: InboundMessage, result: TurnResult) -> None:
+        if result.duplicate:
+            return
+        now = self.clock()
+        metrics = keys.admin_metrics(day_of(now))
+        conv = result.conversation
+        counters: dict[str, int] = {"turns": 1}
+        if sum(1 for line in conv.transcript if line.role is Role.CUSTOMER) == 1:
+            counters["conversations"] = 1
+        if result.handoff is not None:
+            counters["handoffs"] = 1
+            counters[f"handoff:{result.handoff.reason}"] = 1
+        decision = result.decision
+        reason = unanswered_reason(result)
+        text = msg.text.strip()
+        if decision is not None:
+            counters[f"action:{decision.action.value}"] = 1
+            if decision.action is Action.ANSWER and decision.entry_id:
+                counters[f"entry:{decision.entry_id}"] = 1
+        if reason and text:
+            counters["unanswered"] = 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, amount in counters.items():
+                pipe.hincrby(metrics, name, amount)
+            pipe.expire(metrics, METRICS_TTL)
+            if decision is not None and text and decision.action is not Action.SMALLTALK:
+                pipe.rpush(keys.admin_questions(), json.dumps({"text": text, "language": decision.language,
+                                                               "at": now}, ensure_ascii=False))
+                pipe.ltrim(keys.admin_questions(), -QUESTIONS_MAX, -1)
+            if reason and text and decision is not None:
+                pipe.rpush(keys.admin_unanswered(), json.dumps(
+                    unanswered_record(text, reason, now, result.conversation.id, decision.language,
+                                      decision.confidence, decision.entry_id,
+                                      [c.entry_id for c in decision.candidates[:3]]), ensure_ascii=False))
+                pipe.ltrim(keys.admin_unanswered(), -UNANSWERED_MAX, -1)
+            await pipe.execute()
+
+    async def thumbs_down(self, conversation_id: str, text: str, language: str = "zh",
+                          entry_id: str | None = None) -> None:
+        """The customer said an answer did not help: the question joins the unanswered ones."""
+        now = self.clock()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(keys.admin_unanswered(), json.dumps(
+                unanswered_record(text, "thumbs_down", now, conversation_id, language, 0.0, entry_id, []),
+                ensure_ascii=False))
+            pipe.ltrim(keys.admin_unanswered(), -UNANSWERED_MAX, -1)
+            pipe.hincrby(keys.admin_metrics(day_of(now)), "unanswered", 1)
+            pipe.hincrby(keys.admin_metrics(day_of(now)), "thumbs_down", 1)
+            await pipe.execute()
+
+
+def unanswered_record(text: str, reason: str, at: float, conversation: str, language: str, confidence: float,
+                      entry_id: str | None, candidates: list[str]) -> dict[str, Any]:
+    return {"text": text, "reason": reason, "at": at, "conversation": conversation, "language": language,
+            "confidence": round(confidence, 4), "entry_id": entry_id, "candidates": candidates}
+
+
+class ObservedEngine(Engine):
+    """The engine, plus a recorder told about every finished turn."""
+
+    recorder: TurnRecorder
+
+    @classmethod
+    def around(cls, engine: Engine, recorder: TurnRecorder) -> ObservedEngine:
+        observed = cls(engine.config, engine.store, engine.intents, engine.knowledge, engine.desk, engine.clock)
+        observed.recorder = recorder
+        return observed
+
+    async def handle(self, msg: InboundMessage) -> TurnResult:
+        result = await super().handle(msg)
+        await self.recorder.record(msg, result)
+        return result

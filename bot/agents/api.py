@@ -1,0 +1,258 @@
+"""The REST API under ``/api/agent/...``: what the console uses, and what scripts may call.
+
+Browsers authenticate with the session cookie set by ``POST /api/agent/login`` and must echo
+the session's CSRF token in ``X-CSRF-Token`` on every state-changing request; scripts send
+``Authorization: Bearer <token>`` (from ``kefu agent token NAME``) and need no CSRF token, since
+a browser never attaches that header on its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.agents.auth import Agent, AgentDirectory
+from bot.agents.desk import HumanDesk, line_json
+from bot.config import AgentsConfig
+from bot.errors import BadRequest
+
+COOKIE = "kefu_agent"
+CSRF_HEADER = "x-csrf-token"
+DEFAULT_CANNED = (
+    {"title": "问候 Greeting", "text": "您好，我是人工客服，已经看过您和智能客服的对话记录，马上为您处理。"},
+    {"title": "稍候 Hold on", "text": "我正在为您核实情况，请稍等两分钟，马上回复您。"},
+    {"title": "致歉 Apology", "text": "非常抱歉给您带来了不便，您的心情我完全理解，我们一定负责到底。"},
+    {"title": "跟进 Follow-up", "text": "这个问题需要同事进一步核实，我会在今天下班前给您回复处理结果。"},
+    {"title": "Greeting EN", "text": "Hello, I'm an agent; I've read our conversation so far and will sort this out."},
+    {"title": "Closing 结束", "text": "还有其他可以帮您的吗？/ Is there anything else I can help with?"},
+)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"'{key}' must be a non-empty string")
+    return value
+
+
+class AgentApi:
+    def __init__(self, desk: HumanDesk, directory: AgentDirectory, config: AgentsConfig) -> None:
+        self.desk = desk
+        self.directory = directory
+        self.config = config
+
+    async def agent(self, request: Request) -> Agent:
+        """The caller, or 401; state-changing browser requests must carry the CSRF token."""
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            agent = await self.directory.by_token(header[7:].strip())
+            if agent is None:
+                raise BadRequest("invalid API token", status=401)
+            return agent
+        token = request.cookies.get(COOKIE)
+        session = await self.directory.session(token) if token else None
+        if session is None:
+            raise BadRequest("not logged in", status=401)
+        if request.method not in ("GET", "HEAD") and \
+                not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
+            raise BadRequest("missing or wrong CSRF token", status=403)
+        return session.agent
+
+    def routes(self) -> list[BaseRoute]:
+        p = "/api/agent"
+        return [
+            Route(f"{p}/openapi.json", self.openapi, methods=["GET"]),
+            Route(f"{p}/login", self.login, methods=["POST"]),
+            Route(f"{p}/logout", self.logout, methods=["POST"]),
+            Route(f"{p}/me", self.me, methods=["GET"]),
+            Route(f"{p}/agents", self.agents, methods=["GET"]),
+            Route(f"{p}/canned", self.canned, methods=["GET"]),
+            Route(f"{p}/ratings", self.ratings, methods=["GET"]),
+            Route(f"{p}/tickets", self.tickets, methods=["GET"]),
+            Route(f"{p}/tickets/{{ticket_id}}", self.ticket, methods=["GET"]),
+            Route(f"{p}/tickets/{{ticket_id}}/claim", self.claim, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/messages", self.message, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/notes", self.note, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/transfer", self.transfer, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/resolve", self.resolve, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/handback", self.handback, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/followups", self.followup, methods=["POST"]),
+        ]
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    async def login(self, request: Request) -> Response:
+        body = await _body(request)
+        session = await self.directory.login(_text(body, "name"), _text(body, "password"))
+        if session is None:
+            raise BadRequest("wrong name or password", status=401)
+        response = JSONResponse({"name": session.agent.name, "role": session.agent.role, "csrf": session.csrf})
+        response.set_cookie(COOKIE, session.token, max_age=int(self.config.session_hours * 3600), httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        await self.agent(request)
+        token = request.cookies.get(COOKIE)
+        if token:
+            await self.directory.logout(token)
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    async def me(self, request: Request) -> Response:
+        agent = await self.agent(request)
+        token = request.cookies.get(COOKIE)
+        session = await self.directory.session(token) if token else None
+        return JSONResponse({"name": agent.name, "role": agent.role, "csrf": session.csrf if session else ""})
+
+    async def agents(self, request: Request) -> Response:
+        await self.agent(request)
+        return JSONResponse({"agents": [{"name": a.name, "role": a.role} for a in await self.directory.all()]})
+
+    async def canned(self, request: Request) -> Response:
+        await self.agent(request)
+        items = [{"title": c.title, "text": c.text} for c in self.config.canned] or list(DEFAULT_CANNED)
+        return JSONResponse({"canned": items})
+
+    async def ratings(self, request: Request) -> Response:
+        """Recent satisfaction ratings and their average (admins)."""
+        agent = await self.agent(request)
+        if not agent.admin:
+            raise BadRequest("admins only", status=403)
+        return JSONResponse(await self.desk.ratings())
+
+    async def tickets(self, request: Request) -> Response:
+        return JSONResponse(await self.desk.inbox(await self.agent(request)))
+
+    async def ticket(self, request: Request) -> Response:
+        await self.agent(request)
+        return JSONResponse(await self.desk.detail(request.path_params["ticket_id"]))
+
+    async def claim(self, request: Request) -> Response:
+        ticket = await self.desk.claim(request.path_params["ticket_id"], await self.agent(request))
+        return JSONResponse({"ticket": ticket.to_json()})
+
+    async def message(self, request: Request) -> Response:
+        agent = await self.agent(request)
+        text = _text(await _body(request), "text")
+        line, deferred = await self.desk.send(request.path_params["ticket_id"], agent, text)
+        if deferred:  # kept by the channel, sent when it can (e.g. WeChat's 48-hour window)
+            return JSONResponse({"line": line_json(line), "deferred": deferred}, status_code=202)
+        return JSONResponse({"line": line_json(line), "deferred": None})
+
+    async def note(self, request: Request) -> Response:
+        agent = await self.agent(request)
+        note = await self.desk.note(request.path_params["ticket_id"], agent, _text(await _body(request), "text"))
+        return JSONResponse({"note": note})
+
+    async def transfer(self, request: Request) -> Response:
+        agent = await self.agent(request)
+        target = await self.directory.get(_text(await _body(request), "to"))
+        if target is None:
+            raise BadRequest("no such agent", status=404)
+        ticket = await self.desk.transfer(request.path_params["ticket_id"], agent, target)
+        return JSONResponse({"ticket": ticket.to_json()})
+
+    async def resolve(self, request: Request) -> Response:
+        ticket = await self.desk.resolve(request.path_params["ticket_id"], await self.agent(request))
+        return JSONResponse({"ticket": ticket.to_json()})
+
+    async def handback(self, request: Request) -> Response:
+        ticket = await self.desk.hand_back(request.path_params["ticket_id"], await self.agent(request))
+        return JSONResponse({"ticket": ticket.to_json()})
+
+    async def followup(self, request: Request) -> Response:
+        agent = await self.agent(request)
+        body = await _body(request)
+        minutes = body.get("minutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+            raise BadRequest("'minutes' must be a number")
+        text = body.get("text") or ""
+        if not isinstance(text, str):
+            raise BadRequest("'text' must be a string")
+        reminder = await self.desk.follow_up(request.path_params["ticket_id"], agent, float(minutes), text)
+        return JSONResponse({"followup": reminder})
+
+
+def _op(summary: str, *, body: dict[str, Any] | None = None, ticket: bool = False,
+        public: bool = False, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {
+        "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
+        "4XX": {"description": "error", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Error"}}}},
+    }}
+    if ticket:
+        op["parameters"] = [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": body, "required": [k for k in body if k not in optional]}}}}
+    if public:
+        op["security"] = []
+    return op
+
+
+_STR = {"type": "string"}
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "Kefu agent API", "version": "1",
+             "description": "Handoff tickets, the waiting queue and the agent console's actions. Browsers use the "
+                            "session cookie plus X-CSRF-Token; scripts use a bearer token from `kefu agent token`."},
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+        },
+        "schemas": {"Error": {"type": "object", "properties": {"error": _STR}}},
+    },
+    "security": [{"bearer": []}, {"session": []}],
+    "paths": {
+        "/api/agent/openapi.json": {"get": _op("This document", public=True)},
+        "/api/agent/login": {"post": _op("Log in; sets the session cookie and returns the CSRF token",
+                                         body={"name": _STR, "password": _STR}, public=True)},
+        "/api/agent/logout": {"post": _op("Log out")},
+        "/api/agent/me": {"get": _op("The logged-in agent and the session's CSRF token")},
+        "/api/agent/agents": {"get": _op("All agents (transfer targets)")},
+        "/api/agent/canned": {"get": _op("Canned replies")},
+        "/api/agent/ratings": {"get": _op("Recent satisfaction ratings and their average (admins)")},
+        "/api/agent/tickets": {"get": _op("Inbox: waiting tickets in queue order, mine, others', reminders")},
+        "/api/agent/tickets/{ticket_id}": {"get": _op(
+            "Full context: transcript, reason, candidates, profile, earlier tickets, internal notes", ticket=True)},
+        "/api/agent/tickets/{ticket_id}/claim": {"post": _op("Claim a waiting ticket (one owner; 409 if taken)",
+                                                             ticket=True)},
+        "/api/agent/tickets/{ticket_id}/messages": {"post": _op(
+            "Send a message to the customer on their channel (202 + `deferred` if the channel queued it "
+            "for later, 502 if it refused it)",
+            ticket=True, body={"text": _STR})},
+        "/api/agent/tickets/{ticket_id}/notes": {"post": _op("Add an internal note (never sent to the customer)",
+                                                             ticket=True, body={"text": _STR})},
+        "/api/agent/tickets/{ticket_id}/transfer": {"post": _op("Transfer to another agent", ticket=True,
+                                                                body={"to": _STR})},
+        "/api/agent/tickets/{ticket_id}/resolve": {"post": _op(
+            "Resolve: back to the bot, and the customer is asked for a 1-5 rating", ticket=True)},
+        "/api/agent/tickets/{ticket_id}/handback": {"post": _op("Hand back to the bot without a survey",
+                                                                ticket=True)},
+        "/api/agent/tickets/{ticket_id}/followups": {"post": _op(
+            "Promise a follow-up: the agent is reminded after `minutes`", ticket=True,
+            body={"minutes": {"type": "number"}, "text": _STR}, optional=("text",))},
+        "/api/agent/events": {"get": {"summary": "Server-sent events: ticket, message, note, escalated, reminder, "
+                                                 "rating, delivery_failed", "responses": {"200": {
+                                                     "description": "text/event-stream",
+                                                     "content": {"text/event-stream": {"schema": _STR}}}}}},
+    },
+}

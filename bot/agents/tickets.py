@@ -1,0 +1,275 @@
+"""Handoff tickets and the waiting queue, in Redis.
+
+Why a sorted set and not a stream: the queue must be ordered by priority (complaints first)
+and then by waiting time, and the customer must be told their position; a sorted set scored
+``priority * 1e10 + created_at`` gives both (``ZRANK``).  Every transition that must happen
+exactly once (open, claim, transfer, close) is one Lua script, so two agents clicking "claim"
+on two workers get one winner, and a worker killed mid-request leaves either the old state or
+the new one, never half of each.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot import keys
+from bot.types import Candidate, Conversation, HandoffRequest, Role
+
+PRIORITY = {"complaint": 0, "human_request": 1, "repeated_failure": 1}
+DEFAULT_PRIORITY = 2
+OPEN_STATUSES = ("queued", "claimed")
+REASON_WORDS = {
+    "complaint": ("投诉", "Complaint"),
+    "human_request": ("要求人工", "Asked for a human"),
+    "repeated_failure": ("机器人多次未能解答", "Bot failed repeatedly"),
+    "low_confidence": ("机器人没有把握", "Bot was unsure"),
+}
+CLOSED_TTL_SECONDS = 90 * 86_400
+CUSTOMER_HISTORY = 20
+
+_OPEN = """
+local HISTORY = CUSTOMER_HISTORY_VALUE
+local existing = redis.call('GET', KEYS[1])
+if existing and redis.call('EXISTS', KEYS[2] .. existing) == 1 then return existing end
+local id = ARGV[1]
+redis.call('SET', KEYS[1], id)
+local fields = {}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2] .. id, unpack(fields))
+redis.call('ZADD', KEYS[3], ARGV[2], id)
+redis.call('RPUSH', KEYS[4], id)
+redis.call('LTRIM', KEYS[4], -HISTORY, -1)
+return id
+"""
+
+_OPEN = _OPEN.replace("CUSTOMER_HISTORY_VALUE", str(CUSTOMER_HISTORY))
+
+_CLAIM = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], 'status', 'claimed', 'owner', ARGV[2], 'claimed_at', ARGV[3])
+  redis.call('SADD', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+_TRANSFER = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'claimed' then return 0 end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+return 1
+"""
+
+_CLOSE = """
+local status = redis.call('HGET', KEYS[3], 'status')
+if status ~= 'queued' and status ~= 'claimed' then return 0 end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[3], 'owner') ~= ARGV[4] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], 'status', ARGV[2], 'closed_at', ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: str
+    conversation_id: str
+    channel: str
+    user_id: str
+    reason: str
+    detail: str
+    language: str
+    priority: int
+    created_at: float
+    status: str = "queued"
+    owner: str = ""
+    claimed_at: float = 0.0
+    closed_at: float = 0.0
+    escalated_at: float = 0.0
+    after_hours: bool = False
+    summary: str = ""
+    customer_name: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    rating: int = 0
+    comment: str = ""
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Ticket:
+        return cls(
+            id=data["id"], conversation_id=data["conversation_id"], channel=data["channel"],
+            user_id=data["user_id"], reason=data["reason"], detail=data.get("detail", ""),
+            language=data.get("language", "zh"), priority=int(data.get("priority", DEFAULT_PRIORITY)),
+            created_at=float(data["created_at"]), status=data.get("status", "queued"),
+            owner=data.get("owner", ""), claimed_at=float(data.get("claimed_at") or 0),
+            closed_at=float(data.get("closed_at") or 0), escalated_at=float(data.get("escalated_at") or 0),
+            after_hours=data.get("after_hours") == "1", summary=data.get("summary", ""),
+            customer_name=data.get("customer_name", ""), context=json.loads(data.get("context") or "{}"),
+            rating=int(data.get("rating") or 0), comment=data.get("comment", ""),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The ticket as the console and the REST API show it."""
+        zh, en = REASON_WORDS.get(self.reason, (self.reason, self.reason))
+        return {
+            "id": self.id, "conversation_id": self.conversation_id, "channel": self.channel,
+            "user_id": self.user_id, "customer_name": self.customer_name, "reason": self.reason,
+            "reason_words": zh if self.language == "zh" else en, "detail": self.detail,
+            "language": self.language, "priority": self.priority, "created_at": self.created_at,
+            "status": self.status, "owner": self.owner, "claimed_at": self.claimed_at,
+            "closed_at": self.closed_at, "escalated": self.escalated_at > 0, "escalated_at": self.escalated_at,
+            "after_hours": self.after_hours, "summary": self.summary, "rating": self.rating or None,
+            "comment": self.comment,
+        }
+
+
+def reason_words(reason: str, language: str) -> str:
+    zh, en = REASON_WORDS.get(reason, (reason, reason))
+    return zh if language == "zh" else en
+
+
+_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+
+def mask_phones(text: str) -> str:
+    """138****1234: the inbox is seen by every agent, the full number only in the ticket (rule 9)."""
+    return _PHONE.sub(r"\1****\2", text)
+
+
+def summarize(conv: Conversation, request: HandoffRequest, earlier: int) -> str:
+    """One line an agent reads in five seconds: why, what the customer said, what came before."""
+    zh = conv.language == "zh"
+    said = [mask_phones(line.text) for line in conv.transcript if line.role is Role.CUSTOMER]
+    last = said[-1] if said else ""
+    last = last if len(last) <= 60 else last[:59] + "…"
+    before = [t for t in said[:-1]][-2:]
+    parts = [reason_words(request.reason, conv.language)]
+    parts.append(f"客户说：“{last}”" if zh else f"customer said: \"{last}\"")
+    if before:
+        joined = "；".join(before) if zh else "; ".join(before)
+        parts.append(f"之前问过：{joined[:60]}" if zh else f"asked before: {joined[:60]}")
+    if request.candidates:
+        top = request.candidates[0]
+        parts.append(f"机器人最接近的答案 {top.entry_id}（{top.score:.0%}）" if zh
+                     else f"bot's best guess {top.entry_id} ({top.score:.0%})")
+    if earlier:
+        parts.append(f"第{earlier + 1}次转人工" if zh else f"handoff #{earlier + 1} for this customer")
+    return " · ".join(parts)
+
+
+def candidates_json(candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+    return [{"entry_id": c.entry_id, "score": round(c.score, 4), "question": c.question} for c in candidates]
+
+
+class TicketStore:
+    """Ticket state transitions over Redis; all-or-nothing, safe from any worker."""
+
+    def __init__(self, redis: aioredis.Redis, clock: Any = time.time) -> None:
+        self.redis = redis
+        self.clock = clock
+        self._open = redis.register_script(_OPEN)
+        self._claim = redis.register_script(_CLAIM)
+        self._transfer = redis.register_script(_TRANSFER)
+        self._close = redis.register_script(_CLOSE)
+
+    async def open(self, conv: Conversation, request: HandoffRequest, *, after_hours: bool,
+                   summary: str, context: dict[str, Any]) -> tuple[Ticket, bool]:
+        """Open the conversation's ticket, or return the one already open; (ticket, created)."""
+        now = self.clock()
+        ticket_id = uuid.uuid4().hex[:12]
+        priority = PRIORITY.get(request.reason, DEFAULT_PRIORITY)
+        fields: dict[str, str] = {
+            "id": ticket_id, "conversation_id": conv.id, "channel": conv.channel, "user_id": conv.user_id,
+            "reason": request.reason, "detail": request.detail, "language": conv.language,
+            "priority": str(priority), "created_at": repr(now), "status": "queued",
+            "after_hours": "1" if after_hours else "", "summary": summary,
+            "customer_name": conv.profile.name, "context": json.dumps(context, ensure_ascii=False),
+        }
+        flat = [item for pair in fields.items() for item in pair]
+        prefix = keys.agent_ticket("")
+        got = await self._open(
+            keys=[keys.agent_open_ticket(conv.id), prefix, keys.agent_queue(),
+                  keys.agent_customer_tickets(conv.channel, conv.user_id)],
+            args=[ticket_id, repr(priority * 1e10 + now), *flat])
+        ticket = await self.get(str(got))
+        assert ticket is not None
+        return ticket, str(got) == ticket_id
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        data: dict[str, str] = await self.redis.hgetall(keys.agent_ticket(ticket_id))  # type: ignore[assignment]
+        return Ticket.from_hash(data) if data else None
+
+    async def many(self, ids: Sequence[str]) -> list[Ticket]:
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ids:
+                pipe.hgetall(keys.agent_ticket(ticket_id))
+            rows = await pipe.execute()
+        return [Ticket.from_hash(row) for row in rows if row]
+
+    async def open_for(self, conversation_id: str) -> Ticket | None:
+        ticket_id = await self.redis.get(keys.agent_open_ticket(conversation_id))
+        if ticket_id is None:
+            return None
+        ticket = await self.get(str(ticket_id))
+        return ticket if ticket is not None and ticket.open else None
+
+    async def queued(self) -> list[Ticket]:
+        """Waiting tickets in the order agents should take them."""
+        return await self.many([str(i) for i in await self.redis.zrange(keys.agent_queue(), 0, -1)])
+
+    async def active(self) -> list[Ticket]:
+        tickets = await self.many(sorted(str(i) for i in await self.redis.smembers(keys.agent_active())))
+        return sorted(tickets, key=lambda t: t.claimed_at)
+
+    async def position(self, ticket_id: str) -> int | None:
+        """1-based place in the queue, or None when not waiting."""
+        rank = await self.redis.zrank(keys.agent_queue(), ticket_id)
+        return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
+
+    async def customer_history(self, channel: str, user_id: str) -> list[Ticket]:
+        ids = await self.redis.lrange(keys.agent_customer_tickets(channel, user_id), 0, -1)
+        return await self.many([str(i) for i in ids])
+
+    async def claim(self, ticket_id: str, agent: str) -> bool:
+        return bool(await self._claim(keys=[keys.agent_queue(), keys.agent_ticket(ticket_id), keys.agent_active()],
+                                      args=[ticket_id, agent, repr(self.clock())]))
+
+    async def transfer(self, ticket_id: str, to: str, expected_owner: str = "") -> bool:
+        return bool(await self._transfer(keys=[keys.agent_ticket(ticket_id)], args=[to, expected_owner]))
+
+    async def close(self, ticket: Ticket, status: str, expected_owner: str = "") -> bool:
+        return bool(await self._close(
+            keys=[keys.agent_queue(), keys.agent_active(), keys.agent_ticket(ticket.id),
+                  keys.agent_open_ticket(ticket.conversation_id)],
+            args=[ticket.id, status, repr(self.clock()), expected_owner, CLOSED_TTL_SECONDS]))
+
+    async def mark_escalated(self, ticket_id: str) -> bool:
+        """True only for the first caller, so an escalation is announced once."""
+        return bool(await self.redis.hsetnx(keys.agent_ticket(ticket_id), "escalated_at", repr(self.clock())))
+
+    async def set_fields(self, ticket_id: str, **values: str) -> None:
+        await self.redis.hset(keys.agent_ticket(ticket_id), mapping=dict(values))  # type: ignore[arg-type]
+
+    async def add_note(self, ticket_id: str, agent: str, text: str, kind: str = "note") -> dict[str, Any]:
+        note = {"agent": agent, "text": text, "at": self.clock(), "kind": kind}
+        await self.redis.rpush(keys.agent_ticket_notes(ticket_id), json.dumps(note, ensure_ascii=False))
+        return note
+
+    async def notes(self, ticket_id: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in await self.redis.lrange(keys.agent_ticket_notes(ticket_id), 0, -1)]

@@ -1,0 +1,125 @@
+"""The web chat channel: ``POST /api/chat`` and the try-it page at ``/``.
+
+The browser keeps a random session id; each session is one conversation.  Replies that arrive
+later (an agent's answer after a handoff) are read back from the transcript with
+``GET /api/chat/{session}/messages``, so the page needs no socket.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.engine import Engine
+from bot.errors import BadRequest
+from bot.store import Store
+from bot.types import Conversation, InboundMessage, Reply, Role, TurnResult
+
+CHANNEL = "web"
+SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_TEXT = 2000
+
+
+def reply_json(reply: Reply) -> dict[str, Any]:
+    return {"text": reply.text, "suggestions": [{"label": s.label, "payload": s.payload} for s in reply.suggestions]}
+
+
+def turn_json(result: TurnResult) -> dict[str, Any]:
+    decision = result.decision
+    return {
+        "replies": [reply_json(r) for r in result.replies],
+        "state": result.conversation.state.value,
+        "language": result.conversation.language,
+        "duplicate": result.duplicate,
+        "decision": None if decision is None else {
+            "action": decision.action.value, "entry_id": decision.entry_id,
+            "confidence": round(decision.confidence, 4), "reason": decision.reason,
+        },
+        "handoff": None if result.handoff is None else {
+            "reason": result.handoff.reason, "detail": result.handoff.detail,
+        },
+    }
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body must be JSON: {\"session\": \"...\", \"text\": \"...\"}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+class WebChannel:
+    name = CHANNEL
+
+    def __init__(self, engine: Engine, store: Store) -> None:
+        self.engine = engine
+        self.store = store
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/api/chat", self.chat, methods=["POST"]),
+            Route("/api/chat/{session}/messages", self.messages, methods=["GET"]),
+        ]
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def deliver(self, conversation: Conversation, replies: Sequence[Reply]) -> None:
+        """Nothing to push: the page reads new transcript lines itself."""
+        return None
+
+    async def page(self, request: Request) -> Response:
+        html = resources.files("bot").joinpath("static/chat.html").read_text(encoding="utf-8")
+        return HTMLResponse(html)
+
+    async def chat(self, request: Request) -> Response:
+        body = await _json_body(request)
+        session = body.get("session")
+        text = body.get("text")
+        if not isinstance(session, str) or not SESSION.match(session):
+            raise BadRequest("'session' must be 8-64 characters of letters, digits, '-' or '_'")
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("'text' must be a non-empty string")
+        if len(text) > MAX_TEXT:
+            raise BadRequest(f"'text' is longer than {MAX_TEXT} characters", status=413)
+        message_id = body.get("message_id") or uuid.uuid4().hex
+        if not isinstance(message_id, str) or len(message_id) > 64:
+            raise BadRequest("'message_id' must be a string of at most 64 characters")
+        msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(),
+                             display_name=str(body.get("name") or "")[:64])
+        result = await self.engine.handle(msg)
+        return JSONResponse(turn_json(result))
+
+    async def messages(self, request: Request) -> Response:
+        session = request.path_params["session"]
+        if not SESSION.match(session):
+            raise BadRequest("unknown session", status=404)
+        try:
+            after = float(request.query_params.get("after", "0"))
+        except ValueError:
+            raise BadRequest("'after' must be a timestamp") from None
+        conv = await self.store.load_conversation(f"{CHANNEL}:{session}")
+        if conv is None:
+            return JSONResponse({"messages": [], "state": "bot"})
+        lines = [
+            {"role": line.role.value, "text": line.text, "at": line.at,
+             "suggestions": line.meta.get("suggestions", [])}
+            for line in conv.transcript
+            if line.at > after and line.role in (Role.AGENT, Role.SYSTEM)
+        ]
+        return JSONResponse({"messages": lines, "state": conv.state.value})

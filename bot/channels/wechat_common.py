@@ -1,0 +1,403 @@
+"""What the Official Account (公众号) and WeCom 微信客服 adapters share.
+
+Both platforms sign callbacks the same way (sorted SHA-1 over token, timestamp, nonce and the
+ciphertext), encrypt with the same AES scheme (wechatpy does the crypto), hand out an
+``access_token`` that every worker must share, and only let a business write to a customer for a
+while after the customer's last message, a few messages at a time.  Those rules live here once.
+
+XML from the network is parsed defensively: no DOCTYPE, no entity declarations, bounded size —
+a signed body is still attacker-shaped until proven otherwise (the signature does not cover a
+plaintext-mode body at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+import xmltodict
+from redis.exceptions import LockError
+
+from bot import keys
+from bot.errors import BadRequest, KefuError
+from bot.store import REDIS_ERRORS, Store
+from bot.types import Reply, Suggestion
+
+log = logging.getLogger(__name__)
+
+MAX_XML_BYTES = 64_000  # WeChat callbacks are a few hundred bytes; anything near this is not WeChat
+WINDOW_SECONDS = 48 * 3600  # the customer-service window after the customer's last message
+WINDOW_QUOTA = 5  # messages a business may send per customer message
+_FORBIDDEN_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+_CDATA = re.compile(rb"<!\[CDATA\[.*?\]\]>", re.DOTALL)  # customer text may contain anything
+_TOKEN_ERRORS = {40001, 40014, 42001}  # token invalid/expired: fetch a new one and retry once
+
+
+class ApiError(KefuError):
+    """A WeChat/WeCom API call failed; ``errcode`` is the platform's (−1 for transport errors)."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"errcode {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class DeliveryDeferred(KefuError):
+    """Some replies could not be sent now and wait in the outbox until the customer writes again.
+
+    Raised by ``deliver`` so the agent console can tell the agent *why* ("window_closed",
+    "quota_used" or "api_error:<code>") instead of pretending the message went out.
+    """
+
+    def __init__(self, reason: str, queued: int) -> None:
+        super().__init__(f"{queued} message(s) queued until the customer writes again ({reason})")
+        self.reason = reason
+        self.queued = queued
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """What the agent console shows for a conversation's outbound side."""
+
+    queued: int
+    reason: str  # "" when nothing is blocked
+    window_open: bool
+    remaining: int  # messages still allowed in the current window
+    window_closes_at: float  # 0 when the customer never wrote
+
+
+def parse_xml(body: bytes | str) -> dict[str, Any]:
+    """Parse a WeChat XML document into a flat mapping, refusing anything that is not plain XML.
+
+    DOCTYPE/ENTITY declarations are rejected before the parser sees them (billion laughs,
+    external entities), and xmltodict's own entity guard stays on as a second wall.
+    """
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    if not data.strip():
+        raise BadRequest("empty body")
+    if len(data) > MAX_XML_BYTES:
+        raise BadRequest("XML body too large", status=413)
+    if _FORBIDDEN_XML.search(_CDATA.sub(b"", data)):
+        raise BadRequest("XML with DOCTYPE or entity declarations is not accepted")
+    try:
+        parsed = xmltodict.parse(data, disable_entities=True)
+    except Exception:  # expat errors, our entity guard, anything malformed
+        raise BadRequest("body is not well-formed XML") from None
+    root = parsed.get("xml") if isinstance(parsed, dict) else None
+    if not isinstance(root, dict):
+        raise BadRequest("XML root element must be <xml>")
+    return root
+
+
+def signature(*parts: str) -> str:
+    """WeChat's callback signature: SHA-1 of the sorted parts concatenated."""
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+
+
+def check_signature(given: str, *parts: str) -> None:
+    """Constant-time comparison of ``given`` with the signature over ``parts``."""
+    if not given or not hmac.compare_digest(signature(*parts).encode(), given.encode("utf-8", "replace")):
+        raise BadRequest("signature mismatch", status=403)
+
+
+def check_timestamp(raw: str, window: float, now: float) -> None:
+    """Reject stale or future timestamps so a captured request cannot be replayed later."""
+    try:
+        stamp = int(raw)
+    except (TypeError, ValueError):
+        raise BadRequest("missing or malformed timestamp", status=403) from None
+    if window and abs(now - stamp) > window:
+        raise BadRequest("timestamp outside the accepted window", status=403)
+
+
+def menu_parts(reply: Reply) -> tuple[str, str]:
+    """Split a clarify reply into the menu's head line and tail, dropping the numbered lines
+    that the menu items replace."""
+    labels = {s.label for s in reply.suggestions}
+    head: list[str] = []
+    tail: list[str] = []
+    seen_items = False
+    for line in reply.text.splitlines():
+        item = re.sub(r"^\s*\d+[.、)]\s*", "", line)
+        if item != line and item.strip() in labels:
+            seen_items = True
+            continue
+        (tail if seen_items else head).append(line)
+    return "\n".join(head).strip(), "\n".join(tail).strip()
+
+
+async def menu_pick(store: Store, conversation_id: str, choice: str, label: str) -> str:
+    """The text a tapped menu item stands for: its number in the pending clarify ("2"), which
+    keeps the customer's language, or the item's label when the menu is no longer current."""
+    conv = await store.load_conversation(conversation_id)
+    if conv is not None and choice in conv.pending_suggestions:
+        return str(conv.pending_suggestions.index(choice) + 1)
+    return label or choice
+
+
+TokenFetcher = Callable[[httpx.AsyncClient], Awaitable[tuple[str, int]]]
+
+
+class AccessTokens:
+    """One ``access_token`` for all workers: cached in Redis, fetched under a Redis lock.
+
+    WeChat invalidates the previous token whenever a new one is fetched, so two workers racing
+    to refresh would knock each other's token out; the lock plus a re-check after acquiring it
+    makes exactly one fetch per expiry however many sends are in flight.  Tokens are treated as
+    expired a little early (``margin``) so none is used in its last seconds.
+    """
+
+    def __init__(self, redis: aioredis.Redis, http: httpx.AsyncClient, channel: str, fetch: TokenFetcher,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.http = http
+        self.channel = channel
+        self.fetch = fetch
+        self.clock = clock
+        self._token = ""
+        self._expires = 0.0
+        self._local = asyncio.Lock()
+
+    def _fresh(self, expires: float) -> bool:
+        return expires > self.clock()
+
+    async def _cached(self) -> tuple[str, float] | None:
+        raw = await self.redis.get(keys.access_token(self.channel))
+        if not raw:
+            return None
+        data = json.loads(raw)
+        token, expires = str(data["token"]), float(data["expires"])
+        return (token, expires) if self._fresh(expires) else None
+
+    async def get(self) -> str:
+        if self._token and self._fresh(self._expires):
+            return self._token
+        async with self._local:  # one coroutine per worker goes to Redis; the rest reuse its result
+            if self._token and self._fresh(self._expires):
+                return self._token
+            deadline = time.monotonic() + 30
+            while (cached := await self._cached()) is None:
+                lock = self.redis.lock(keys.access_token_lock(self.channel), timeout=30)
+                if await lock.acquire(blocking=False):
+                    try:
+                        cached = await self._cached() or await self._refresh()
+                    finally:
+                        try:
+                            await lock.release()
+                        except LockError:
+                            log.warning("%s token lock expired before release", self.channel)
+                    break
+                if time.monotonic() > deadline:
+                    raise ApiError(-1, "timed out waiting for another worker to fetch the access token")
+                await asyncio.sleep(0.05)  # another worker is fetching: watch for its token
+            self._token, self._expires = cached
+            return self._token
+
+    async def _refresh(self) -> tuple[str, float]:
+        token, expires_in = await self.fetch(self.http)
+        margin = min(300.0, expires_in / 5)
+        expires = self.clock() + expires_in - margin
+        await self.redis.set(keys.access_token(self.channel), json.dumps({"token": token, "expires": expires}),
+                             ex=max(1, int(expires_in)))
+        log.info("%s access token refreshed (valid %ss)", self.channel, expires_in)
+        return token, expires
+
+    async def invalidate(self, token: str) -> None:
+        """Drop ``token`` after the platform rejected it (only if nobody replaced it already)."""
+        if self._token == token:
+            self._token, self._expires = "", 0.0
+        cached = await self._cached()
+        if cached is not None and cached[0] == token:
+            await self.redis.delete(keys.access_token(self.channel))
+
+
+class ApiClient:
+    """The few JSON API calls Kefu makes, over an injected httpx client and a configurable base URL.
+
+    wechatpy's own clients hard-code api.weixin.qq.com; we use wechatpy for signatures, crypto,
+    parsing and replies, and httpx here so tests (and proxies) can point the base URL anywhere.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, tokens: AccessTokens) -> None:
+        self.http = http
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.tokens = tokens
+
+    async def post(self, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        for attempt in (1, 2):
+            token = await self.tokens.get()
+            data = await request_json(self.http, "POST", self.base_url + path, params={"access_token": token},
+                                      payload=payload)
+            errcode = int(data.get("errcode") or 0)
+            if errcode in _TOKEN_ERRORS and attempt == 1:
+                log.warning("%s rejected the access token (%s); fetching a new one", path, errcode)
+                await self.tokens.invalidate(token)
+                continue
+            if errcode:
+                raise ApiError(errcode, str(data.get("errmsg", "")))
+            return data
+        raise AssertionError("unreachable")
+
+
+async def request_json(http: httpx.AsyncClient, method: str, url: str, *, params: Mapping[str, str] | None = None,
+                       payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One HTTP call returning the JSON object; transport problems become ``ApiError(-1)``.
+
+    Bodies are UTF-8 JSON without ``\\u`` escapes: WeChat shows escaped Chinese literally.
+    """
+    content = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    headers = {"content-type": "application/json; charset=utf-8"} if content is not None else None
+    try:
+        response = await http.request(method, url, params=params, content=content, headers=headers, timeout=10)
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ApiError(-1, f"{method} {url.split('?')[0]} failed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(-1, "API answered with something other than a JSON object")
+    return data
+
+
+_RESERVE = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'window_last_in') or '0')
+if tonumber(ARGV[1]) - last > tonumber(ARGV[2]) then return 'window_closed' end
+local sent = tonumber(redis.call('HGET', KEYS[1], 'window_sent') or '0')
+if sent >= tonumber(ARGV[3]) then return 'quota_used' end
+redis.call('HINCRBY', KEYS[1], 'window_sent', 1)
+return 'ok'
+"""
+
+
+class Outbox:
+    """The customer-service window (48 h, 5 messages per customer message) and the queue of
+    replies waiting for it to reopen; state in Redis so every worker agrees."""
+
+    def __init__(self, redis: aioredis.Redis, channel: str, send: Callable[[str, Reply], Awaitable[None]],
+                 blocked: Callable[[ApiError], str | None], clock: Callable[[], float] = time.time,
+                 window_seconds: float = WINDOW_SECONDS, quota: int = WINDOW_QUOTA) -> None:
+        """``send(user_id, reply)`` performs one API call; ``blocked(error)`` maps an API error to
+        "window_closed"/"quota_used" when the platform says the window is shut, else None."""
+        self.redis = redis
+        self.channel = channel
+        self.send = send
+        self.blocked = blocked
+        self.clock = clock
+        self.window_seconds = window_seconds
+        self.quota = quota
+
+    def _customer(self, user_id: str) -> str:
+        return keys.customer(self.channel, user_id)
+
+    async def customer_wrote(self, user_id: str) -> None:
+        """The customer wrote: the window reopens with a fresh quota."""
+        await self.redis.hset(self._customer(user_id), mapping={
+            "window_last_in": str(self.clock()), "window_sent": "0", "window_blocked": ""})
+
+    async def _reserve(self, user_id: str) -> str:
+        result = await self.redis.eval(_RESERVE, 1, self._customer(user_id), str(self.clock()),
+                                       str(self.window_seconds), str(self.quota))
+        return str(result)
+
+    async def _mark(self, user_id: str, reason: str) -> None:
+        fields: dict[Any, Any] = {"window_blocked": reason}
+        if reason == "quota_used":
+            fields["window_sent"] = str(self.quota)
+        elif reason == "window_closed":
+            fields["window_last_in"] = "0"
+        await self.redis.hset(self._customer(user_id), mapping=fields)
+
+    async def _queue(self, conversation_id: str, user_id: str, replies: Sequence[Reply], reason: str,
+                     front: bool = False) -> None:
+        items = [json.dumps({"text": r.text, "suggestions": [[s.label, s.payload] for s in r.suggestions],
+                             "queued_at": self.clock()}, ensure_ascii=False) for r in replies]
+        if not items:
+            return
+        if front:
+            await self.redis.lpush(keys.outbox(conversation_id), *reversed(items))
+        else:
+            await self.redis.rpush(keys.outbox(conversation_id), *items)
+        await self.redis.hset(self._customer(user_id), "window_blocked", reason)
+        log.warning("%s: %d message(s) for %s queued (%s)", self.channel, len(items), conversation_id, reason)
+
+    async def _send_list(self, user_id: str, replies: Sequence[Reply]) -> tuple[int, str]:
+        """Send in order until one cannot go; returns (how many were sent, why it stopped)."""
+        for index, reply in enumerate(replies):
+            reason = await self._reserve(user_id)
+            if reason != "ok":
+                return index, reason
+            try:
+                await self.send(user_id, reply)
+            except ApiError as exc:
+                shut = self.blocked(exc)
+                if shut is not None:
+                    await self._mark(user_id, shut)
+                    return index, shut
+                await self.redis.hincrby(self._customer(user_id), "window_sent", -1)
+                log.error("%s: sending to %s failed: %s", self.channel, user_id, exc)
+                return index, f"api_error:{exc.errcode}"
+        return len(replies), ""
+
+    async def deliver(self, conversation_id: str, user_id: str, replies: Sequence[Reply]) -> int:
+        """Send queued replies first, then ``replies``; whatever cannot go now is queued in
+        order and :class:`DeliveryDeferred` says why.  Returns how many messages went out."""
+        async with self._locked(user_id):
+            pending = await self._take(conversation_id)
+            everything = [*pending, *replies]
+            sent, reason = await self._send_list(user_id, everything)
+            rest = everything[sent:]
+            if rest:
+                await self._queue(conversation_id, user_id, rest, reason, front=True)
+        if rest:
+            raise DeliveryDeferred(reason, len(rest))
+        return sent
+
+    async def flush(self, conversation_id: str, user_id: str) -> int:
+        """Deliver what waited for the customer to write again; returns how many went out."""
+        if not await self.redis.llen(keys.outbox(conversation_id)):
+            return 0
+        try:
+            return await self.deliver(conversation_id, user_id, ())
+        except DeliveryDeferred as exc:
+            log.warning("%s: outbox for %s still blocked: %s", self.channel, conversation_id, exc)
+            return 0
+
+    async def _take(self, conversation_id: str) -> list[Reply]:
+        key = keys.outbox(conversation_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(key, 0, -1)
+            pipe.delete(key)
+            raw, _ = await pipe.execute()
+        replies = []
+        for item in raw:
+            data = json.loads(item)
+            replies.append(Reply(data["text"], tuple(Suggestion(str(a), str(b)) for a, b in data["suggestions"])))
+        return replies
+
+    def _locked(self, user_id: str) -> Any:
+        return self.redis.lock(keys.delivery_lock(self.channel, user_id), timeout=60, blocking_timeout=60)
+
+    async def status(self, conversation_id: str, user_id: str) -> DeliveryStatus:
+        """Why messages to this customer are waiting, and how many more may go now."""
+        try:
+            queued = int(await self.redis.llen(keys.outbox(conversation_id)))
+            data = await self.redis.hgetall(self._customer(user_id))
+        except REDIS_ERRORS:
+            return DeliveryStatus(0, "store_unavailable", False, 0, 0.0)
+        last = float(data.get("window_last_in") or 0)
+        sent = int(data.get("window_sent") or 0)
+        closes = last + self.window_seconds if last else 0.0
+        is_open = bool(last) and closes > self.clock()
+        reason = str(data.get("window_blocked") or "") if queued else ""
+        if queued and not reason:
+            reason = "window_closed" if not is_open else "quota_used"
+        return DeliveryStatus(queued, reason, is_open, max(0, self.quota - sent) if is_open else 0, closes)

@@ -1,0 +1,148 @@
+"""One engine turn: dedupe → lock → load → (agent side | classify → handle) → save → replies.
+
+The engine is the only place that sequences a turn.  It sees :class:`InboundMessage` in and
+returns :class:`TurnResult` out; channels deliver, the store persists, the intent layer and
+handlers decide.  CPU-bound classification runs in a worker thread so one slow message never
+stalls the event loop that serves webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from bot.config import Config
+from bot.desk import AgentDesk, SurveyTurn
+from bot.errors import StoreUnavailable
+from bot.store import REDIS_ERRORS, Store
+from bot.types import (
+    Conversation,
+    ConversationState,
+    InboundMessage,
+    Reply,
+    Role,
+    TranscriptLine,
+    TurnResult,
+)
+from handlers import respond
+from handlers.texts import say
+from intents.base import IntentLayer
+from intents.escalation import is_cancel_request
+from intents.language import detect_language
+from knowledge.schema import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        intents: Callable[[], IntentLayer],
+        knowledge: Callable[[], KnowledgeBase],
+        desk: AgentDesk,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``intents`` and ``knowledge`` are getters so a live knowledge update takes effect
+        on the next turn without rebuilding the engine."""
+        self.config = config
+        self.store = store
+        self.intents = intents
+        self.knowledge = knowledge
+        self.desk = desk
+        self.clock = clock
+
+    async def handle(self, msg: InboundMessage) -> TurnResult:
+        namespace = f"msg:{msg.channel}"
+        if msg.message_id and not await self.store.first_time(namespace, msg.message_id):
+            log.info("duplicate %s message %s ignored", msg.channel, msg.message_id)
+            return TurnResult((), Conversation.start(msg), duplicate=True)
+        try:
+            async with self.store.conversation_lock(msg.conversation_id):
+                return await self._turn(msg)
+        except BaseException:
+            if msg.message_id:  # let the platform's retry be processed instead of lost
+                with contextlib.suppress(StoreUnavailable, *REDIS_ERRORS):
+                    await self.store.forget(namespace, msg.message_id)
+            raise
+
+    async def _turn(self, msg: InboundMessage) -> TurnResult:
+        now = self.clock()
+        conv = await self.store.load_conversation(msg.conversation_id) or Conversation.start(msg)
+        meta: dict[str, object] = {"message_id": msg.message_id}
+        if msg.attachments:
+            meta["attachments"] = [{"kind": a.kind, "ref": a.ref, "name": a.name} for a in msg.attachments]
+        customer_line = TranscriptLine(Role.CUSTOMER, msg.text, now, meta)
+        if conv.state is ConversationState.CLOSED:  # resolved by an agent: a survey answer, or a new start
+            survey = await self.desk.survey_answer(conv, customer_line)
+            if survey is not None:
+                return await self._survey_turn(conv, customer_line, survey)
+            conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
+
+        if conv.state in (ConversationState.WAITING, ConversationState.AGENT):
+            return await self._agent_side(conv, customer_line, msg)
+
+        decision = await asyncio.to_thread(self.intents().decide, msg.text, conv)
+        outcome = respond(decision, conv, self.knowledge(), self.config.handoff)
+        conv = outcome.conversation.evolve(language=decision.language, updated_at=now)
+        decision_meta = {"action": decision.action.value, "entry_id": decision.entry_id,
+                         "confidence": round(decision.confidence, 4), "reason": decision.reason}
+        lines = [replace(customer_line, meta={**meta, "decision": decision_meta})]
+        replies = outcome.replies
+        if outcome.handoff is not None:
+            # Queue first (idempotent per conversation), then save: a crash in between leaves a
+            # ticket an agent can still claim, never a customer waiting in no queue.
+            conv = conv.evolve(state=ConversationState.WAITING)
+            replies = await self.desk.open_ticket(conv.evolve(transcript=(*conv.transcript, *lines)),
+                                                  outcome.handoff, replies)
+        lines += [TranscriptLine(Role.BOT, reply.text, now, _reply_meta(reply)) for reply in replies]
+        await self.store.save_conversation(conv, lines)
+        conv = conv.evolve(transcript=(*conv.transcript, *lines))
+        return TurnResult(replies, conv, decision, outcome.handoff)
+
+    async def _agent_side(self, conv: Conversation, line: TranscriptLine, msg: InboundMessage) -> TurnResult:
+        """A human is (or will be) responsible: the message joins the ticket, not the bot."""
+        language = detect_language(msg.text, default=conv.language)
+        replies: tuple[Reply, ...] = ()
+        if conv.state is ConversationState.WAITING and is_cancel_request(msg.text):
+            conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
+            replies = (Reply(say("cancel_handoff", language)),)
+            await self.desk.cancelled(conv)
+        elif conv.state is ConversationState.WAITING and not _recently_noted(conv):
+            replies = (Reply(say("waiting_note", language)),)
+        lines = [line] + [TranscriptLine(Role.BOT, r.text, line.at, {"kind": "waiting_note"}) for r in replies]
+        conv = conv.evolve(language=language, updated_at=line.at)
+        await self.store.save_conversation(conv, lines)
+        conv = conv.evolve(transcript=(*conv.transcript, *lines))
+        if conv.state is not ConversationState.BOT:
+            await self.desk.customer_wrote(conv, line)
+        return TurnResult(replies, conv)
+
+
+    async def _survey_turn(self, conv: Conversation, line: TranscriptLine, survey: SurveyTurn) -> TurnResult:
+        """The customer rated (or commented on) a resolved conversation; the bot stays out of it."""
+        lines = [replace(line, meta={**line.meta, "kind": "survey_answer"})]
+        lines += [TranscriptLine(Role.BOT, r.text, line.at, {**_reply_meta(r), "kind": "survey"})
+                  for r in survey.replies]
+        conv = conv.evolve(state=survey.state, updated_at=line.at)
+        await self.store.save_conversation(conv, lines)
+        return TurnResult(survey.replies, conv.evolve(transcript=(*conv.transcript, *lines)))
+
+
+def _recently_noted(conv: Conversation) -> bool:
+    """True if the bot already said "please hold on" since the handoff; don't repeat it."""
+    for line in reversed(conv.transcript):
+        if line.role is Role.BOT:
+            return line.meta.get("kind") == "waiting_note"
+    return False
+
+
+def _reply_meta(reply: Reply) -> dict[str, object]:
+    if not reply.suggestions:
+        return {}
+    return {"suggestions": [{"label": s.label, "payload": s.payload} for s in reply.suggestions]}

@@ -1,0 +1,203 @@
+"""Every Redis key Kefu uses, in one place.
+
+All keys share the ``kefu:`` prefix so one Redis can be shared with other software and a
+test can wipe exactly Kefu's data.
+"""
+
+PREFIX = "kefu:"
+
+
+def conversation(conversation_id: str) -> str:
+    """JSON document of a conversation's state (without its transcript)."""
+    return f"{PREFIX}conv:{conversation_id}"
+
+
+def transcript(conversation_id: str) -> str:
+    """List of JSON transcript lines, oldest first, trimmed to ``store.transcript_max``."""
+    return f"{PREFIX}transcript:{conversation_id}"
+
+
+def seen(namespace: str, item_id: str) -> str:
+    """Dedupe marker: a platform message/update id already taken by some worker."""
+    return f"{PREFIX}seen:{namespace}:{item_id}"
+
+
+def lock(conversation_id: str) -> str:
+    """Per-conversation lock so one conversation's turns never run concurrently."""
+    return f"{PREFIX}lock:{conversation_id}"
+
+
+def channel_state(channel: str, name: str) -> str:
+    """Small per-channel values: cursors, access tokens, token locks."""
+    return f"{PREFIX}channel:{channel}:{name}"
+
+
+def customer(channel: str, user_id: str) -> str:
+    """Per-customer data kept across conversations (profile, delivery windows)."""
+    return f"{PREFIX}customer:{channel}:{user_id}"
+
+
+def outbox(conversation_id: str) -> str:
+    """List of replies that could not be delivered yet (e.g. WeChat 48-hour window closed)."""
+    return f"{PREFIX}outbox:{conversation_id}"
+
+
+def kb_entries() -> str:
+    """Hash: entry id → entry JSON; the live knowledge base every worker answers from."""
+    return f"{PREFIX}kb:entries"
+
+
+def kb_version() -> str:
+    """Counter bumped on every knowledge change, so workers know to reload."""
+    return f"{PREFIX}kb:version"
+
+
+def agent_ticket(ticket_id: str) -> str:
+    """Hash: one handoff ticket (status, owner, priority, context JSON, survey, rating)."""
+    return f"{PREFIX}agents:ticket:{ticket_id}"
+
+
+def agent_ticket_notes(ticket_id: str) -> str:
+    """List of JSON internal notes on a ticket; never shown to the customer."""
+    return f"{PREFIX}agents:ticket:{ticket_id}:notes"
+
+
+def agent_open_ticket(conversation_id: str) -> str:
+    """The id of the conversation's open ticket, so a handoff never opens two."""
+    return f"{PREFIX}agents:open:{conversation_id}"
+
+
+def agent_queue() -> str:
+    """Sorted set of waiting ticket ids, scored by priority then waiting time."""
+    return f"{PREFIX}agents:queue"
+
+
+def agent_active() -> str:
+    """Set of claimed (not yet closed) ticket ids."""
+    return f"{PREFIX}agents:active"
+
+
+def agent_customer_tickets(channel: str, user_id: str) -> str:
+    """List of a customer's ticket ids, newest last: the agent sees earlier tickets."""
+    return f"{PREFIX}agents:customer:{channel}:{user_id}"
+
+
+def agent_users() -> str:
+    """Hash: agent name → JSON {password_hash, role}; added with ``kefu agent add``."""
+    return f"{PREFIX}agents:users"
+
+
+def agent_tokens() -> str:
+    """Hash: sha256 of an API token → agent name."""
+    return f"{PREFIX}agents:tokens"
+
+
+def agent_session(token: str) -> str:
+    """Console login session: JSON {name, role, csrf}, expiring."""
+    return f"{PREFIX}agents:session:{token}"
+
+
+def agent_presence() -> str:
+    """Sorted set: agent name → last time their console was connected (wait estimates)."""
+    return f"{PREFIX}agents:presence"
+
+
+def agent_events() -> str:
+    """Pub/sub channel fanning console events out to every worker."""
+    return f"{PREFIX}agents:events"
+
+
+def agent_followups() -> str:
+    """Sorted set of follow-up reminders (JSON) scored by due time."""
+    return f"{PREFIX}agents:followups"
+
+
+def agent_survey(conversation_id: str) -> str:
+    """The ticket whose satisfaction survey the conversation is answering, with its stage."""
+    return f"{PREFIX}agents:survey:{conversation_id}"
+
+
+def agent_ratings() -> str:
+    """Stream of satisfaction ratings {ticket, agent, rating, comment} for reporting."""
+    return f"{PREFIX}agents:ratings"
+
+
+def agent_sla_lock() -> str:
+    """Short lock so only one worker runs an SLA sweep at a time."""
+    return f"{PREFIX}agents:sla-lock"
+
+
+def access_token(channel: str) -> str:
+    """A platform access token (JSON {token, expires}) shared by every worker (WeChat, WeCom)."""
+    return channel_state(channel, "access-token")
+
+
+def access_token_lock(channel: str) -> str:
+    """Lock held while one worker fetches a new access token, so refreshes never race."""
+    return channel_state(channel, "access-token-lock")
+
+
+def delivery_lock(channel: str, user_id: str) -> str:
+    """Lock serialising outbound sends to one customer (window quota, outbox order)."""
+    return channel_state(channel, f"delivery-lock:{user_id}")
+
+
+def turn_reply(channel: str, message_id: str) -> str:
+    """How the first delivery of a message's answer went (passive text or "custom"), kept
+    briefly so a platform retry of the same message repeats it instead of answering twice."""
+    return channel_state(channel, f"turn-reply:{message_id}")
+
+
+def sync_cursor(channel: str, account: str) -> str:
+    """Cursor of a pull-based message feed (WeCom kf/sync_msg), saved after messages are handled."""
+    return channel_state(channel, f"cursor:{account}")
+
+
+def sync_lock(channel: str, account: str) -> str:
+    """Lock so one worker at a time pulls an account's message feed."""
+    return channel_state(channel, f"sync-lock:{account}")
+
+
+def agent_login_failures(name: str) -> str:
+    """Counter of recent failed console logins for one name (slows password guessing)."""
+    return f"{PREFIX}agents:login-failures:{name}"
+
+
+def sync_failures(channel: str, message_id: str) -> str:
+    """How often handling a pulled message failed, so one poison message cannot stall the feed."""
+    return channel_state(channel, f"sync-failures:{message_id}")
+
+
+def kb_audit() -> str:
+    """List of JSON audit records of knowledge changes {seq, version, at, who, action, entry_id,
+    before, after}, oldest first: the history behind every rollback."""
+    return f"{PREFIX}kb:audit"
+
+
+def kb_changes() -> str:
+    """Pub/sub channel announcing a new knowledge version {version, changed}, so every worker
+    reloads within moments instead of waiting for its next version poll."""
+    return f"{PREFIX}kb:changes"
+
+
+def kb_write_lock() -> str:
+    """Short lock serialising knowledge writes (edit, import, rollback) across workers."""
+    return f"{PREFIX}kb:write-lock"
+
+
+def admin_unanswered() -> str:
+    """List of JSON questions the bot did not answer confidently (low confidence, clarified,
+    handed off, thumbs-down), newest last, trimmed: the raw material for new knowledge."""
+    return f"{PREFIX}admin:unanswered"
+
+
+def admin_questions() -> str:
+    """List of recent customer questions (JSON {text, language}), newest last, trimmed: replayed
+    against a proposed knowledge change to show which answers it would change."""
+    return f"{PREFIX}admin:questions"
+
+
+def admin_metrics(day: str) -> str:
+    """Hash of one day's counters (conversations, turns, answered, handoff:<reason>, entry:<id>,
+    unanswered), day as YYYY-MM-DD in UTC."""
+    return f"{PREFIX}admin:metrics:{day}"

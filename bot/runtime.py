@@ -1,0 +1,175 @@
+"""Build and hold every long-lived dependency of a running Kefu: one place to wire things.
+
+Everything with I/O (the Redis client, the desk) is passed in or built from config here, so
+tests inject loopback servers and the HTTP server, the CLI and the eval all run the very same
+pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from bot.agents.desk import HumanDesk
+from bot.config import Config
+from bot.desk import AgentDesk
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.store import Store, connect
+from intents.base import IntentLayer
+from intents.faq import FaqMatcher
+from intents.layer import KefuIntentLayer
+from knowledge.repository import KnowledgeRepository
+from knowledge.schema import KnowledgeBase, load_kb
+from knowledge.search import Retriever, build_retriever
+
+log = logging.getLogger(__name__)
+
+
+def default_kb_path() -> Path:
+    return Path(str(resources.files("knowledge").joinpath("default-faq.yaml")))
+
+
+def read_lines(path: str) -> list[str]:
+    """Non-empty, non-comment lines of a text file (out-of-scope examples)."""
+    text = Path(path).expanduser().read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@dataclass(frozen=True)
+class LiveKnowledge:
+    """A knowledge base together with the intent layer built on it; swapped as a whole."""
+
+    kb: KnowledgeBase
+    layer: IntentLayer
+    version: int
+    retriever: Retriever | None = None  # kept so a one-entry edit updates the index incrementally
+
+
+def build_intent_layer(kb: KnowledgeBase, config: Config, progress: bool = False) -> IntentLayer:
+    return build_live_layer(kb, config, progress)[0]
+
+
+def build_live_layer(kb: KnowledgeBase, config: Config, progress: bool = False) -> tuple[IntentLayer, Retriever]:
+    """The intent layer over ``kb`` and the retriever under it (for incremental updates)."""
+    out_of_scope = read_lines(config.knowledge.out_of_scope_path) if config.knowledge.out_of_scope_path else []
+    retriever = build_retriever(
+        kb,
+        cache_dir=Path(config.knowledge.cache_dir).expanduser(),
+        embeddings=config.intents.embeddings,
+        out_of_scope=out_of_scope,
+        progress=progress,
+    )
+    return layer_on(retriever, kb, config), retriever
+
+
+def layer_on(retriever: Retriever, kb: KnowledgeBase, config: Config) -> IntentLayer:
+    """Wrap an already built retriever into the full intent layer (cheap)."""
+    layer: IntentLayer = KefuIntentLayer(FaqMatcher(retriever, config.intents.thresholds), config.intents)
+    return with_integrations(layer, kb, config)
+
+
+INCREMENTAL_MAX = 50  # more changed entries than this: rebuild the index from scratch
+
+
+def changed_entries(old: KnowledgeBase, new: KnowledgeBase) -> tuple[list[str], list[str]]:
+    """Ids whose entry is new or differs, and ids that disappeared."""
+    changed = [entry.id for entry in new.entries if old.get(entry.id) != entry]
+    removed = [entry.id for entry in old.entries if new.get(entry.id) is None]
+    return changed, removed
+
+
+def with_integrations(layer: IntentLayer, kb: KnowledgeBase, config: Config) -> IntentLayer:
+    """Put a Rasa NLU in front of Kefu's own layer (its fallback) and run business actions."""
+    backend = config.intents.backend
+    if backend == "rasa":
+        from intents.rasa_backend import build_rasa_layer
+
+        layer = build_rasa_layer(layer, kb, config.intents.rasa, config.intents.thresholds)
+    elif backend != "kefu":
+        raise ConfigError(f"intents.backend: expected kefu or rasa, got {backend!r}")
+    if any(entry.action for entry in kb.active) or config.actions.module or config.actions.server_url:
+        from handlers.actions.layer import BusinessActionLayer
+        from handlers.actions.runner import build_runner
+
+        layer = BusinessActionLayer(layer, kb, build_runner(config.actions), config.intents.failures_before_handoff)
+    return layer
+
+
+class Runtime:
+    def __init__(self, config: Config, store: Store, desk: AgentDesk, knowledge: LiveKnowledge) -> None:
+        self.config = config
+        self.store = store
+        self.desk = desk
+        self.repository = KnowledgeRepository(store.redis)
+        self._knowledge = knowledge
+        self._reload_lock = asyncio.Lock()
+        self.engine = Engine(config, store, lambda: self._knowledge.layer, lambda: self._knowledge.kb, desk)
+
+    @property
+    def knowledge(self) -> LiveKnowledge:
+        return self._knowledge
+
+    @classmethod
+    async def start(
+        cls,
+        config: Config,
+        *,
+        redis: aioredis.Redis | None = None,
+        kb: KnowledgeBase | None = None,
+        desk: AgentDesk | None = None,
+        progress: bool = False,
+    ) -> Runtime:
+        """Connect the store, load the live knowledge base (seeding an empty store from
+        ``knowledge.path`` or the shipped FAQ) and build the intent layer.
+
+        ``kb`` replaces the knowledge base for this process only (``kefu eval --kb``).
+        """
+        store = Store(redis if redis is not None else connect(config.store.url), config.store)
+        await store.ping()
+        if not store.durable:
+            log.warning("store.url is memory://: conversations live in this process only and are lost "
+                        "on restart; set store.url to redis://... for production")
+        repository = KnowledgeRepository(store.redis)
+        version = await repository.version()
+        if kb is None:
+            kb = await repository.load()
+            if kb is None:
+                path = config.knowledge.path or str(default_kb_path())
+                kb = load_kb(Path(path).expanduser())
+                version = await repository.replace(kb)
+                log.info("knowledge base seeded from %s (%d entries)", path, len(kb))
+        layer, retriever = await asyncio.to_thread(build_live_layer, kb, config, progress)
+        return cls(config, store, desk or HumanDesk(store, config), LiveKnowledge(kb, layer, version, retriever))
+
+    async def reload_knowledge(self) -> bool:
+        """Rebuild the intent layer if the stored knowledge base changed; True if it did.
+
+        Concurrent calls (a pub/sub message and a version poll at once) are serialised; when
+        only a few entries changed, only those are re-indexed."""
+        async with self._reload_lock:
+            version = await self.repository.version()
+            if version == self._knowledge.version:
+                return False
+            kb = await self.repository.load()
+            if kb is None:
+                return False
+            current = self._knowledge
+            changed, removed = changed_entries(current.kb, kb)
+            if current.retriever is not None and len(changed) + len(removed) <= INCREMENTAL_MAX:
+                upserts = [entry for entry in (kb.get(entry_id) for entry_id in changed) if entry is not None]
+                retriever = await asyncio.to_thread(current.retriever.updated, upserts, removed)
+                layer = layer_on(retriever, kb, self.config)
+            else:
+                layer, retriever = await asyncio.to_thread(build_live_layer, kb, self.config)
+            self._knowledge = LiveKnowledge(kb, layer, version, retriever)
+            log.info("knowledge version %d loaded (%d changed, %d removed)", version, len(changed), len(removed))
+            return True
+
+    async def close(self) -> None:
+        await self.store.close()

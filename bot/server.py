@@ -1,0 +1,148 @@
+"""Kefu's one ASGI app: web chat, webhooks under ``/webhooks/<channel>``, ``/healthz``.
+
+Errors are translated here, in one place: :class:`BadRequest` → its 4xx, an unreachable store
+→ 503 with a polite message, anything else → 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.admin.console import AdminConsole, install
+from bot.agents.console import AgentConsole
+from bot.agents.desk import HumanDesk
+from bot.channels.base import Channel
+from bot.channels.web import WebChannel
+from bot.config import Config
+from bot.errors import BadRequest, StoreUnavailable
+from bot.runtime import Runtime
+from handlers.texts import say
+
+log = logging.getLogger(__name__)
+
+RuntimeFactory = Callable[[Config], Awaitable[Runtime]]
+
+
+class BodyLimit:
+    """Reject bodies over ``limit`` bytes with 413 before a handler reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await JSONResponse({"error": "request body too large"}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BadRequest("request body too large", status=413)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def build_channels(runtime: Runtime) -> list[Channel]:
+    channels: list[Channel] = []
+    config = runtime.config.channels
+    if config.web.enabled:
+        channels.append(WebChannel(runtime.engine, runtime.store))
+    if config.telegram.enabled:
+        from bot.channels.telegram import TelegramChannel  # PTB is imported only when used
+
+        channels.append(TelegramChannel(config.telegram, runtime.engine, runtime.store))
+    if config.wechat.enabled:
+        from bot.channels.wechat import WeChatChannel
+
+        channels.append(WeChatChannel(config.wechat, runtime.engine, runtime.store))
+    if config.wecom.enabled:
+        from bot.channels.wecom import WeComChannel
+
+        channels.append(WeComChannel(config.wecom, runtime.engine, runtime.store))
+    return channels
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("store unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": "temporarily unavailable", "replies": [
+        {"text": say("store_unavailable", "zh"), "suggestions": []}]}, status_code=503)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error during %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) -> ASGIApp:
+    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan."""
+    factory = runtime_factory or (lambda cfg: Runtime.start(cfg))
+    state: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await factory(config)
+        recorder = install(runtime)  # records unanswered questions and dashboard counters per turn
+        channels = build_channels(runtime)
+        for channel in channels:
+            for route in channel.routes():
+                app.router.routes.append(route)
+            await channel.start()
+        app.state.runtime = runtime
+        app.state.channels = {c.name: c for c in channels}
+        state["runtime"] = runtime
+        console = AgentConsole(runtime.desk, app.state.channels) if isinstance(runtime.desk, HumanDesk) else None
+        if console is not None:  # the agent console at /agent and its API under /api/agent
+            app.router.routes.extend(console.routes())
+            await console.start()
+        admin = AdminConsole(runtime, console.api if console is not None else None, recorder)
+        app.router.routes.extend(admin.routes())  # /admin and /api/admin; live knowledge reload
+        await admin.start()
+        try:
+            yield
+        finally:
+            await admin.stop()
+            if console is not None:
+                await console.stop()
+            for channel in channels:
+                await channel.stop()
+            await runtime.close()
+
+    async def healthz(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        await runtime.store.ping()
+        knowledge = runtime.knowledge
+        return JSONResponse({"status": "ok", "store": "redis" if runtime.store.durable else "memory",
+                             "knowledge_entries": len(knowledge.kb), "knowledge_version": knowledge.version,
+                             "channels": sorted(request.app.state.channels)})
+
+    app = Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"])],
+        lifespan=lifespan,
+        exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
+                            Exception: _unexpected},
+    )
+    return BodyLimit(app, config.server.max_body_bytes)

@@ -1,0 +1,1 @@
+"""Worked examples; each folder runs on its own (see its README)."""

@@ -1,0 +1,194 @@
+"""Everything the bot says in its own words, in Chinese and English.
+
+Wording follows the service rules in shared/README.md: apologise and acknowledge before
+anything else on a complaint, never blame the customer, never send them elsewhere
+(首问负责制), and say when a human will reply.
+"""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "greeting": {
+        "zh": "您好！我是智能客服小客，退换货、物流、支付、会员等问题都可以问我；需要人工时说“转人工”即可。",
+        "en": "Hello! I'm Kefu, the virtual assistant. Ask me about returns, delivery, payment or membership; "
+              "say \"agent\" any time to reach a person.",
+    },
+    "thanks": {
+        "zh": "不客气，很高兴能帮到您！还有其他问题随时问我。",
+        "en": "You're welcome, glad I could help! Ask me anything else any time.",
+    },
+    "goodbye": {
+        "zh": "感谢您的咨询，祝您生活愉快，再见！",
+        "en": "Thanks for getting in touch, have a great day. Goodbye!",
+    },
+    "bot_identity": {
+        "zh": "我是智能客服机器人，常见问题可以马上回答；需要真人帮忙时说“转人工”，我会把对话完整转给人工客服。",
+        "en": "I'm a virtual assistant. I can answer common questions right away; say \"agent\" and I'll hand "
+              "this conversation, with everything said so far, to a person.",
+    },
+    "attachment": {
+        "zh": "已收到您发送的内容，我会把它保留在对话记录里，人工客服也能看到。"
+              "请用文字简单描述一下您的问题，我来帮您处理。",
+        "en": "Got it, I've kept what you sent with this conversation so an agent can see it too. "
+              "Could you describe your question in a few words?",
+    },
+    "clarify_intro": {
+        "zh": "您是想问以下哪个问题？回复序号或点击选项即可：",
+        "en": "Which of these did you mean? Reply with a number or tap an option:",
+    },
+    "handoff_complaint": {
+        "zh": "非常抱歉给您带来了不好的体验，您的心情我完全理解。我已将您的问题和完整的对话记录转给人工客服，"
+              "预计{wait}分钟内会有专人回复并跟进处理，期间您可以继续补充情况。",
+        "en": "I'm truly sorry about this experience, and I understand how frustrating it is. I've passed your "
+              "case and our whole conversation to a human agent, who will reply within about {wait} minutes "
+              "and follow it through. Feel free to add any details meanwhile.",
+    },
+    "handoff_human_request": {
+        "zh": "好的，正在为您转接人工客服，预计{wait}分钟内回复。对话记录会一并转过去，您不用重复描述。",
+        "en": "Sure, I'm connecting you with a human agent, who will reply within about {wait} minutes. "
+              "They'll see this whole conversation, so you won't need to repeat yourself.",
+    },
+    "handoff_repeated_failure": {
+        "zh": "抱歉，我没能准确理解您的问题，给您添麻烦了。我已请人工客服接手，预计{wait}分钟内回复，"
+              "对话记录会一并转过去，您不用重复描述。",
+        "en": "Sorry I couldn't get that right, and for the trouble. I've asked a human agent to take over; "
+              "they'll reply within about {wait} minutes and will see everything you've told me.",
+    },
+    "handoff_low_confidence": {
+        "zh": "这个问题我需要请人工客服为您确认，已为您转接，预计{wait}分钟内回复。"
+              "对话记录会一并转过去，您不用重复描述。",
+        "en": "I'd like a human colleague to answer this one properly, so I've passed it on; they'll reply "
+              "within about {wait} minutes and will see this whole conversation.",
+    },
+    "waiting_note": {
+        "zh": "已收到，人工客服会看到您补充的内容，请稍候。如果不需要人工了，回复“不用了”即可。",
+        "en": "Noted, the agent will see this too; please hold on. If you no longer need an agent, just say "
+              "\"never mind\".",
+    },
+    "cancel_handoff": {
+        "zh": "好的，已为您取消人工服务。还有其他问题可以直接问我。",
+        "en": "Okay, I've cancelled the request for an agent. Ask me anything else any time.",
+    },
+    "store_unavailable": {
+        "zh": "抱歉，系统正忙，您的消息已收到，请稍后片刻，我们会尽快回复您。",
+        "en": "Sorry, our system is busy right now. We've got your message and will reply shortly.",
+    },
+    # --- human desk (bot/agents) ---
+    "queue_position": {
+        "zh": "您目前排在第{position}位，预计等待约{wait}分钟。",
+        "en": "You are number {position} in the queue; the expected wait is about {wait} minutes.",
+    },
+    "queue_moved": {
+        "zh": "排队更新：您现在排在第{position}位，预计还需等待约{wait}分钟，感谢您的耐心。",
+        "en": "Queue update: you are now number {position}; about {wait} more minutes. Thank you for waiting.",
+    },
+    "complaint_apology": {
+        "zh": "非常抱歉给您带来了不好的体验，您的心情我完全理解。",
+        "en": "I'm truly sorry about this experience, and I understand how frustrating it is. ",
+    },
+    "after_hours": {
+        "zh": "现在是人工客服的非服务时间。您的留言和完整对话记录已经登记，人工客服将在{when}上班后第一时间回复您，"
+              "您不用重复描述；期间可以继续补充情况。",
+        "en": "Our agents are off duty right now. Your message and this whole conversation are on record, and "
+              "an agent will reply first thing when we open at {when}; you won't need to repeat yourself. "
+              "Feel free to add details meanwhile.",
+    },
+    "agent_joined": {
+        "zh": "人工客服{agent}已接入，为您服务。",
+        "en": "Agent {agent} has joined and will help you now.",
+    },
+    "agent_transferred": {
+        "zh": "已为您转接给人工客服{agent}，对话记录已一并转交，您不用重复描述。",
+        "en": "You've been transferred to agent {agent}, who can see this whole conversation.",
+    },
+    "handed_back": {
+        "zh": "人工客服已结束接待，接下来由智能客服继续为您服务；需要人工时说“转人工”即可。",
+        "en": "The agent has handed you back to the virtual assistant; say \"agent\" any time to reach a person.",
+    },
+    "survey_ask": {
+        "zh": "本次服务已结束，感谢您的耐心！请为本次服务打分：1（很不满意）到 5（非常满意），回复数字或点击选项即可。",
+        "en": "This conversation is resolved, thank you for your patience! How satisfied were you? "
+              "Reply 1 (very unsatisfied) to 5 (very satisfied), or tap an option.",
+    },
+    "survey_comment": {
+        "zh": "感谢您的评分！还有什么意见或建议吗？直接回复即可；没有的话回复“没有”。",
+        "en": "Thanks for the rating! Any comment or suggestion? Just reply; or say \"no\" to skip.",
+    },
+    "survey_no_comment": {
+        "zh": "没有了",
+        "en": "No comment",
+    },
+    "survey_thanks": {
+        "zh": "感谢您的反馈，我们会认真改进。还有其他问题随时问我。",
+        "en": "Thank you for your feedback; we'll put it to good use. Ask me anything else any time.",
+    },
+    # --- business actions and Rasa (handlers/business.py, bot/rasa) ---
+    "action_ask": {
+        "zh": "好的，麻烦您再提供一下需要的信息，我马上为您处理。",
+        "en": "Sure, could you give me the details I need? I'll take care of it right away.",
+    },
+    "action_failed": {
+        "zh": "抱歉，这个查询暂时没能完成，给您添麻烦了。我已请人工客服接手，预计{wait}分钟内回复，"
+              "对话记录会一并转过去，您不用重复描述。",
+        "en": "Sorry, I couldn't complete that lookup just now, and for the trouble. I've asked a human agent "
+              "to take over; they'll reply within about {wait} minutes and will see this whole conversation.",
+    },
+    "action_handoff": {
+        "zh": "这个问题需要人工客服为您进一步处理，已为您转接，预计{wait}分钟内回复，对话记录会一并转过去。",
+        "en": "This needs a human colleague, so I've passed it on; they'll reply within about {wait} minutes "
+              "and will see this whole conversation.",
+    },
+    "action_cancelled": {
+        "zh": "好的，已为您取消。还有其他问题可以直接问我。",
+        "en": "Okay, cancelled. Ask me anything else any time.",
+    },
+    "handoff_status_waiting": {
+        "zh": "您的问题已在人工客服队列中，预计{wait}分钟内会有专人回复，对话记录已一并转过去。",
+        "en": "Your request is in the agent queue; someone will reply within about {wait} minutes and will "
+              "see this whole conversation.",
+    },
+    "handoff_status_agent": {
+        "zh": "人工客服正在为您处理，请稍候，有进展会第一时间告诉您。",
+        "en": "An agent is working on your request; please hold on, they'll update you as soon as there's news.",
+    },
+    "handoff_status_none": {
+        "zh": "目前没有进行中的人工服务。需要人工时说“转人工”即可，我会把对话完整转过去。",
+        "en": "There's no open request for an agent right now. Say \"agent\" any time and I'll pass this "
+              "whole conversation to a person.",
+    },
+    # --- WeChat / WeCom channels (bot/channels/wechat.py, wecom.py) ---
+    "welcome_subscribe": {
+        "zh": "感谢关注！我是智能客服小客，退换货、物流、支付、会员等问题直接发文字问我就行，"
+              "随时说“转人工”可以找真人客服。",
+        "en": "Thanks for following! I'm Kefu, the virtual assistant: just type your question about returns, "
+              "delivery, payment or membership, and say \"agent\" any time to reach a person.",
+    },
+    # --- Telegram commands (bot/channels/telegram.py) ---
+    "telegram_start": {
+        "zh": "您好！我是智能客服小客，退换货、物流、支付、会员等问题直接发消息问我就行。"
+              "需要人工客服时发送 /human 或说“转人工”；发送 /help 查看使用说明。",
+        "en": "Hello! I'm Kefu, the virtual assistant. Just message me about returns, delivery, payment or "
+              "membership. Send /human or say \"agent\" to reach a person; /help shows how I work.",
+    },
+    "telegram_help": {
+        "zh": "使用说明：\n"
+              "• 直接用文字描述您的问题，我会马上回答；\n"
+              "• 有几个相近的问题时，点击按钮选择即可；\n"
+              "• 图片、文件可以直接发给我，会保存在对话记录里，人工客服也能看到；\n"
+              "• 发送 /human 或说“转人工”即可转接人工客服，对话记录会一并转过去，您不用重复描述；\n"
+              "• 在群聊里请 @我 或回复我的消息。",
+        "en": "How this works:\n"
+              "• Describe your question in a message and I'll answer right away;\n"
+              "• When a few questions are close, tap the button for yours;\n"
+              "• Photos and files can be sent here; they stay with the conversation so an agent sees them too;\n"
+              "• Send /human or say \"agent\" to reach a person, who will see this whole conversation;\n"
+              "• In a group, mention me or reply to my message.",
+    },
+}
+
+
+def say(key: str, language: str, **values: object) -> str:
+    """The text ``key`` in ``language`` (Chinese when the language is unknown), filled in."""
+    variants = TEXTS[key]
+    text = variants.get(language) or variants["zh"]
+    return text.format(**values) if values else text

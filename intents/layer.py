@@ -1,0 +1,59 @@
+"""Kefu's own intent layer: escalation first, then smalltalk, then the FAQ.
+
+Order matters: a complaint must never be answered with an FAQ paragraph, and a greeting
+must never be handed off.  A pending clarify is resolved before anything else, so "1" after
+"您是想问：1… 2…" answers the first entry.
+"""
+
+from __future__ import annotations
+
+from bot.config import IntentsConfig
+from bot.types import Action, Conversation, Decision
+from intents.choice import resolve_choice
+from intents.escalation import detect_escalation
+from intents.faq import FaqMatcher
+from intents.language import detect_language
+from intents.smalltalk import detect_smalltalk
+
+
+class KefuIntentLayer:
+    def __init__(self, matcher: FaqMatcher, config: IntentsConfig) -> None:
+        self.matcher = matcher
+        self.config = config
+
+    def decide(self, text: str, conversation: Conversation) -> Decision:
+        language = detect_language(text, default=conversation.language)
+        if not text.strip():
+            return Decision(Action.SMALLTALK, language, "attachment", confidence=1.0)
+
+        picked = resolve_choice(text, conversation.pending_suggestions)
+        if picked is not None:
+            return Decision(Action.ANSWER, language, "faq", confidence=1.0, entry_id=picked,
+                            reason="clarify_choice")
+
+        history = conversation.customer_texts()
+        escalation = detect_escalation(text, history)
+        if escalation is not None:
+            return Decision(Action.HANDOFF, language, escalation.kind, confidence=1.0,
+                            reason=escalation.reason, detail=escalation.detail)
+
+        smalltalk = detect_smalltalk(text)
+        if smalltalk is not None:
+            return Decision(Action.SMALLTALK, language, smalltalk.value, confidence=1.0)
+
+        match = self.matcher.match(text)
+        if match.outcome == "answer":
+            return Decision(Action.ANSWER, language, "faq", match.confidence, entry_id=match.entry_id,
+                            candidates=match.candidates)
+        if match.outcome == "clarify":
+            if conversation.failures + 1 >= self.config.failures_before_handoff:
+                return Decision(Action.HANDOFF, language, "repeated_failure", match.confidence,
+                                reason="repeated_failure", candidates=match.candidates,
+                                detail=f"bot could not pin down the question after {conversation.failures + 1} tries")
+            return Decision(Action.CLARIFY, language, "faq", match.confidence,
+                            suggestions=match.suggestions, candidates=match.candidates)
+        best = match.candidates[0] if match.candidates else None
+        detail = (f"no confident answer (best: {best.entry_id} at {best.score:.2f})" if best
+                  else "no matching knowledge entry")
+        return Decision(Action.HANDOFF, language, "out_of_scope", match.confidence, reason="low_confidence",
+                        detail=detail, candidates=match.candidates)

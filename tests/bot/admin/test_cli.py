@@ -1,0 +1,52 @@
+"""``kefu kb import`` is audited; ``kefu kb history`` and ``kefu kb rollback`` as an operator runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.bot.agents.test_workers import wipe
+from tests.bot.test_cli import kefu
+from tests.conftest import REDIS_URL, require_redis
+
+pytestmark = pytest.mark.redis
+
+
+def test_import_history_and_rollback(tmp_path: Path, cache_dir: Path) -> None:
+    require_redis()
+    wipe()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"store:\n  url: {REDIS_URL}\nknowledge:\n  cache_dir: {cache_dir}\n", encoding="utf-8")
+    first = tmp_path / "v1.yaml"
+    first.write_text("- id: hours\n  questions: [几点上班]\n  answer: 九点上班。\n"
+                     "- id: fee\n  questions: [运费多少]\n  answer: 满99包邮。\n", encoding="utf-8")
+    second = tmp_path / "v2.yaml"
+    second.write_text("- id: hours\n  questions: [几点上班]\n  answer: 八点上班。\n", encoding="utf-8")
+    try:
+        assert kefu("kb", "import", str(first), cache=cache_dir, config=config).returncode == 0
+        done = kefu("kb", "import", str(second), cache=cache_dir, config=config)
+        assert done.returncode == 0 and "knowledge version 2" in done.stdout, done.stdout + done.stderr
+
+        history = kefu("kb", "history", cache=cache_dir, config=config).stdout.splitlines()
+        assert history[0].startswith("# knowledge version 2")
+        assert any("v2" in line and "import" in line and "hours [answer]" in line for line in history)
+        assert any("v2" in line and "fee" in line for line in history)
+        only = kefu("kb", "history", "fee", cache=cache_dir, config=config).stdout
+        assert "hours" not in only and "fee" in only
+
+        back = kefu("kb", "rollback", "1", cache=cache_dir, config=config)
+        assert back.returncode == 0, back.stderr
+        assert "rolled back 2 entries; knowledge version 3" in back.stdout
+        listing = kefu("kb", "list", cache=cache_dir, config=config).stdout
+        assert "hours" in listing and "fee" in listing
+        exported = kefu("kb", "export", cache=cache_dir, config=config).stdout
+        assert "九点上班" in exported and "八点上班" not in exported
+
+        entry = kefu("kb", "rollback", "2", "--entry", "hours", cache=cache_dir, config=config)
+        assert "hours: restored" in entry.stdout
+        assert "八点上班" in kefu("kb", "export", cache=cache_dir, config=config).stdout
+        missing = kefu("kb", "rollback", "99", cache=cache_dir, config=config)
+        assert missing.returncode == 2 and "no version 99" in missing.stderr
+    finally:
+        wipe()

@@ -1,0 +1,95 @@
+"""Scripted conversations through the real engine, store and intent layer."""
+
+from __future__ import annotations
+
+import itertools
+
+from bot.runtime import Runtime
+from bot.types import Action, ConversationState, InboundMessage, TurnResult
+
+_ids = itertools.count()
+
+
+async def say(runtime: Runtime, text: str, chat: str = "c1", message_id: str | None = None) -> TurnResult:
+    mid = message_id or f"m{next(_ids)}"
+    return await runtime.engine.handle(InboundMessage("web", chat, chat, text, mid))
+
+
+async def test_answers_a_faq_in_chinese_and_english(runtime: Runtime) -> None:
+    result = await say(runtime, "怎么退货")
+    assert result.decision is not None and result.decision.action is Action.ANSWER
+    entry = runtime.knowledge.kb.get(result.decision.entry_id or "")
+    assert entry is not None
+    assert result.replies[0].text == entry.answer["zh"]
+
+    result = await say(runtime, "How do I send an item back?", chat="c2")
+    assert result.decision is not None and result.decision.action is Action.ANSWER
+    assert result.decision.entry_id == entry.id
+    assert result.replies[0].text == entry.answer["en"]
+
+
+async def test_complaint_hands_off_with_apology_and_context(runtime: Runtime) -> None:
+    await say(runtime, "退款多久到账")
+    result = await say(runtime, "我要投诉你们，太差劲了")
+    assert result.decision is not None and result.decision.action is Action.HANDOFF
+    assert result.handoff is not None and result.handoff.reason == "complaint"
+    text = result.replies[0].text
+    assert "抱歉" in text and "人工客服" in text and "分钟" in text
+    assert result.conversation.state is ConversationState.WAITING
+    stored = await runtime.store.load_conversation("web:c1")
+    assert stored is not None and stored.state is ConversationState.WAITING
+    assert stored.transcript[0].text == "退款多久到账"
+    assert len(stored.transcript) == 4
+
+
+async def test_while_waiting_messages_join_the_ticket_and_cancel_returns_to_bot(runtime: Runtime) -> None:
+    await say(runtime, "转人工")
+    first = await say(runtime, "订单号是 12345")
+    assert first.decision is None  # not classified by the bot
+    assert "人工客服" in first.replies[0].text
+    second = await say(runtime, "还有一张照片")
+    assert second.replies == ()  # the hold note is not repeated
+    cancel = await say(runtime, "不用了")
+    assert cancel.conversation.state is ConversationState.BOT
+    assert "取消" in cancel.replies[0].text
+    back = await say(runtime, "怎么退货")
+    assert back.decision is not None and back.decision.action is Action.ANSWER
+
+
+async def test_duplicate_message_id_is_one_turn(runtime: Runtime) -> None:
+    first = await say(runtime, "怎么退货", message_id="wx-1")
+    again = await say(runtime, "怎么退货", message_id="wx-1")
+    assert first.replies and not first.duplicate
+    assert again.duplicate and again.replies == ()
+    stored = await runtime.store.load_conversation("web:c1")
+    assert stored is not None and len(stored.transcript) == 2
+
+
+async def test_smalltalk_is_short_and_never_handed_off(runtime: Runtime) -> None:
+    for text, chat in (("你好", "s1"), ("thanks!", "s2"), ("你是机器人吗", "s3"), ("bye", "s4")):
+        result = await say(runtime, text, chat=chat)
+        assert result.decision is not None and result.decision.action is Action.SMALLTALK, text
+        assert result.handoff is None
+    hello = await say(runtime, "hello", chat="s5")
+    assert hello.replies[0].text.startswith("Hello")
+
+
+async def test_clarify_then_pick_by_number(runtime: Runtime) -> None:
+    """Force a clarify by offering two entries, then answer "2"."""
+    kb = runtime.knowledge.kb
+    first, second = kb.entries[0].id, kb.entries[1].id
+    conv = (await say(runtime, "你好", chat="k1")).conversation
+    await runtime.store.save_conversation(conv.evolve(pending_suggestions=(first, second)))
+    result = await say(runtime, "2", chat="k1")
+    assert result.decision is not None and result.decision.entry_id == second
+    assert result.replies[0].text == kb.entries[1].answer["zh"]
+    assert result.conversation.pending_suggestions == ()
+
+
+async def test_out_of_scope_hands_off_as_low_confidence(runtime: Runtime) -> None:
+    result = await say(runtime, "火星上的天气怎么样，能帮我写一首诗吗")
+    assert result.decision is not None
+    assert result.decision.action is not Action.ANSWER
+    if result.decision.action is Action.HANDOFF:
+        assert result.handoff is not None and result.handoff.reason == "low_confidence"
+        assert "人工" in result.replies[0].text

@@ -1,0 +1,99 @@
+"""The store contract, run against memory:// and a real Redis server alike."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot import keys
+from bot.store import Store
+from bot.types import (
+    Candidate,
+    Conversation,
+    ConversationState,
+    HandoffRequest,
+    InboundMessage,
+    Role,
+    TranscriptLine,
+)
+
+
+def _conv() -> Conversation:
+    msg = InboundMessage("web", "u1", "c1", "hi", "m1", 1000.0, display_name="Li Lei")
+    return Conversation.start(msg)
+
+
+async def test_unknown_conversation_is_none(store: Store) -> None:
+    assert await store.load_conversation("web:nobody") is None
+
+
+async def test_conversation_round_trip_with_transcript(store: Store) -> None:
+    conv = _conv().evolve(
+        state=ConversationState.WAITING, language="en", pending_suggestions=("a", "b"), failures=1,
+        handoff=HandoffRequest("complaint", "threatens to report to 12315", (Candidate("refund", 0.4, "退款"),)),
+    )
+    lines = [TranscriptLine(Role.CUSTOMER, "退款还没到", 1.0, {"message_id": "m1"}),
+             TranscriptLine(Role.BOT, "抱歉", 2.0)]
+    await store.save_conversation(conv, lines)
+    loaded = await store.load_conversation(conv.id)
+    assert loaded is not None
+    assert loaded.state is ConversationState.WAITING
+    assert loaded.language == "en"
+    assert loaded.pending_suggestions == ("a", "b")
+    assert loaded.handoff == conv.handoff
+    assert loaded.profile.name == "Li Lei"
+    assert [line.text for line in loaded.transcript] == ["退款还没到", "抱歉"]
+    assert loaded.transcript[0].meta == {"message_id": "m1"}
+
+
+async def test_transcript_is_bounded_and_expires(store: Store) -> None:
+    conv = _conv()
+    for i in range(60):
+        await store.save_conversation(conv, [TranscriptLine(Role.CUSTOMER, f"line {i}", float(i))])
+    loaded = await store.load_conversation(conv.id)
+    assert loaded is not None
+    assert len(loaded.transcript) == 50
+    assert loaded.transcript[-1].text == "line 59"
+    assert loaded.transcript[0].text == "line 10"
+    ttl = await store.redis.ttl(keys.transcript(conv.id))
+    assert 0 < ttl <= 30 * 86_400
+    assert 0 < await store.redis.ttl(keys.conversation(conv.id)) <= 30 * 86_400
+
+
+async def test_first_time_is_true_once_even_concurrently(store: Store) -> None:
+    results = await asyncio.gather(*(store.first_time("msg:wechat", "123") for _ in range(20)))
+    assert results.count(True) == 1
+    await store.forget("msg:wechat", "123")
+    assert await store.first_time("msg:wechat", "123") is True
+
+
+async def test_conversation_lock_serialises_turns(store: Store) -> None:
+    order: list[str] = []
+
+    async def turn(name: str) -> None:
+        async with store.conversation_lock("web:c1"):
+            order.append(f"{name}-in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name}-out")
+
+    await asyncio.gather(turn("a"), turn("b"))
+    assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
+
+
+async def test_clear_removes_only_kefu_keys(store: Store) -> None:
+    await store.redis.set("someone-else", "1")
+    await store.save_conversation(_conv())
+    await store.clear()
+    assert await store.redis.get("someone-else") == "1"
+    assert await store.load_conversation("web:c1") is None
+    await store.redis.delete("someone-else")
+
+
+@pytest.mark.parametrize("url", ["http://x", "postgres://y"])
+def test_bad_store_url_is_a_config_error(url: str) -> None:
+    from bot.errors import ConfigError
+    from bot.store import connect
+
+    with pytest.raises(ConfigError, match=r"store\.url"):
+        connect(url)

@@ -1,0 +1,126 @@
+"""FaqMatcher: answer when confident, clarify between close entries, none when unrelated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from bot.config import ThresholdConfig
+from bot.types import Candidate
+from intents.faq import FaqMatch, FaqMatcher
+from knowledge.schema import Entry, build_kb
+from knowledge.search import Retriever, build_retriever
+
+THRESHOLDS = ThresholdConfig()
+
+
+class FixedRetriever:
+    """Returns the given scores (as the real retriever would: best first)."""
+
+    def __init__(self, *scores: tuple[str, float]) -> None:
+        self.scores = sorted(scores, key=lambda s: -s[1])
+
+    def search(self, text: str, k: int = 5) -> list[Candidate]:
+        return [Candidate(e, s, e) for e, s in self.scores[:k]]
+
+
+def match(*scores: tuple[str, float], thresholds: ThresholdConfig = THRESHOLDS) -> FaqMatch:
+    return FaqMatcher(cast(Retriever, FixedRetriever(*scores)), thresholds).match("text")
+
+
+def test_confident_single_entry_is_answered() -> None:
+    result = match(("a", 0.9), ("b", 0.05))
+    assert result.outcome == "answer"
+    assert result.entry_id == "a"
+    assert result.confidence == 0.9
+    assert result.suggestions == ()
+    assert [c.entry_id for c in result.candidates] == ["a", "b"]
+
+
+def test_two_close_entries_clarify() -> None:
+    result = match(("a", 0.46), ("b", 0.44), ("c", 0.01))
+    assert result.outcome == "clarify"
+    assert result.entry_id is None
+    assert result.suggestions == ("a", "b")  # c is too unlikely to offer
+
+
+def test_margin_blocks_an_answer_when_runner_up_is_close() -> None:
+    loose = ThresholdConfig(answer=0.4, clarify=0.2, clarify_margin=0.1)
+    assert match(("a", 0.5), ("b", 0.45), thresholds=loose).outcome == "clarify"
+    assert match(("a", 0.5), ("b", 0.2), thresholds=loose).outcome == "answer"
+
+
+def test_three_plausible_entries_clarify_even_if_each_is_low() -> None:
+    result = match(("a", 0.2), ("b", 0.18), ("c", 0.15), ("d", 0.1))
+    assert result.outcome == "clarify"
+    assert result.suggestions == ("a", "b", "c")  # capped at max_suggestions
+
+
+def test_clarify_always_offers_at_least_two() -> None:
+    result = match(("a", 0.45), ("b", 0.01), ("c", 0.001))
+    assert result.outcome == "clarify"
+    assert result.suggestions == ("a", "b")
+
+
+def test_low_confidence_is_none() -> None:
+    result = match(("a", 0.1), ("b", 0.05), ("c", 0.02))
+    assert result.outcome == "none"
+    assert result.entry_id is None and result.suggestions == ()
+    assert result.confidence == 0.1
+    assert len(result.candidates) == 3  # still passed on for the agent
+
+
+def test_empty_knowledge_base_is_none() -> None:
+    assert match().outcome == "none"
+
+
+def test_max_suggestions_is_respected() -> None:
+    two = ThresholdConfig(max_suggestions=2)
+    result = match(("a", 0.3), ("b", 0.3), ("c", 0.3), thresholds=two)
+    assert result.outcome == "clarify" and result.suggestions == ("a", "b")
+
+
+# ---------------------------------------------------------------- with the real model
+
+
+def entry(entry_id: str, *questions: str) -> Entry:
+    return Entry(entry_id, tuple(questions), {"zh": f"{entry_id} 的答案"})
+
+
+@pytest.fixture(scope="module")
+def matcher(tmp_path_factory: pytest.TempPathFactory) -> FaqMatcher:
+    kb = build_kb([
+        entry("return-shipping-fee", "退货的运费谁出", "Who pays the shipping for a return?"),
+        entry("exchange-shipping-fee", "换货的运费谁出", "Who pays the shipping for an exchange?"),
+        entry("refund-time", "退款多久到账", "How long does a refund take?"),
+        entry("invoice", "怎么开发票", "Can I get an invoice?"),
+        entry("forgot-password", "忘记密码怎么办", "I forgot my password"),
+        entry("track-order", "怎么查物流", "How can I track my package?"),
+    ])
+    cache: Path = tmp_path_factory.mktemp("cache")
+    return FaqMatcher(build_retriever(kb, cache_dir=cache), THRESHOLDS)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("退款要几天才能到账", "refund-time"),
+    ("how long until i get my money back", "refund-time"),
+    ("物流信息在哪看", "track-order"),
+    ("密码想不起来了", "forgot-password"),
+])
+def test_real_model_answers_paraphrases(matcher: FaqMatcher, text: str, expected: str) -> None:
+    result = matcher.match(text)
+    assert (result.outcome, result.entry_id) == ("answer", expected)
+
+
+@pytest.mark.parametrize("text", ["退换货运费怎么算", "who pays the shipping", "the shipping fee, who pays it"])
+def test_real_model_clarifies_between_close_entries(matcher: FaqMatcher, text: str) -> None:
+    result = matcher.match(text)
+    assert result.outcome == "clarify"
+    assert set(result.suggestions[:2]) == {"return-shipping-fee", "exchange-shipping-fee"}
+
+
+@pytest.mark.parametrize("text", ["明天会下雨吗", "给我讲个笑话", "what's the capital of france"])
+def test_real_model_unrelated_is_none(matcher: FaqMatcher, text: str) -> None:
+    assert matcher.match(text).outcome == "none"

