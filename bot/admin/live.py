@@ -25,21 +25,27 @@ class KnowledgeSync:
         self.poll_seconds = poll_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
+        self._stopping = False
         self._tasks = [asyncio.create_task(self._listen(), name="kefu-kb-listen"),
                        asyncio.create_task(self._reload_loop(), name="kefu-kb-reload")]
 
     async def stop(self) -> None:
+        """Stop both loops.  The flag, not only the cancel, ends them: redis-py's read timeout
+        can swallow a cancellation that lands inside it."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=5)
+            if pending:
+                log.warning("knowledge sync did not stop in time")
         self._tasks = []
 
     async def _reload_loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             self._wake.clear()
@@ -55,12 +61,12 @@ class KnowledgeSync:
 
     async def _listen(self) -> None:
         redis = self.runtime.store.redis
-        while True:
+        while not self._stopping:
             pubsub = redis.pubsub()
             try:
                 await pubsub.subscribe(keys.kb_changes())
                 self._wake.set()  # whatever changed while we were not listening
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._wake.set()
