@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.config import Config, load_config
 from bot.errors import KefuError
+from bot.logs import configure_logging
 from bot.store import REDIS_ERRORS, connect
 from knowledge.schema import KnowledgeBase, KnowledgeError, dump_kb, load_kb
 
@@ -30,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server: web chat, webhooks, consoles")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port (needs store.url: redis://...)")
 
     sub.add_parser("chat", help="talk to the bot in the terminal (reads stdin, one message per line)")
 
@@ -57,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
     admin_cli.add_commands(kb_sub)  # history, rollback
 
+    purge = sub.add_parser("purge", help="delete customer data older than the retention period (run daily)")
+    purge.add_argument("--days", type=float, help="retention in days (default: store.transcript_ttl_days)")
+
     agent = sub.add_parser("agent", help="manage agent-console logins and API tokens")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     add = agent_sub.add_parser("add", help="add (or reset) an agent; prompts for the password")
@@ -69,23 +76,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "jieba"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def _serve(config: Config, args: argparse.Namespace) -> None:
     import uvicorn
 
-    from bot.server import create_app
+    from bot.server import CONFIG_ENV, create_app
 
     server = config.server
     host = args.host or server.host
     port = args.port if args.port is not None else server.port
-    log.info("Kefu listening on http://%s:%d (config: %s)", host, port, config.source)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True)
+    workers = args.workers
+    log.info("Kefu listening on http://%s:%d (config: %s, workers: %d)", host, port, config.source, workers)
+    if workers == 1:
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True)
+        return
+    _check_workers(config, workers)
+    # Each worker process builds its own app from the same config file (uvicorn imports the factory).
+    os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
+    uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level="info", proxy_headers=True)
+
+
+def _check_workers(config: Config, workers: int) -> None:
+    if workers < 1:
+        raise KefuError("--workers must be at least 1")
+    if config.store.url.startswith("memory://"):
+        raise KefuError(f"--workers {workers} needs a shared store: set store.url to redis://... "
+                        "(memory:// lives inside one process, so each worker would see different conversations)")
+    telegram = config.channels.telegram
+    if telegram.enabled and telegram.mode == "polling":
+        raise KefuError(f"--workers {workers}: Telegram allows one poller per bot; "
+                        "set channels.telegram.mode to webhook (see docs/telegram.md)")
 
 
 def _actions(config: Config, args: argparse.Namespace) -> None:
@@ -139,6 +159,25 @@ async def _stored_kb(config: Config) -> tuple[KnowledgeBase, str]:
         return stored, f"store {config.store.url}"
     path = config.knowledge.path or str(default_kb_path())
     return load_kb(path), f"{path} (the store is empty; this file seeds it on start)"
+
+
+async def _purge(config: Config, args: argparse.Namespace) -> None:
+    import time
+
+    from bot.retention import purge
+
+    days = args.days if args.days is not None else config.store.transcript_ttl_days
+    if days <= 0:
+        raise KefuError("--days must be positive")
+    if config.store.url.startswith("memory://"):
+        raise KefuError("kefu purge works on the shared store; with store.url: memory:// the data lives only "
+                        "inside the serving process and expires there by itself")
+    redis = connect(config.store.url)
+    try:
+        report = await purge(redis, time.time() - days * 86_400)
+    finally:
+        await redis.aclose()
+    print(f"{report.summary()} (older than {days:g} days)")
 
 
 async def _kb(config: Config, args: argparse.Namespace) -> None:
@@ -223,9 +262,10 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose, mask=False)
     try:
         config = load_config(args.config)
+        configure_logging(args.verbose, mask=config.security.mask_logs)
         actions: dict[str, Callable[[], Awaitable[None] | None]] = {
             "serve": lambda: _serve(config, args),
             "chat": lambda: _chat(config),
@@ -233,6 +273,7 @@ def run(argv: list[str] | None = None) -> int:
             "eval": lambda: _eval(config, args),
             "kb": lambda: _kb(config, args),
             "agent": lambda: _agent(config, args),
+            "purge": lambda: _purge(config, args),
         }
         result = actions[args.command]()
         if result is not None:

@@ -184,6 +184,15 @@ class AgentsConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """Abuse limits and personal data (see SECURITY.md)."""
+
+    rate_limit_per_minute: int = 20  # messages per customer per minute the bot answers (0: no limit)
+    mask_logs: bool = True  # phone and ID-card numbers masked in log lines
+    mask_exports: bool = False  # ... and in transcripts exported from the agent console
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -194,6 +203,7 @@ class Config:
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     service_hours: ServiceHoursConfig = field(default_factory=ServiceHoursConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     source: str = field(default="<defaults>", compare=False)
 
     def with_overrides(self, **sections: Any) -> Config:

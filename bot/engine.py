@@ -87,6 +87,10 @@ class Engine:
         if conv.state in (ConversationState.WAITING, ConversationState.AGENT):
             return await self._agent_side(conv, customer_line, msg)
 
+        limit = self.config.security.rate_limit_per_minute
+        if limit and (count := await self.store.count_message(conv.id, now)) > limit:
+            return await self._rate_limited(conv, customer_line, msg, first=count == limit + 1)
+
         decision = await asyncio.to_thread(self.intents().decide, msg.text, conv)
         outcome = respond(decision, conv, self.knowledge(), self.config.handoff)
         conv = outcome.conversation.evolve(language=decision.language, updated_at=now)
@@ -123,6 +127,19 @@ class Engine:
             await self.desk.customer_wrote(conv, line)
         return TurnResult(replies, conv)
 
+    async def _rate_limited(self, conv: Conversation, line: TranscriptLine, msg: InboundMessage,
+                            first: bool) -> TurnResult:
+        """Too many messages this minute: keep the message (an agent may read it), don't classify
+        it, and say so once per minute rather than to every message of a flood."""
+        language = detect_language(msg.text, default=conv.language)
+        replies = (Reply(say("rate_limited", language)),) if first else ()
+        lines = [replace(line, meta={**line.meta, "rate_limited": True})]
+        lines += [TranscriptLine(Role.BOT, r.text, line.at, {"kind": "rate_limited"}) for r in replies]
+        conv = conv.evolve(language=language, updated_at=line.at)
+        await self.store.save_conversation(conv, lines)
+        log.warning("conversation %s is over %d messages a minute; not answering", conv.id,
+                    self.config.security.rate_limit_per_minute)
+        return TurnResult(replies, conv.evolve(transcript=(*conv.transcript, *lines)))
 
     async def _survey_turn(self, conv: Conversation, line: TranscriptLine, survey: SurveyTurn) -> TurnResult:
         """The customer rated (or commented on) a resolved conversation; the bot stays out of it."""

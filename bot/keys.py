@@ -27,6 +27,16 @@ def lock(conversation_id: str) -> str:
     return f"{PREFIX}lock:{conversation_id}"
 
 
+def rate(conversation_id: str, window: int) -> str:
+    """Counter of a customer's messages in one rate-limit window (expires with it)."""
+    return f"{PREFIX}rate:{conversation_id}:{window}"
+
+
+def conversation_pattern() -> str:
+    """SCAN pattern matching every conversation document (retention purge)."""
+    return f"{PREFIX}conv:*"
+
+
 def channel_state(channel: str, name: str) -> str:
     """Small per-channel values: cursors, access tokens, token locks."""
     return f"{PREFIX}channel:{channel}:{name}"
@@ -55,6 +65,11 @@ def kb_version() -> str:
 def agent_ticket(ticket_id: str) -> str:
     """Hash: one handoff ticket (status, owner, priority, context JSON, survey, rating)."""
     return f"{PREFIX}agents:ticket:{ticket_id}"
+
+
+def agent_ticket_pattern() -> str:
+    """SCAN pattern matching every ticket hash (and, filtered out by the caller, notes lists)."""
+    return f"{PREFIX}agents:ticket:*"
 
 
 def agent_ticket_notes(ticket_id: str) -> str:

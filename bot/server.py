@@ -7,6 +7,7 @@ Errors are translated here, in one place: :class:`BadRequest` → its 4xx, an un
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -21,8 +22,9 @@ from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
 from bot.channels.base import Channel
 from bot.channels.web import WebChannel
-from bot.config import Config
+from bot.config import Config, load_config
 from bot.errors import BadRequest, StoreUnavailable
+from bot.logs import configure_logging
 from bot.runtime import Runtime
 from handlers.texts import say
 
@@ -80,6 +82,9 @@ def build_channels(runtime: Runtime) -> list[Channel]:
     return channels
 
 
+RETRY_AFTER_SECONDS = 3
+
+
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BadRequest)
     log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
@@ -87,14 +92,27 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After: platforms redeliver, and the web chat page resends the same message."""
     log.error("store unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse({"error": "temporarily unavailable", "replies": [
-        {"text": say("store_unavailable", "zh"), "suggestions": []}]}, status_code=503)
+    return JSONResponse({"error": "temporarily unavailable", "retry": True, "replies": [
+        {"text": say("store_unavailable", "zh"), "suggestions": []}]}, status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error during %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+CONFIG_ENV = "KEFU_CONFIG_FILE"
+
+
+def app_from_environment() -> ASGIApp:
+    """The app of one ``kefu serve --workers N`` worker process: uvicorn imports this factory
+    in each process, and the parent passes the config file's path in the environment."""
+    config = load_config(os.environ.get(CONFIG_ENV) or None)
+    configure_logging(mask=config.security.mask_logs)
+    return create_app(config)
 
 
 def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) -> ASGIApp:
@@ -137,7 +155,7 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) ->
         knowledge = runtime.knowledge
         return JSONResponse({"status": "ok", "store": "redis" if runtime.store.durable else "memory",
                              "knowledge_entries": len(knowledge.kb), "knowledge_version": knowledge.version,
-                             "channels": sorted(request.app.state.channels)})
+                             "channels": sorted(request.app.state.channels), "worker_pid": os.getpid()})
 
     app = Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"])],

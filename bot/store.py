@@ -147,6 +147,19 @@ class Store:
             raise StoreUnavailable(str(exc)) from exc
         return bool(created)
 
+    async def count_message(self, conversation_id: str, now: float, window_seconds: int = 60) -> int:
+        """How many messages this conversation sent in the current fixed window, this one included."""
+        window = int(now // window_seconds)
+        key = keys.rate(conversation_id, window)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, window_seconds * 2)
+                count, _ = await pipe.execute()
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return int(count)
+
     async def forget(self, namespace: str, item_id: str) -> None:
         """Undo :meth:`first_time` when a turn failed, so the platform's retry is processed."""
         await self.redis.delete(keys.seen(namespace, item_id))

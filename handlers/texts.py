@@ -69,9 +69,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "好的，已为您取消人工服务。还有其他问题可以直接问我。",
         "en": "Okay, I've cancelled the request for an agent. Ask me anything else any time.",
     },
+    "rate_limited": {
+        "zh": "您发送消息太快了，请稍等一分钟再发，之后的消息我会继续回复。",
+        "en": "You're sending messages very quickly. Please wait a minute; I'll answer again after that.",
+    },
+    "store_unavailable_resend": {
+        "zh": "抱歉，系统正忙，这条消息没能处理，请稍等片刻再发一次。",
+        "en": "Sorry, our system is busy and couldn't take that message. Please send it again in a moment.",
+    },
     "store_unavailable": {
-        "zh": "抱歉，系统正忙，您的消息已收到，请稍后片刻，我们会尽快回复您。",
-        "en": "Sorry, our system is busy right now. We've got your message and will reply shortly.",
+        "zh": "抱歉，系统正忙，请稍候片刻，您的消息会自动重新发送。",
+        "en": "Sorry, our system is busy for a moment. Please hold on; your message will be sent again automatically.",
     },
     # --- human desk (bot/agents) ---
     "queue_position": {

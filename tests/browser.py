@@ -37,13 +37,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def kefu_server(config_text: str, tmp: Path) -> Iterator[str]:
+def kefu_server(config_text: str, tmp: Path, *extra_args: str) -> Iterator[str]:
     """Run ``kefu serve`` as a user would, on a free loopback port; yield its base URL."""
     port = free_port()
     config = tmp / "serve.yaml"
     config.write_text(config_text, encoding="utf-8")
     log = (tmp / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "serve", "--port", str(port), *extra_args],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -49,6 +49,20 @@ def _strings(body: dict[str, Any], key: str) -> list[str]:
     return [v for v in value if v.strip()]
 
 
+def _query_number(request: Request, name: str, default: float, low: float, high: float) -> float:
+    """A numeric query parameter within [low, high]; anything else is the caller's mistake (400)."""
+    raw = request.query_params.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"'{name}' must be a number") from None
+    if not low <= value <= high:  # also false for NaN
+        raise BadRequest(f"'{name}' must be between {low:g} and {high:g}")
+    return value
+
+
 def _version(body: dict[str, Any]) -> int:
     value = body.get("version")
     if isinstance(value, bool) or not isinstance(value, int):
@@ -189,7 +203,7 @@ class AdminApi:
 
     async def history(self, request: Request) -> Response:
         await self.admin(request)
-        limit = int(request.query_params.get("limit", "200") or 200)
+        limit = int(_query_number(request, "limit", 200, 1, 10_000))
         return JSONResponse({"version": await self.knowledge.version(),
                              "history": await self.knowledge.history(None, limit)})
 
@@ -269,7 +283,7 @@ class AdminApi:
 
     async def unanswered(self, request: Request) -> Response:
         await self.admin(request)
-        days = float(request.query_params.get("days", "30") or 30)
+        days = _query_number(request, "days", 30, 0, 3660)
         records = await self.book.records(since=self.dashboard.clock() - days * 86400)
         dense = self.runtime.config.intents.embeddings
         clusters = await asyncio.to_thread(cluster_records, records, dense=dense)

@@ -12,7 +12,7 @@ import hmac
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.agents.auth import Agent, AgentDirectory
@@ -84,6 +84,7 @@ class AgentApi:
             Route(f"{p}/ratings", self.ratings, methods=["GET"]),
             Route(f"{p}/tickets", self.tickets, methods=["GET"]),
             Route(f"{p}/tickets/{{ticket_id}}", self.ticket, methods=["GET"]),
+            Route(f"{p}/tickets/{{ticket_id}}/export", self.export, methods=["GET"]),
             Route(f"{p}/tickets/{{ticket_id}}/claim", self.claim, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/messages", self.message, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/notes", self.note, methods=["POST"]),
@@ -144,6 +145,12 @@ class AgentApi:
         await self.agent(request)
         return JSONResponse(await self.desk.detail(request.path_params["ticket_id"]))
 
+    async def export(self, request: Request) -> Response:
+        await self.agent(request)
+        ticket_id = request.path_params["ticket_id"]
+        return PlainTextResponse(await self.desk.export(ticket_id), headers={
+            "Content-Disposition": f'attachment; filename="kefu-ticket-{ticket_id}.txt"'})
+
     async def claim(self, request: Request) -> Response:
         ticket = await self.desk.claim(request.path_params["ticket_id"], await self.agent(request))
         return JSONResponse({"ticket": ticket.to_json()})
@@ -181,8 +188,8 @@ class AgentApi:
         agent = await self.agent(request)
         body = await _body(request)
         minutes = body.get("minutes")
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-            raise BadRequest("'minutes' must be a number")
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 < minutes <= 60 * 24 * 30:
+            raise BadRequest("'minutes' must be a number of minutes between 0 and 43200 (30 days)")
         text = body.get("text") or ""
         if not isinstance(text, str):
             raise BadRequest("'text' must be a string")
@@ -233,6 +240,8 @@ OPENAPI: dict[str, Any] = {
         "/api/agent/tickets": {"get": _op("Inbox: waiting tickets in queue order, mine, others', reminders")},
         "/api/agent/tickets/{ticket_id}": {"get": _op(
             "Full context: transcript, reason, candidates, profile, earlier tickets, internal notes", ticket=True)},
+        "/api/agent/tickets/{ticket_id}/export": {"get": _op(
+            "The transcript as plain text (phone/ID numbers masked when security.mask_exports is on)", ticket=True)},
         "/api/agent/tickets/{ticket_id}/claim": {"post": _op("Claim a waiting ticket (one owner; 409 if taken)",
                                                              ticket=True)},
         "/api/agent/tickets/{ticket_id}/messages": {"post": _op(

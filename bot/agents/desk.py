@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from bot import keys
@@ -29,6 +30,7 @@ from bot.channels.wechat_common import DeliveryDeferred
 from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
 from bot.errors import BadRequest
+from bot.privacy import mask_pii
 from bot.store import REDIS_ERRORS, Store
 from bot.types import (
     Action,
@@ -73,6 +75,7 @@ class HumanDesk:
         self.config: AgentsConfig = config.agents
         self.handoff_config: HandoffConfig = config.handoff
         self.hours = ServiceHours(config.service_hours)
+        self.mask_exports = config.security.mask_exports
         self.clock = clock
         self.tickets = TicketStore(store.redis, clock)
         self.events = EventBus(store.redis)
@@ -432,6 +435,19 @@ class HumanDesk:
         return {"queued": queued, "mine": mine, "others": others,
                 "service_open": self.hours.is_open(now), "online_agents": await self.online_agents(),
                 "reminders": await self.pending_reminders(agent.name)}
+
+    async def export(self, ticket_id: str) -> str:
+        """The ticket's conversation as plain text for records or escalation by e-mail; phone and
+        ID numbers are masked when ``security.mask_exports`` is on."""
+        ticket = await self._ticket(ticket_id)
+        conv = await self.store.load_conversation(ticket.conversation_id)
+        lines = [f"Ticket {ticket.id} · {ticket.channel} · {ticket.reason}"]
+        for line in conv.transcript if conv is not None else ():
+            stamp = datetime.fromtimestamp(line.at, tz=self.hours.zone).strftime("%Y-%m-%d %H:%M:%S")
+            who = line.meta.get("agent") or line.role.value
+            lines.append(f"{stamp}  {who}: {line.text}")
+        text = "\n".join(lines) + "\n"
+        return mask_pii(text) if self.mask_exports else text
 
     async def detail(self, ticket_id: str) -> dict[str, Any]:
         ticket = await self._ticket(ticket_id)

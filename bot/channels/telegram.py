@@ -42,6 +42,7 @@ from telegram.constants import ChatType
 from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.telegram_schema import check_update
 from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, split_text
 from bot.config import TelegramConfig
 from bot.errors import BadRequest, ConfigError, KefuError, StoreUnavailable
@@ -246,8 +247,9 @@ class TelegramChannel:
             raise BadRequest("telegram channel is still starting", status=503)  # Telegram retries
         try:
             data = await request.json()
+            check_update(data)
             update = Update.de_json(data, self.app.bot)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError) as exc:
             raise BadRequest(f"not a Telegram update: {exc}") from None
         await self.handle_update(update)  # StoreUnavailable → 503: Telegram redelivers later
         return JSONResponse({})
@@ -260,7 +262,7 @@ class TelegramChannel:
             log.error("store unavailable for telegram update %s: %s", update.update_id, exc)
             chat = update.effective_chat
             if chat is not None:
-                await self._send(chat.id, [Reply(say("store_unavailable", language_of(update.effective_user)))])
+                await self._send(chat.id, [Reply(say("store_unavailable_resend", language_of(update.effective_user)))])
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
@@ -304,7 +306,7 @@ class TelegramChannel:
             str(update.update_id),
             message.date.timestamp(),
             attachments=attachments,
-            display_name=(user.full_name if user else chat.effective_name or "")[:64],
+            display_name=((user.full_name if user else chat.effective_name) or "")[:64],
         )
         await self._turn(msg, chat.id, reply_to)
 
@@ -359,7 +361,7 @@ class TelegramChannel:
             return
         user = query.from_user
         msg = InboundMessage(CHANNEL, str(user.id), str(chat_id), text, str(update.update_id),
-                             display_name=user.full_name[:64])
+                             display_name=(user.full_name or "")[:64])
         await self._turn(msg, chat_id, None)
 
     async def _turn(self, msg: InboundMessage, chat_id: int, reply_to: int | None) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
+import redis.asyncio as aioredis
+
+from bot.config import Config, SecurityConfig
 from bot.runtime import Runtime
-from bot.types import Action, ConversationState, InboundMessage, TurnResult
+from bot.types import Action, ConversationState, InboundMessage, Role, TurnResult
 
 _ids = itertools.count()
 
@@ -93,3 +97,26 @@ async def test_out_of_scope_hands_off_as_low_confidence(runtime: Runtime) -> Non
     if result.decision.action is Action.HANDOFF:
         assert result.handoff is not None and result.handoff.reason == "low_confidence"
         assert "人工" in result.replies[0].text
+
+
+async def test_a_flood_is_rate_limited_kept_and_answered_again_next_minute(config: Config,
+                                                                          redis_client: aioredis.Redis) -> None:
+    limited = dataclasses.replace(config, security=SecurityConfig(rate_limit_per_minute=3))
+    runtime = await Runtime.start(limited, redis=redis_client)
+    now = [1_800_000_000.0]
+    runtime.engine.clock = lambda: now[0]
+    for text in ("怎么退货", "退款多久到账", "How do I return an item?"):
+        answered = await say(runtime, text, chat="flood")
+        assert answered.decision is not None and answered.decision.action is Action.ANSWER, text
+    warned = await say(runtime, "怎么退货？？", chat="flood")
+    assert warned.decision is None and "太快" in warned.replies[0].text
+    silent = await say(runtime, "How do I return it", chat="flood")
+    assert silent.replies == ()  # said once a minute, not to every message of a flood
+    assert await say(runtime, "怎么退货", chat="someone-else") is not None  # per customer, not global
+    stored = await runtime.store.load_conversation("web:flood")
+    assert stored is not None
+    kept = [line.text for line in stored.transcript if line.role is Role.CUSTOMER]
+    assert kept[-2:] == ["怎么退货？？", "How do I return it"]  # nothing lost: an agent can still read them
+    now[0] += 60
+    again = await say(runtime, "怎么开发票", chat="flood")
+    assert again.decision is not None and again.decision.action is Action.ANSWER

@@ -19,6 +19,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.agents.desk import HumanDesk
 from bot.channels.telegram import (
@@ -514,3 +516,65 @@ async def test_long_callback_payload_goes_through_the_store(redis_client: aiored
     assert await payload_of(store, await callback_data(store, sneaky)) == sneaky
     assert await payload_of(store, CALLBACK_PREFIX + "0" * 32) is None
 
+
+
+# --- bad input: fuzzed updates ----------------------------------------------------------------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                     max_leaves=20)
+_id = st.one_of(st.integers(min_value=-(2**63), max_value=2**63), st.text(max_size=12), st.none())
+
+
+@st.composite
+def _updates(draw: st.DrawFn) -> Any:
+    """Update-shaped JSON: half well-typed with odd values (they reach a turn), half with wrong
+    types and missing fields (refused with 400), now and then any JSON at all."""
+    if draw(st.integers(0, 5)) == 0:
+        return draw(_json)
+    typed = draw(st.booleans())
+    ids = st.integers(min_value=-(2**40), max_value=2**40) if typed else _id
+    texts = st.text(max_size=300) if typed else st.one_of(st.text(max_size=300), _json)
+    user = draw(st.fixed_dictionaries({"id": ids}, optional={"is_bot": st.booleans(), "first_name": texts,
+                                                             "language_code": st.sampled_from(["zh-hans", "en", ""])}))
+    chat = draw(st.fixed_dictionaries({"id": ids, "type": st.sampled_from(["private"] * 4 + ["group", "supergroup",
+                                                                                      "channel", "", "???"])}))
+    entity = st.fixed_dictionaries({"type": st.sampled_from(["mention", "bot_command", "url"]),
+                                    "offset": st.integers(-5, 400), "length": st.integers(-5, 400)})
+    message = draw(st.fixed_dictionaries(
+        {"message_id": ids, "date": st.integers(0, 2**32) if typed else _id, "chat": st.just(chat)},
+        optional={"from": st.just(user), "text": texts, "caption": texts, "entities": st.lists(entity, max_size=3),
+                  "photo": st.lists(st.fixed_dictionaries({"file_id": texts, "file_unique_id": texts,
+                                                           "width": ids, "height": ids}), max_size=2),
+                  "document": st.fixed_dictionaries({"file_id": texts}) if typed else _json,
+                  "sticker": st.fixed_dictionaries({"file_id": texts}) if typed else _json}))
+    kind = draw(st.sampled_from(["message"] * 4 + ["edited_message", "callback_query", "channel_post", "other"]))
+    body: Any = message
+    if kind == "callback_query":
+        body = {"id": draw(texts), "from": user, "data": draw(texts), "message": message, "chat_instance": "x"}
+    return {"update_id": draw(ids), kind: body}
+
+
+async def test_fuzzed_updates_get_4xx_or_200_never_500(memory_config: Config, standin: BotApiStandIn) -> None:
+    async with running(memory_config, standin, "webhook") as kefu:
+        url = str(kefu.http.base_url).rstrip("/") + WEBHOOK_PATH
+
+        @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+        @given(update=_updates())
+        def post(update: Any) -> None:
+            message = update.get("message") if isinstance(update, dict) else None
+            if isinstance(message, dict) and type(update.get("update_id")) is int:
+                # hypothesis repeats small ids: make each update and customer new, so each can get an answer
+                update["update_id"] = standin.next_update_id()
+                for part in (message["chat"], message.get("from")):
+                    if isinstance(part, dict) and type(part.get("id")) is int:
+                        part["id"] = update["update_id"]
+            before = len(standin.sent())
+            r = httpx.post(url, json=update, headers={SECRET_HEADER: SECRET}, timeout=30)
+            assert r.status_code < 500, (update, r.status_code, r.text)
+            if r.status_code == 200 and isinstance(message, dict) and message["chat"].get("type") == "private" \
+                    and isinstance(message.get("text"), str) and message["text"].strip():
+                assert len(standin.sent()) > before, update  # a customer who wrote something gets an answer
+
+        await asyncio.to_thread(post)
+        assert await kefu.say("怎么退货", chat_id=CHAT)  # and the channel still answers

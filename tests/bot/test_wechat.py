@@ -19,6 +19,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import xmltodict
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -442,3 +444,41 @@ async def test_access_token_is_fetched_once_per_expiry_across_workers(redis_clie
                 await workers[0].outbox.customer_wrote(user)
             await burst("second")
             assert len(standin.token_fetches) == 2 and len(standin.custom_sent) == 80
+
+
+# --- bad input: fuzzed callbacks ------------------------------------------------------------------------
+
+_TAGS = ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId", "Event", "EventKey", "PicUrl",
+         "MediaId", "Recognition", "Location_X", "Label", "Url", "bizmsgmenuid", "Encrypt"]
+_values = st.one_of(st.text(max_size=80), st.sampled_from(["text", "image", "voice", "event", "subscribe", "CLICK",
+                                                          "location", "link", "", "-1", "99999999999999999999"]),
+                    st.integers().map(str))
+
+
+@st.composite
+def _callbacks(draw: st.DrawFn) -> bytes:
+    """WeChat-shaped XML with odd fields and values, broken markup, or arbitrary bytes."""
+    kind = draw(st.sampled_from(["fields", "fields", "text", "bytes"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=400))
+    if kind == "text":
+        return draw(st.text(max_size=400)).encode("utf-8", "surrogatepass")
+    fields = draw(st.dictionaries(st.sampled_from(_TAGS) | st.from_regex(r"[A-Za-z_]{1,12}", fullmatch=True),
+                                  _values, max_size=8))
+    cdata = draw(st.booleans())
+    inner = "".join(f"<{k}><![CDATA[{v}]]></{k}>" if cdata else f"<{k}>{v}</{k}>" for k, v in fields.items())
+    return f"<xml>{inner}</xml>".encode("utf-8", "surrogatepass")
+
+
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)
+def test_fuzzed_callbacks_get_4xx_or_200_never_500(make_app: Callable[..., Any]) -> None:
+    with make_app(mode="plain") as app:
+
+        @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+        @given(body=_callbacks())
+        def post(body: bytes) -> None:
+            r = app.client.post("/webhooks/wechat", params=app.wechat.query(), content=body)
+            assert r.status_code < 500, (body, r.status_code, r.text)
+
+        post()
+        assert app.wechat.say(text_xml("怎么退货", 990001))  # and the channel still answers

@@ -1,0 +1,271 @@
+"""Load benchmark: simulated customers on loopback against real ``kefu serve`` workers and a real
+Redis, side by side with (a) a bare ASGI endpoint doing the same Redis reads/writes and (b) the
+intent layer alone, for 1, 2 and 4 workers.
+
+    python -m bench.load                       # full run (about 5 minutes)
+    python -m bench.load --workers 1 2 --customers 16 --messages 5   # quicker
+
+Every customer sends its messages one after another (a reply before the next question), all
+customers at once.  Messages are the shop dev questions with a number appended, so no two are
+the same text (no embedding-cache hits); the cache-hit row then repeats questions already asked.
+Uses Redis database 13 (``--redis``) and deletes only Kefu's keys there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+
+from bot import keys
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("KEFU_BENCH_DATA", ROOT.parent / "shared" / "data"))
+CACHE = Path(os.environ.get("KEFU_BENCH_CACHE", Path.home() / ".cache" / "kefu-bench"))
+
+
+@dataclass(frozen=True)
+class Result:
+    messages: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def questions() -> list[str]:
+    cases = [json.loads(line) for line in (DATA / "eval" / "shop-dev-cases.jsonl").read_text("utf-8").splitlines()
+             if line.strip()]
+    return [c["text"] for c in cases if c["expect"] not in ("handoff", "no-answer")]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wipe(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=f"{keys.PREFIX}*", count=1000):
+        client.delete(key)
+
+
+def start_server(cmd: list[str], port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``cmd``; return once every one of its workers has answered /healthz."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    pids: set[int] = set()
+    deadline = time.monotonic() + 300
+    while len(pids) < workers:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{' '.join(cmd[:5])} exited: {proc.stderr.read().decode(errors='replace')[-2000:]}"
+                               if proc.stderr else "server exited")
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            raise RuntimeError(f"only {len(pids)} of {workers} workers became healthy")
+        try:
+            r = httpx.get(f"{base}/healthz", timeout=2, headers={"Connection": "close"})
+            if r.status_code == 200:
+                pids.add(r.json()["worker_pid"])
+                continue
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return proc
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@asynccontextmanager
+async def server(cmd: list[str], port: int, workers: int, env: dict[str, str] | None = None
+                 ) -> AsyncIterator[str]:
+    """The server's base URL while it runs (started in a thread: this loop may serve a stand-in)."""
+    proc = await asyncio.to_thread(start_server, cmd, port, workers, env or {})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await asyncio.to_thread(stop_server, proc)
+
+
+Send = Callable[[httpx.AsyncClient, int, int], Awaitable[httpx.Response]]
+
+
+def web_chat(text_of: Callable[[int, int], str], tag: str, fresh_sessions: bool = False) -> Send:
+    """A web-chat customer; ``fresh_sessions``: each message starts a new conversation (repeating a
+    question inside one conversation is, rightly, a handoff signal)."""
+    def send(client: httpx.AsyncClient, c: int, i: int) -> Awaitable[httpx.Response]:
+        return client.post("/api/chat", json={"session": f"customer-{tag}-{c}-{i if fresh_sessions else 0}",
+                                              "text": text_of(c, i)})
+    return send
+
+
+async def drive(base: str, customers: int, messages: int, send: Send) -> Result:
+    """Every customer sends its messages one after another, all customers at once."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=customers, max_keepalive_connections=customers)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+
+        async def customer(c: int) -> None:
+            for i in range(messages):
+                started = time.perf_counter()
+                r = await send(client, c, i)
+                latencies.append((time.perf_counter() - started) * 1000)
+                r.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(customer(c) for c in range(customers)))
+        elapsed = time.perf_counter() - started
+    return Result(customers * messages, elapsed, latencies)
+
+
+SECRET = "bench-secret"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def kefu_config(directory: Path, redis_url: str, telegram_base_url: str) -> Path:
+    from tests.bot.telegram_standin import TOKEN
+
+    config = directory / "kefu-bench.yaml"
+    config.write_text(
+        f"store:\n  url: {redis_url}\nknowledge:\n  path: {DATA / 'eval' / 'shop-kb.yaml'}\n  cache_dir: {CACHE}\n"
+        "security:\n  rate_limit_per_minute: 0\n"
+        f"channels:\n  telegram:\n    enabled: true\n    token: \"{TOKEN}\"\n    mode: webhook\n"
+        f"    webhook_url: https://kefu.example/webhooks/telegram\n    webhook_secret: {SECRET}\n"
+        f"    base_url: {telegram_base_url}\n", encoding="utf-8")
+    return config
+
+
+def _decide_share(args: tuple[str, list[str]]) -> tuple[int, float, list[float]]:
+    """One process of the intent-layer-alone run: build (from the disk cache), then decide."""
+    from bot.config import Config, IntentsConfig, KnowledgeConfig
+    from bot.runtime import build_live_layer
+    from bot.types import Conversation, InboundMessage
+    from knowledge.schema import load_kb
+
+    kb_path, texts = args
+    config = Config(knowledge=KnowledgeConfig(cache_dir=str(CACHE)), intents=IntentsConfig())
+    layer, _ = build_live_layer(load_kb(Path(kb_path)), config)
+    conv = Conversation.start(InboundMessage("web", "u", "u", "", "m"))
+    layer.decide("warm up", conv)
+    latencies = []
+    started = time.perf_counter()
+    for text in texts:
+        t = time.perf_counter()
+        layer.decide(text, conv)
+        latencies.append((time.perf_counter() - t) * 1000)
+    return len(texts), time.perf_counter() - started, latencies
+
+
+def intent_layer_alone(workers: int, texts: list[str]) -> Result:
+    """``workers`` processes deciding their share of ``texts`` in parallel (same cores as the servers)."""
+    shares = [(str(DATA / "eval" / "shop-kb.yaml"), texts[i::workers]) for i in range(workers)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        started = time.perf_counter()
+        parts = pool.map(_decide_share, shares)
+        wall = time.perf_counter() - started
+    # wall includes each process loading the model and index; the rate uses the deciding time only
+    seconds = max(part[1] for part in parts) if parts else wall
+    return Result(sum(part[0] for part in parts), seconds, [ms for part in parts for ms in part[2]])
+
+
+def row(name: str, result: Result, reference: Result | None = None) -> str:
+    ratio = f"{result.rate / reference.rate:6.0%}" if reference else "      "
+    return (f"  {name:<34} {result.rate:8.1f} msg/s {ratio}   p50 {result.pct(0.5):7.1f} ms"
+            f"   p99 {result.pct(0.99):7.1f} ms   ({result.messages} messages)")
+
+
+async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -> None:
+    from tests.bot.telegram_standin import BotApiStandIn
+
+    pool = questions()
+
+    def unique(c: int, i: int) -> str:
+        n = c * args.messages + i
+        return f"{pool[n % len(pool)]} {n}"
+
+    def again(c: int, i: int) -> str:
+        return pool[(c + i) % 20]
+
+    texts = [unique(c, i) for c in range(args.customers) for i in range(args.messages)]
+    print(f"\n{workers} worker(s)")
+    alone = await asyncio.to_thread(intent_layer_alone, workers, texts)
+    print(row("intent layer alone", alone))
+
+    wipe(args.redis)
+    port = free_port()
+    bare_cmd = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
+                "--workers", str(workers), "--log-level", "warning"]
+    async with server(bare_cmd, port, workers, {"KEFU_BENCH_REDIS": args.redis}) as base:
+        bare = await drive(base, args.customers, args.messages, web_chat(unique, "bare"))
+    print(row("bare ASGI + same Redis keys", bare))
+
+    async with BotApiStandIn() as telegram:
+        config = kefu_config(directory, args.redis, telegram.base_url)
+        wipe(args.redis)
+        port = free_port()
+        cmd = [sys.executable, "-m", "bot", "--config", str(config), "serve", "--port", str(port),
+               "--workers", str(workers)]
+        async with server(cmd, port, workers) as base:
+            full = await drive(base, args.customers, args.messages, web_chat(unique, "kefu"))
+            print(row("kefu serve: web chat", full, alone))
+
+            def update(client: httpx.AsyncClient, c: int, i: int) -> Awaitable[httpx.Response]:
+                body = telegram.message_update(unique(c, i), chat_id=100_000 + c)
+                return client.post("/webhooks/telegram", json=body, headers={SECRET_HEADER: SECRET})
+
+            tg = await drive(base, args.customers, args.messages, update)
+            print(row("kefu serve: Telegram webhook", tg, alone))
+            for round_ in range(3 * workers):  # every worker's embedding cache has seen them
+                await drive(base, 20, 1, web_chat(again, f"warm{round_}", True))
+            hits = await drive(base, 1, 200, web_chat(again, "hits", True))
+            print(row("kefu serve: repeated questions", hits))
+    wipe(args.redis)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--customers", type=int, default=32)
+    parser.add_argument("--messages", type=int, default=8, help="messages per customer")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; {args.customers} customers × "
+          f"{args.messages} messages = {args.customers * args.messages} per run; Redis {args.redis}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in args.workers:
+            asyncio.run(run_workers(workers, args, Path(tmp)))
+    print("\nratio column: throughput / the intent layer alone on the same number of processes")
+
+
+if __name__ == "__main__":
+    main()

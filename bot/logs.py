@@ -1,0 +1,16 @@
+"""Logging set-up shared by the CLI and by each ``kefu serve --workers N`` worker process."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.privacy import mask_logs
+
+
+def configure_logging(verbose: bool = False, mask: bool = True) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    for noisy in ("httpx", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if mask:
+        mask_logs()

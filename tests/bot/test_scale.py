@@ -1,0 +1,134 @@
+"""Scale-out and faults with real processes: ``kefu serve --workers N`` on one Redis, and a Redis
+server that goes away mid-conversation and comes back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
+from bot.server import create_app
+from tests.bot.agents.test_workers import wipe
+from tests.browser import ROOT, free_port, kefu_server
+from tests.conftest import REDIS_URL, require_redis
+
+pytestmark = pytest.mark.redis
+
+
+def serve_config(cache_dir: Path, store_url: str) -> str:
+    return (f"knowledge:\n  cache_dir: {cache_dir}\nstore:\n  url: {store_url}\n"
+            "intents:\n  embeddings: false\n")
+
+
+def chat(base: str, session: str, text: str, message_id: str | None = None) -> httpx.Response:
+    body = {"session": session, "text": text, **({"message_id": message_id} if message_id else {})}
+    # a fresh connection per request, so the kernel may hand it to any worker
+    return httpx.post(f"{base}/api/chat", json=body, timeout=60, headers={"Connection": "close"})
+
+
+def test_workers_share_conversations_through_redis(tmp_path: Path, cache_dir: Path) -> None:
+    require_redis()
+    wipe()
+    try:
+        with kefu_server(serve_config(cache_dir, REDIS_URL), tmp_path, "--workers", "2") as base:
+            pids: set[int] = set()
+            deadline = time.monotonic() + 60
+            while len(pids) < 2 and time.monotonic() < deadline:
+                pids.add(httpx.get(f"{base}/healthz", headers={"Connection": "close"}).json()["worker_pid"])
+            assert len(pids) == 2, "both workers should serve requests"
+
+            handoff = chat(base, "shared-session", "转人工")
+            assert handoff.json()["state"] == "waiting"
+            for n in range(12):  # whichever worker takes it, the customer is still waiting for an agent
+                r = chat(base, "shared-session", f"补充信息 {n}")
+                assert r.status_code == 200 and r.json()["state"] == "waiting", r.text
+            client = redis.Redis.from_url(REDIS_URL)
+            assert client.llen("kefu:transcript:web:shared-session") == 1 + 1 + 12 + 1  # one hold note only
+    finally:
+        wipe()
+
+
+def test_workers_need_a_shared_store(tmp_path: Path, cache_dir: Path) -> None:
+    config = tmp_path / "memory.yaml"
+    config.write_text(serve_config(cache_dir, "memory://"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "serve", "--workers", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "needs a shared store: set store.url to redis://" in done.stderr
+
+
+class RedisProcess:
+    """A private redis-server with an append-only file, so a restart keeps the data."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("KEFU_REQUIRE_REDIS") == "1":
+                pytest.fail("redis-server is needed for the fault tests")
+            pytest.skip("redis-server not installed")
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "yes", "--dir", str(self.directory)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_outage_delays_but_loses_nothing(private_redis: RedisProcess, cache_dir: Path) -> None:
+    config = Config(store=StoreConfig(url=private_redis.url), knowledge=KnowledgeConfig(cache_dir=str(cache_dir)),
+                    intents=IntentsConfig(embeddings=False))
+    with TestClient(create_app(config)) as client:
+        first = client.post("/api/chat", json={"session": "session-s", "text": "怎么退货", "message_id": "m1"})
+        assert first.status_code == 200 and first.json()["replies"]
+
+        private_redis.stop()
+        down = client.post("/api/chat", json={"session": "session-s", "text": "退款多久到账", "message_id": "m2"})
+        assert down.status_code == 503 and down.json()["retry"] is True
+        assert down.headers["Retry-After"] and "稍候" in down.json()["replies"][0]["text"]
+        assert client.get("/healthz").status_code == 503
+
+        private_redis.start()  # same port, same append-only file: the conversation is still there
+        again = client.post("/api/chat", json={"session": "session-s", "text": "退款多久到账", "message_id": "m2"})
+        assert again.status_code == 200, again.text
+        assert again.json()["replies"] and not again.json()["duplicate"]
+        assert client.get("/healthz").status_code == 200
+        stored = redis.Redis.from_url(private_redis.url).lrange("kefu:transcript:web:session-s", 0, -1)
+        customer = [line for line in stored if b'"customer"' in line]
+        assert len(customer) == 2  # the first question and the resent one, each once
