@@ -58,18 +58,30 @@ class Engine:
         self.clock = clock
 
     async def handle(self, msg: InboundMessage) -> TurnResult:
+        """One turn per platform message id, across workers and retries.
+
+        The id is claimed for as long as the conversation lock may be held; only once the turn is
+        saved is it remembered for the full dedupe period.  So a retry during a turn is a
+        duplicate, but if the worker died mid-turn its claim lapses and the retry is answered."""
         namespace = f"msg:{msg.channel}"
-        if msg.message_id and not await self.store.first_time(namespace, msg.message_id):
+        claim = max(1, int(self.config.store.conversation_lock_seconds))
+        if msg.message_id and not await self.store.first_time(namespace, msg.message_id, ttl=claim):
             log.info("duplicate %s message %s ignored", msg.channel, msg.message_id)
             return TurnResult((), Conversation.start(msg), duplicate=True)
         try:
             async with self.store.conversation_lock(msg.conversation_id):
-                return await self._turn(msg)
+                result = await self._turn(msg)
         except BaseException:
             if msg.message_id:  # let the platform's retry be processed instead of lost
                 with contextlib.suppress(StoreUnavailable, *REDIS_ERRORS):
                     await self.store.forget(namespace, msg.message_id)
             raise
+        if msg.message_id:
+            try:
+                await self.store.remember(namespace, msg.message_id)
+            except StoreUnavailable as exc:  # the turn is saved; a retry after the claim lapses repeats it
+                log.warning("could not mark %s message %s as done: %s", msg.channel, msg.message_id, exc)
+        return result
 
     async def _turn(self, msg: InboundMessage) -> TurnResult:
         now = self.clock()

@@ -160,6 +160,13 @@ class Store:
             raise StoreUnavailable(str(exc)) from exc
         return int(count)
 
+    async def remember(self, namespace: str, item_id: str) -> None:
+        """Keep a :meth:`first_time` marker for the full dedupe period (the work it guarded is done)."""
+        try:
+            await self.redis.set(keys.seen(namespace, item_id), str(time.time()), ex=self.config.dedupe_ttl_seconds)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     async def forget(self, namespace: str, item_id: str) -> None:
         """Undo :meth:`first_time` when a turn failed, so the platform's retry is processed."""
         await self.redis.delete(keys.seen(namespace, item_id))

@@ -103,7 +103,26 @@ class WebChannel:
         msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(),
                              display_name=str(body.get("name") or "")[:64])
         result = await self.engine.handle(msg)
-        return JSONResponse(turn_json(result))
+        body = turn_json(result)
+        if result.duplicate:  # a resend whose first answer was lost on the way: answer it again
+            body["replies"] = await self._earlier_replies(msg.conversation_id, message_id)
+        return JSONResponse(body)
+
+    async def _earlier_replies(self, conversation_id: str, message_id: str) -> list[dict[str, Any]]:
+        """The bot's lines that followed the customer's message ``message_id`` (empty while that
+        turn is still running elsewhere)."""
+        conv = await self.store.load_conversation(conversation_id)
+        lines = conv.transcript if conv is not None else ()
+        start = next((i for i, line in enumerate(lines)
+                      if line.role is Role.CUSTOMER and line.meta.get("message_id") == message_id), None)
+        if start is None:
+            return []
+        replies = []
+        for line in lines[start + 1:]:
+            if line.role is not Role.BOT:
+                break
+            replies.append({"text": line.text, "suggestions": line.meta.get("suggestions", [])})
+        return replies
 
     async def messages(self, request: Request) -> Response:
         session = request.path_params["session"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 
@@ -120,3 +121,17 @@ async def test_a_flood_is_rate_limited_kept_and_answered_again_next_minute(confi
     now[0] += 60
     again = await say(runtime, "怎么开发票", chat="flood")
     assert again.decision is not None and again.decision.action is Action.ANSWER
+
+
+async def test_a_retry_after_a_worker_died_mid_turn_is_answered_once(config: Config,
+                                                                      redis_client: aioredis.Redis) -> None:
+    short = dataclasses.replace(config, store=dataclasses.replace(config.store, conversation_lock_seconds=1))
+    runtime = await Runtime.start(short, redis=redis_client)
+    # a worker claimed wx-9 and was killed before saving the turn: its claim lapses with its lock
+    assert await runtime.store.first_time("msg:web", "wx-9", ttl=1)
+    assert (await say(runtime, "怎么退货", message_id="wx-9")).duplicate  # maybe still running: not twice
+    await asyncio.sleep(1.2)
+    retried = await say(runtime, "怎么退货", message_id="wx-9")
+    assert not retried.duplicate and retried.decision is not None and retried.decision.action is Action.ANSWER
+    await asyncio.sleep(1.2)  # a finished turn is remembered for the whole dedupe period, not the claim
+    assert (await say(runtime, "怎么退货", message_id="wx-9")).duplicate

@@ -52,3 +52,12 @@ def test_log_records_and_tracebacks_are_masked(masked_logging: None, caplog: pyt
     text = caplog.text
     assert "138****5678" in text and "13812345678" not in text
     assert "11010519491231002X" not in text and "110105***********X" in text
+
+
+def test_credentials_in_urls_are_redacted(masked_logging: None, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("httpx").info("HTTP Request: POST https://api.weixin.qq.com/cgi-bin/message/custom/send"
+                                        "?access_token=ACCESS123xyz&x=1")
+        logging.getLogger("kefu.test").info("GET /cgi-bin/gettoken?corpid=ww1&corpsecret=CORPSECRET99")
+    assert "ACCESS123xyz" not in caplog.text and "CORPSECRET99" not in caplog.text
+    assert "access_token=***&x=1" in caplog.text

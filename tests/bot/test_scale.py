@@ -117,6 +117,9 @@ def test_redis_outage_delays_but_loses_nothing(private_redis: RedisProcess, cach
     with TestClient(create_app(config)) as client:
         first = client.post("/api/chat", json={"session": "session-s", "text": "怎么退货", "message_id": "m1"})
         assert first.status_code == 200 and first.json()["replies"]
+        resent = client.post("/api/chat", json={"session": "session-s", "text": "怎么退货", "message_id": "m1"})
+        assert resent.json()["duplicate"] and resent.json()["replies"] == first.json()["replies"]  # answered once,
+        # shown again: the first response was lost on the way
 
         private_redis.stop()
         down = client.post("/api/chat", json={"session": "session-s", "text": "退款多久到账", "message_id": "m2"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from bot.channels.wechat import WeChatChannel, custom_message, passive_text
 from bot.channels.wechat_common import DeliveryDeferred, parse_xml
 from bot.config import Config, StoreConfig, WeChatConfig
 from bot.errors import BadRequest
+from bot.privacy import mask_logs
 from bot.store import Store
 from bot.types import Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
 from tests.bot.wechat_standin import Backend, StandIn, serve, wait_for
@@ -482,3 +484,28 @@ def test_fuzzed_callbacks_get_4xx_or_200_never_500(make_app: Callable[..., Any])
 
         post()
         assert app.wechat.say(text_xml("怎么退货", 990001))  # and the channel still answers
+
+
+@pytest.mark.parametrize("backend", ["memory"], indirect=True)
+def test_secrets_and_tokens_never_reach_the_log(make_app: Callable[..., Any], standin: StandIn,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """With Kefu's log set-up (``kefu serve`` installs it), even at DEBUG and with libraries
+    logging request URLs."""
+    app_secret = "AppSecret-4f9c2e7d1b"
+    factory = logging.getLogRecordFactory()
+    mask_logs()
+    try:
+        with caplog.at_level(logging.DEBUG), \
+                make_app("safe", slow=0.3, passive_reply_seconds=0.05, app_secret=app_secret) as app:
+            assert app.wechat.say(text_xml("怎么退货", 7701)) is None  # late answer: fetches an access token
+            wait_for(lambda: len(standin.custom_sent) == 1)
+            forged = app.wechat.query()
+            forged["signature"] = "0" * 40
+            assert app.client.post("/webhooks/wechat", params=forged, content=b"<xml/>").status_code == 403
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert standin.valid_tokens, "the late answer went out with a fetched access token"
+    logged = caplog.text
+    assert "signature" in logged  # the refusal was logged ...
+    for secret in (app_secret, TOKEN, AES_KEY, *standin.valid_tokens):  # ... and no secret was
+        assert secret not in logged
