@@ -24,22 +24,13 @@ from bot.admin.unanswered import UnansweredBook, cluster_records, decision_json,
 from bot.agents.api import AgentApi
 from bot.agents.auth import Agent
 from bot.errors import BadRequest
+from bot.json_body import json_object
 from bot.runtime import Runtime
 from handlers import respond
 from knowledge.schema import Entry
 
 Handler = Callable[[Request], Awaitable[Response]]
 REPLAY_LIMIT = 300
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("body must be JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
 
 
 def _strings(body: dict[str, Any], key: str) -> list[str]:
@@ -152,12 +143,12 @@ class AdminApi:
 
     async def create(self, request: Request) -> Response:
         agent = await self.admin(request)
-        change = await self.knowledge.save(await _body(request), agent.name, create=True)
+        change = await self.knowledge.save(await json_object(request), agent.name, create=True)
         return JSONResponse(change.to_json(), status_code=201)
 
     async def update(self, request: Request) -> Response:
         agent = await self.admin(request)
-        body = await _body(request)
+        body = await json_object(request)
         entry_id = request.path_params["entry_id"]
         body.setdefault("id", entry_id)
         if body["id"] != entry_id:
@@ -171,7 +162,7 @@ class AdminApi:
 
     async def enabled(self, request: Request) -> Response:
         agent = await self.admin(request)
-        value = (await _body(request)).get("enabled")
+        value = (await json_object(request)).get("enabled")
         if not isinstance(value, bool):
             raise ValidationFailed("'enabled' must be true or false", "enabled")
         change = await self.knowledge.set_enabled(request.path_params["entry_id"], value, agent.name)
@@ -179,13 +170,13 @@ class AdminApi:
 
     async def add_questions(self, request: Request) -> Response:
         agent = await self.admin(request)
-        questions = _strings(await _body(request), "questions")
+        questions = _strings(await json_object(request), "questions")
         change = await self.knowledge.add_questions(request.path_params["entry_id"], questions, agent.name)
         return JSONResponse(change.to_json())
 
     async def remove_question(self, request: Request) -> Response:
         agent = await self.admin(request)
-        question = (await _body(request)).get("question")
+        question = (await json_object(request)).get("question")
         if not isinstance(question, str):
             raise BadRequest("'question' must be a string")
         change = await self.knowledge.remove_question(request.path_params["entry_id"], question, agent.name)
@@ -197,7 +188,7 @@ class AdminApi:
 
     async def entry_rollback(self, request: Request) -> Response:
         agent = await self.admin(request)
-        version = _version(await _body(request))
+        version = _version(await json_object(request))
         change = await self.knowledge.rollback_entry(request.path_params["entry_id"], version, agent.name)
         return JSONResponse(change.to_json())
 
@@ -209,12 +200,12 @@ class AdminApi:
 
     async def rollback(self, request: Request) -> Response:
         agent = await self.admin(request)
-        change = await self.knowledge.rollback_all(_version(await _body(request)), agent.name)
+        change = await self.knowledge.rollback_all(_version(await json_object(request)), agent.name)
         return JSONResponse(change.to_json())
 
     async def validate(self, request: Request) -> Response:
         await self.admin(request)
-        entry = validate(await _body(request))
+        entry = validate(await json_object(request))
         return JSONResponse({"ok": True, "entry": _entry_json(entry)})
 
     # ------------------------------------------------------------------ trying and previewing
@@ -222,7 +213,7 @@ class AdminApi:
     async def try_it(self, request: Request) -> Response:
         """Classify a question exactly as a live message would be, and show why."""
         await self.admin(request)
-        body = await _body(request)
+        body = await json_object(request)
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ValidationFailed("'text' must be a non-empty string", "text")
@@ -236,7 +227,7 @@ class AdminApi:
     async def preview(self, request: Request) -> Response:
         """Replay recent real questions against a proposed change: which answers would change."""
         await self.admin(request)
-        body = await _body(request)
+        body = await json_object(request)
         changes: dict[str, Entry | None] = {}
         if "entry" in body:
             entry = validate(body["entry"])
@@ -292,7 +283,7 @@ class AdminApi:
     async def unanswered_apply(self, request: Request) -> Response:
         """Add a cluster's phrasings as similar questions of an existing entry (one click)."""
         agent = await self.admin(request)
-        body = await _body(request)
+        body = await json_object(request)
         entry_id = body.get("entry_id")
         if not isinstance(entry_id, str) or not entry_id:
             raise ValidationFailed("choose the entry to add these questions to", "entry_id")
@@ -304,7 +295,7 @@ class AdminApi:
     async def unanswered_draft(self, request: Request) -> Response:
         """A new entry prefilled from a cluster, for the editor (nothing is saved)."""
         await self.admin(request)
-        questions = _strings(await _body(request), "questions")
+        questions = _strings(await json_object(request), "questions")
         base = "".join(ch if ch.isalnum() else "-" for ch in questions[0].lower())[:40].strip("-") or "new-entry"
         existing = {e.id for e in await self.knowledge.entries()}
         entry_id, n = base, 2
@@ -315,7 +306,7 @@ class AdminApi:
 
     async def unanswered_dismiss(self, request: Request) -> Response:
         await self.admin(request)
-        return JSONResponse({"resolved": await self.book.resolve(_strings(await _body(request), "questions"))})
+        return JSONResponse({"resolved": await self.book.resolve(_strings(await json_object(request), "questions"))})
 
     # ------------------------------------------------------------------ dashboard
 

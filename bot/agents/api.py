@@ -19,6 +19,7 @@ from bot.agents.auth import Agent, AgentDirectory
 from bot.agents.desk import HumanDesk, line_json
 from bot.config import AgentsConfig
 from bot.errors import BadRequest
+from bot.json_body import json_object
 
 COOKIE = "kefu_agent"
 CSRF_HEADER = "x-csrf-token"
@@ -30,16 +31,6 @@ DEFAULT_CANNED = (
     {"title": "Greeting EN", "text": "Hello, I'm an agent; I've read our conversation so far and will sort this out."},
     {"title": "Closing 结束", "text": "还有其他可以帮您的吗？/ Is there anything else I can help with?"},
 )
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("body must be JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -98,7 +89,7 @@ class AgentApi:
         return JSONResponse(OPENAPI)
 
     async def login(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_object(request)
         session = await self.directory.login(_text(body, "name"), _text(body, "password"))
         if session is None:
             raise BadRequest("wrong name or password", status=401)
@@ -157,7 +148,7 @@ class AgentApi:
 
     async def message(self, request: Request) -> Response:
         agent = await self.agent(request)
-        text = _text(await _body(request), "text")
+        text = _text(await json_object(request), "text")
         line, deferred = await self.desk.send(request.path_params["ticket_id"], agent, text)
         if deferred:  # kept by the channel, sent when it can (e.g. WeChat's 48-hour window)
             return JSONResponse({"line": line_json(line), "deferred": deferred}, status_code=202)
@@ -165,12 +156,12 @@ class AgentApi:
 
     async def note(self, request: Request) -> Response:
         agent = await self.agent(request)
-        note = await self.desk.note(request.path_params["ticket_id"], agent, _text(await _body(request), "text"))
+        note = await self.desk.note(request.path_params["ticket_id"], agent, _text(await json_object(request), "text"))
         return JSONResponse({"note": note})
 
     async def transfer(self, request: Request) -> Response:
         agent = await self.agent(request)
-        target = await self.directory.get(_text(await _body(request), "to"))
+        target = await self.directory.get(_text(await json_object(request), "to"))
         if target is None:
             raise BadRequest("no such agent", status=404)
         ticket = await self.desk.transfer(request.path_params["ticket_id"], agent, target)
@@ -186,7 +177,7 @@ class AgentApi:
 
     async def followup(self, request: Request) -> Response:
         agent = await self.agent(request)
-        body = await _body(request)
+        body = await json_object(request)
         minutes = body.get("minutes")
         if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 < minutes <= 60 * 24 * 30:
             raise BadRequest("'minutes' must be a number of minutes between 0 and 43200 (30 days)")

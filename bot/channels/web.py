@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.engine import Engine
 from bot.errors import BadRequest
+from bot.json_body import json_object
 from bot.store import Store
 from bot.types import Conversation, InboundMessage, Reply, Role, TurnResult
 
@@ -47,16 +48,6 @@ def turn_json(result: TurnResult) -> dict[str, Any]:
             "reason": result.handoff.reason, "detail": result.handoff.detail,
         },
     }
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("body must be JSON: {\"session\": \"...\", \"text\": \"...\"}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
 
 
 class WebChannel:
@@ -88,7 +79,7 @@ class WebChannel:
         return HTMLResponse(html)
 
     async def chat(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request, '{"session": "...", "text": "..."}')
         session = body.get("session")
         text = body.get("text")
         if not isinstance(session, str) or not SESSION.match(session):
