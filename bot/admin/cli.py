@@ -1,4 +1,5 @@
-"""``kefu kb history`` and ``kefu kb rollback``: the audit log and rollbacks from a terminal.
+"""``kefu kb history | rollback | save | enable | disable | delete | add-question | remove-question |
+search``: knowledge editing, the audit log and rollbacks from a terminal.
 
 Kept here so ``bot/cli.py`` only gains the parser lines and one dispatch; the writes go through
 the same :class:`KnowledgeService` as the console, so they are audited and every running
@@ -10,13 +11,16 @@ from __future__ import annotations
 import argparse
 import getpass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from bot.admin.knowledge_service import KnowledgeService, summary
+from bot.admin.knowledge_service import Change, KnowledgeService, summary
 from bot.config import Config
 from bot.errors import KefuError
 from bot.store import connect
+from knowledge.schema import load_kb
 
-COMMANDS = ("history", "rollback")
+COMMANDS = ("history", "rollback", "save", "enable", "disable", "delete", "add-question", "remove-question",
+            "search")
 
 
 def add_commands(kb_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,6 +30,20 @@ def add_commands(kb_sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     back = kb_sub.add_parser("rollback", help="put the knowledge base (or one entry) back as it was at VERSION")
     back.add_argument("version", type=int)
     back.add_argument("--entry", help="roll back only this entry id")
+    save = kb_sub.add_parser("save", help="create or update the entries in FILE (others stay as they are)")
+    save.add_argument("file", type=Path)
+    for name, what in (("enable", "let the bot use an entry again"), ("disable", "keep an entry but stop using it"),
+                       ("delete", "delete an entry (kefu kb rollback brings it back)")):
+        kb_sub.add_parser(name, help=what).add_argument("entry")
+    add = kb_sub.add_parser("add-question", help="add similar questions to an entry")
+    add.add_argument("entry")
+    add.add_argument("questions", nargs="+")
+    rm = kb_sub.add_parser("remove-question", help="remove one question from an entry")
+    rm.add_argument("entry")
+    rm.add_argument("question")
+    find = kb_sub.add_parser("search", help="entries whose id, questions, answers or tags contain QUERY")
+    find.add_argument("query", nargs="?", default="")
+    find.add_argument("--tag", default="")
 
 
 def _who() -> str:
@@ -33,6 +51,21 @@ def _who() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+async def _edit(service: KnowledgeService, args: argparse.Namespace) -> Change:
+    """One audited change, the same path as the admin console's (validation, history, live reload)."""
+    who, command = _who(), args.kb_command
+    if command == "save":
+        kb = load_kb(args.file)  # every entry validated, with file and line, before anything is written
+        return await service.apply({entry.id: entry for entry in kb.entries}, who, "cli-save", note=str(args.file))
+    if command in ("enable", "disable"):
+        return await service.set_enabled(args.entry, command == "enable", who)
+    if command == "delete":
+        return await service.delete(args.entry, who)
+    if command == "add-question":
+        return await service.add_questions(args.entry, args.questions, who)
+    return await service.remove_question(args.entry, args.question, who)
 
 
 async def run(config: Config, args: argparse.Namespace) -> None:
@@ -59,5 +92,14 @@ async def run(config: Config, args: argparse.Namespace) -> None:
                 print(f"{s['entry_id']}: {'deleted' if s['after'] is None else 'restored'}")
             print(f"rolled back {len(change.records)} entr{'y' if len(change.records) == 1 else 'ies'}; "
                   f"knowledge version {change.version}")
+        elif args.kb_command == "search":
+            found = await service.search(args.query, args.tag)
+            for entry in found:
+                print(f"{entry.id:<28} {entry.title}" + ("" if entry.enabled else "  [disabled]"))
+            print(f"# {len(found)} entr{'y' if len(found) == 1 else 'ies'}")
+        else:
+            change = await _edit(service, args)
+            print(f"{args.kb_command}: {len(change.records)} entr{'y' if len(change.records) == 1 else 'ies'} "
+                  f"changed; knowledge version {change.version} (every worker answers from it within seconds)")
     finally:
         await redis.aclose()

@@ -50,3 +50,45 @@ def test_import_history_and_rollback(tmp_path: Path, cache_dir: Path) -> None:
         assert missing.returncode == 2 and "no version 99" in missing.stderr
     finally:
         wipe()
+
+
+def test_edit_entries_from_the_terminal(tmp_path: Path, cache_dir: Path) -> None:
+    require_redis()
+    wipe()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"store:\n  url: {REDIS_URL}\nknowledge:\n  cache_dir: {cache_dir}\n", encoding="utf-8")
+    base = tmp_path / "base.yaml"
+    base.write_text("- id: hours\n  questions: [几点上班]\n  answer: 九点上班。\n"
+                    "- id: fee\n  questions: [运费多少]\n  answer: 满99包邮。\n", encoding="utf-8")
+    edit = tmp_path / "edit.yaml"
+    edit.write_text("- id: fee\n  questions: [运费多少]\n  answer: {zh: 满59包邮。, en: Free shipping over 59.}\n"
+                    "- id: invoice\n  questions: [怎么开发票]\n  answer: 在订单详情里申请。\n", encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- id: fee\n  questions: []\n  answer: x\n", encoding="utf-8")
+
+    def run(*args: str) -> str:
+        done = kefu("kb", *args, cache=cache_dir, config=config)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        run("import", str(base))
+        assert "2 entries changed" in run("save", str(edit))  # fee updated, invoice created, hours kept
+        refused = kefu("kb", "save", str(broken), cache=cache_dir, config=config)
+        assert refused.returncode == 2 and "questions" in refused.stderr  # nothing half-saved
+        assert "1 entry changed" in run("add-question", "fee", "包邮吗", "Is shipping free?")
+        run("remove-question", "fee", "包邮吗")
+        run("disable", "hours")
+        run("delete", "invoice")
+        listing = run("list")
+        assert "[disabled]" in listing.split("hours")[1].splitlines()[0] and "invoice" not in listing
+        assert "fee" in run("search", "shipping free") or "fee" in run("search", "59")
+        exported = run("export")
+        assert "满59包邮" in exported and "Is shipping free?" in exported and "包邮吗" not in exported
+        history = run("history")
+        for action in ("cli-save", "add-questions", "remove-question", "disable", "delete"):
+            assert action in history, action
+        missing = kefu("kb", "delete", "no-such-entry", cache=cache_dir, config=config)
+        assert missing.returncode == 2 and "no-such-entry" in missing.stderr
+    finally:
+        wipe()
