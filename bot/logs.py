@@ -10,7 +10,6 @@ from bot.privacy import mask_logs
 def configure_logging(verbose: bool = False, mask: bool = True) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
-    for noisy in ("httpx", "jieba"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request, with URLs
     if mask:
         mask_logs()
