@@ -60,32 +60,31 @@ class Engine:
     async def handle(self, msg: InboundMessage) -> TurnResult:
         """One turn per platform message id, across workers and retries.
 
-        The id is claimed for as long as the conversation lock may be held; only once the turn is
-        saved is it remembered for the full dedupe period.  So a retry during a turn is a
-        duplicate, but if the worker died mid-turn its claim lapses and the retry is answered."""
+        The id is claimed for as long as the conversation lock may be held, and remembered for
+        the full dedupe period once the turn is saved.  So a retry during a turn is a duplicate,
+        a failed turn's retry is processed, and if the worker died mid-turn its claim lapses with
+        its lock and the retry is answered.  Claim, lock and load are one round trip to Redis,
+        as are unlock and remember."""
         namespace = f"msg:{msg.channel}"
-        claim = max(1, int(self.config.store.conversation_lock_seconds))
-        if msg.message_id and not await self.store.first_time(namespace, msg.message_id, ttl=claim):
+        start = await self.store.begin_turn(msg.conversation_id, namespace, msg.message_id)
+        if start is None:
             log.info("duplicate %s message %s ignored", msg.channel, msg.message_id)
             return TurnResult((), Conversation.start(msg), duplicate=True)
         try:
-            async with self.store.conversation_lock(msg.conversation_id):
-                result = await self._turn(msg)
+            result = await self._turn(msg, start.conversation)
         except BaseException:
-            if msg.message_id:  # let the platform's retry be processed instead of lost
-                with contextlib.suppress(StoreUnavailable, *REDIS_ERRORS):
-                    await self.store.forget(namespace, msg.message_id)
+            with contextlib.suppress(StoreUnavailable, *REDIS_ERRORS):  # let the platform's retry in
+                await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=False)
             raise
-        if msg.message_id:
-            try:
-                await self.store.remember(namespace, msg.message_id)
-            except StoreUnavailable as exc:  # the turn is saved; a retry after the claim lapses repeats it
-                log.warning("could not mark %s message %s as done: %s", msg.channel, msg.message_id, exc)
+        try:
+            await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=True)
+        except StoreUnavailable as exc:  # the turn is saved; a retry after the claim lapses repeats it
+            log.warning("could not mark %s message %s as done: %s", msg.channel, msg.message_id, exc)
         return result
 
-    async def _turn(self, msg: InboundMessage) -> TurnResult:
+    async def _turn(self, msg: InboundMessage, stored: Conversation | None) -> TurnResult:
         now = self.clock()
-        conv = await self.store.load_conversation(msg.conversation_id) or Conversation.start(msg)
+        conv = stored or Conversation.start(msg)
         meta: dict[str, object] = {"message_id": msg.message_id}
         if msg.attachments:
             meta["attachments"] = [{"kind": a.kind, "ref": a.ref, "name": a.name} for a in msg.attachments]

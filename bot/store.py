@@ -7,11 +7,14 @@ except that it is not durable and not shared between processes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,6 +35,32 @@ from bot.types import (
 )
 
 log = logging.getLogger(__name__)
+
+# KEYS: seen marker, lock, conversation, transcript.  ARGV: message id ('' = no claim), marker
+# value, claim seconds, lock token, lock milliseconds.  {0} duplicate, {1} locked, {2, doc, lines}.
+_BEGIN_TURN = """
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return {0} end
+if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'PX', ARGV[5]) then return {1} end
+return {2, redis.call('GET', KEYS[3]), redis.call('LRANGE', KEYS[4], 0, -1)}
+"""
+# KEYS: lock, seen marker.  ARGV: lock token, message id, dedupe seconds (0 = forget), marker value.
+_END_TURN = """
+local released = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]); released = 1 end
+if ARGV[2] ~= '' then
+  if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[3])
+  else redis.call('DEL', KEYS[2]) end
+end
+return released
+"""
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """A turn that may run: the lock token and the stored conversation (None: a new one)."""
+
+    token: str
+    conversation: Conversation | None
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -160,16 +189,57 @@ class Store:
             raise StoreUnavailable(str(exc)) from exc
         return int(count)
 
-    async def remember(self, namespace: str, item_id: str) -> None:
-        """Keep a :meth:`first_time` marker for the full dedupe period (the work it guarded is done)."""
+    async def forget(self, namespace: str, item_id: str) -> None:
+        """Undo :meth:`first_time` when the work it guarded failed, so a retry is processed."""
+        await self.redis.delete(keys.seen(namespace, item_id))
+
+    async def begin_turn(self, conversation_id: str, namespace: str, message_id: str) -> TurnStart | None:
+        """Claim the message id, take the conversation lock and load the conversation, in one
+        round trip when nobody else holds the lock.  None: the message is a duplicate.
+
+        The claim lasts as long as the lock may; :meth:`end_turn` makes it permanent (done) or
+        drops it (failed), so a retry after a worker died mid-turn is answered."""
+        token = uuid.uuid4().hex
+        lock_ms = max(1, int(self.config.conversation_lock_seconds * 1000))
+        claim = max(1, int(self.config.conversation_lock_seconds))
+        keys_ = [keys.seen(namespace, message_id or "-"), keys.lock(conversation_id),
+                 keys.conversation(conversation_id), keys.transcript(conversation_id)]
+        deadline = time.monotonic() + self.config.conversation_lock_seconds
+        args: list[str | int] = [message_id, str(time.time()), claim, token, lock_ms]
+        delay = 0.01
         try:
-            await self.redis.set(keys.seen(namespace, item_id), str(time.time()), ex=self.config.dedupe_ttl_seconds)
+            while True:
+                status, *loaded = await self.redis.eval(_BEGIN_TURN, 4, *keys_, *args)
+                if int(status) == 0:
+                    return None
+                if int(status) == 2:
+                    raw, lines = loaded
+                    conv = None if not raw else _conversation_from_json(
+                        raw, tuple(TranscriptLine.from_json(json.loads(line)) for line in lines))
+                    return TurnStart(token, conv)
+                args[0] = ""  # claimed; now only wait for the lock
+                if time.monotonic() > deadline:
+                    if message_id:
+                        await self.forget(namespace, message_id)
+                    raise StoreUnavailable(f"conversation {conversation_id} is busy")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.2)
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def forget(self, namespace: str, item_id: str) -> None:
-        """Undo :meth:`first_time` when a turn failed, so the platform's retry is processed."""
-        await self.redis.delete(keys.seen(namespace, item_id))
+    async def end_turn(self, conversation_id: str, start: TurnStart, namespace: str, message_id: str,
+                       done: bool) -> None:
+        """Release the lock and settle the message id: remembered for the dedupe period when the
+        turn was saved (``done``), forgotten when it failed so the platform's retry is processed."""
+        ttl = self.config.dedupe_ttl_seconds if done else 0
+        try:
+            released = await self.redis.eval(
+                _END_TURN, 2, keys.lock(conversation_id), keys.seen(namespace, message_id or "-"),
+                start.token, message_id, ttl, str(time.time()))
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if not int(released):
+            log.warning("lock on %s expired before the turn ended", conversation_id)
 
     @asynccontextmanager
     async def conversation_lock(self, conversation_id: str) -> AsyncIterator[None]:

@@ -97,3 +97,36 @@ def test_bad_store_url_is_a_config_error(url: str) -> None:
 
     with pytest.raises(ConfigError, match=r"store\.url"):
         connect(url)
+
+
+async def test_begin_turn_claims_locks_and_loads_in_one_step(store: Store) -> None:
+    conv = Conversation.start(InboundMessage("web", "u1", "u1", "hi", "m0"))
+    await store.save_conversation(conv, [TranscriptLine(Role.CUSTOMER, "hi", 1.0)])
+    first = await store.begin_turn(conv.id, "msg:web", "m1")
+    assert first is not None and first.conversation is not None and first.conversation.transcript[0].text == "hi"
+    assert await store.begin_turn(conv.id, "msg:web", "m1") is None  # the same message: a duplicate
+
+    order: list[str] = []
+
+    async def second_message() -> None:
+        start = await store.begin_turn(conv.id, "msg:web", "m2")  # waits for the lock
+        assert start is not None
+        order.append("second")
+        await store.end_turn(conv.id, start, "msg:web", "m2", done=True)
+
+    waiting = asyncio.create_task(second_message())
+    await asyncio.sleep(0.1)
+    order.append("first")
+    await store.end_turn(conv.id, first, "msg:web", "m1", done=True)
+    await waiting
+    assert order == ["first", "second"]
+    assert await store.begin_turn(conv.id, "msg:web", "m1") is None  # done: remembered
+
+
+async def test_a_failed_turn_lets_the_retry_in(store: Store) -> None:
+    start = await store.begin_turn("web:u2", "msg:web", "m1")
+    assert start is not None and start.conversation is None
+    await store.end_turn("web:u2", start, "msg:web", "m1", done=False)
+    retry = await store.begin_turn("web:u2", "msg:web", "m1")
+    assert retry is not None
+    await store.end_turn("web:u2", retry, "msg:web", "m1", done=True)
