@@ -31,7 +31,8 @@ class PurgeReport:
 
 
 async def purge(redis: aioredis.Redis, cutoff: float) -> PurgeReport:
-    """Delete customer data last touched before ``cutoff`` (epoch seconds); open tickets stay."""
+    """Delete customer data last touched before ``cutoff`` (epoch seconds); open tickets stay.
+    ``redis`` decodes responses, as every client from :func:`bot.store.connect` does."""
     return PurgeReport(
         conversations=await _purge_conversations(redis, cutoff),
         tickets=await _purge_tickets(redis, cutoff),
@@ -60,12 +61,10 @@ async def _purge_conversations(redis: aioredis.Redis, cutoff: float) -> int:
 async def _purge_tickets(redis: aioredis.Redis, cutoff: float) -> int:
     removed = 0
     async for key in redis.scan_iter(match=keys.agent_ticket_pattern(), count=500):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        ticket_id = name.removeprefix(keys.agent_ticket(""))
+        ticket_id = key.removeprefix(keys.agent_ticket(""))
         if ":" in ticket_id:  # the ticket's notes list, deleted with the ticket
             continue
-        status, closed_at = await redis.hmget(name, "status", "closed_at")
-        status = status.decode() if isinstance(status, bytes) else status
+        status, closed_at = await redis.hmget(key, "status", "closed_at")
         if status is None or status in OPEN_TICKET_STATUSES:
             continue
         try:
@@ -73,7 +72,7 @@ async def _purge_tickets(redis: aioredis.Redis, cutoff: float) -> int:
         except ValueError:
             continue
         if closed < cutoff:
-            removed += await redis.delete(name, keys.agent_ticket_notes(ticket_id)) > 0
+            removed += await redis.delete(key, keys.agent_ticket_notes(ticket_id)) > 0
     return removed
 
 

@@ -93,6 +93,13 @@ def _conversation_to_json(conv: Conversation) -> str:
     }, ensure_ascii=False, default=str)
 
 
+def _stored_conversation(raw: str | None, lines: Sequence[str]) -> Conversation | None:
+    """The conversation as read from its document and transcript list (None: not stored)."""
+    if not raw:
+        return None
+    return _conversation_from_json(raw, tuple(TranscriptLine.from_json(json.loads(line)) for line in lines))
+
+
 def _conversation_from_json(raw: str, transcript: tuple[TranscriptLine, ...]) -> Conversation:
     data: dict[str, Any] = json.loads(raw)
     handoff = None
@@ -147,10 +154,7 @@ class Store:
                 raw, lines = await pipe.execute()
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
-        if raw is None:
-            return None
-        transcript = tuple(TranscriptLine.from_json(json.loads(line)) for line in lines)
-        return _conversation_from_json(raw, transcript)
+        return _stored_conversation(raw, lines)
 
     async def save_conversation(self, conv: Conversation, new_lines: Sequence[TranscriptLine] = ()) -> None:
         """Save state and append ``new_lines`` atomically; the transcript stays bounded and expires."""
@@ -213,10 +217,7 @@ class Store:
                 if int(status) == 0:
                     return None
                 if int(status) == 2:
-                    raw, lines = loaded
-                    conv = None if not raw else _conversation_from_json(
-                        raw, tuple(TranscriptLine.from_json(json.loads(line)) for line in lines))
-                    return TurnStart(token, conv)
+                    return TurnStart(token, _stored_conversation(*loaded))
                 args[0] = ""  # claimed; now only wait for the lock
                 if time.monotonic() > deadline:
                     if message_id:

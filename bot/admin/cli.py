@@ -53,6 +53,10 @@ def _who() -> str:
         return "cli"
 
 
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
 async def _edit(service: KnowledgeService, args: argparse.Namespace) -> Change:
     """One audited change, the same path as the admin console's (validation, history, live reload)."""
     who, command = _who(), args.kb_command
@@ -90,16 +94,16 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             for r in change.records:
                 s = summary(r)
                 print(f"{s['entry_id']}: {'deleted' if s['after'] is None else 'restored'}")
-            print(f"rolled back {len(change.records)} entr{'y' if len(change.records) == 1 else 'ies'}; "
+            print(f"rolled back {_entries(len(change.records))}; "
                   f"knowledge version {change.version}")
         elif args.kb_command == "search":
             found = await service.search(args.query, args.tag)
             for entry in found:
                 print(f"{entry.id:<28} {entry.title}" + ("" if entry.enabled else "  [disabled]"))
-            print(f"# {len(found)} entr{'y' if len(found) == 1 else 'ies'}")
+            print(f"# {_entries(len(found))}")
         else:
             change = await _edit(service, args)
-            print(f"{args.kb_command}: {len(change.records)} entr{'y' if len(change.records) == 1 else 'ies'} "
+            print(f"{args.kb_command}: {_entries(len(change.records))} "
                   f"changed; knowledge version {change.version} (every worker answers from it within seconds)")
     finally:
         await redis.aclose()
