@@ -2,8 +2,9 @@
 
 The engine is the only place that sequences a turn.  It sees :class:`InboundMessage` in and
 returns :class:`TurnResult` out; channels deliver, the store persists, the intent layer and
-handlers decide.  CPU-bound classification runs in a worker thread so one slow message never
-stalls the event loop that serves webhooks.
+handlers decide.  Classification that runs the model (or calls out) runs in a worker thread so
+one slow message never stalls the event loop that serves webhooks; a repeated question, whose
+vector is remembered, is decided on the loop.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bot.config import Config
 from bot.desk import AgentDesk, SurveyTurn
 from bot.errors import StoreUnavailable
-from bot.store import REDIS_ERRORS, Store
+from bot.store import REDIS_ERRORS, RedisCommand, Store
 from bot.types import (
     Conversation,
     ConversationState,
@@ -77,10 +78,16 @@ class Engine:
                 await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=False)
             raise
         try:
-            await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=True)
+            await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=True,
+                                      also=self.records_of(msg, result))
         except StoreUnavailable as exc:  # the turn is saved; a retry after the claim lapses repeats it
             log.warning("could not mark %s message %s as done: %s", msg.channel, msg.message_id, exc)
         return result
+
+    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
+        """Extra Redis writes about a finished turn, sent with the turn's last round trip
+        (none here; the admin console's engine records its statistics this way)."""
+        return ()
 
     async def _turn(self, msg: InboundMessage, stored: Conversation | None) -> TurnResult:
         now = self.clock()
@@ -102,7 +109,11 @@ class Engine:
         if limit and (count := await self.store.count_message(conv.id, now)) > limit:
             return await self._rate_limited(conv, customer_line, msg, first=count == limit + 1)
 
-        decision = await asyncio.to_thread(self.intents().decide, msg.text, conv)
+        layer = self.intents()
+        if layer.is_quick(msg.text, conv):  # a remembered question: the thread hop would cost more
+            decision = layer.decide(msg.text, conv)
+        else:
+            decision = await asyncio.to_thread(layer.decide, msg.text, conv)
         outcome = respond(decision, conv, self.knowledge(), self.config.handoff)
         conv = outcome.conversation.evolve(language=decision.language, updated_at=now)
         decision_meta = {"action": decision.action.value, "entry_id": decision.entry_id,

@@ -62,7 +62,9 @@ class TurnStart:
     token: str
     conversation: Conversation | None
 
+
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+RedisCommand = tuple[str | int | float, ...]  # a command and its arguments, e.g. ("HINCRBY", key, field, 1)
 
 
 def connect(url: str) -> aioredis.Redis:
@@ -229,18 +231,28 @@ class Store:
             raise StoreUnavailable(str(exc)) from exc
 
     async def end_turn(self, conversation_id: str, start: TurnStart, namespace: str, message_id: str,
-                       done: bool) -> None:
+                       done: bool, also: Sequence[RedisCommand] = ()) -> None:
         """Release the lock and settle the message id: remembered for the dedupe period when the
-        turn was saved (``done``), forgotten when it failed so the platform's retry is processed."""
+        turn was saved (``done``), forgotten when it failed so the platform's retry is processed.
+
+        ``also`` rides along in the same round trip (the dashboard's counters); their failure
+        is logged, never raised: a statistic must not fail a customer's turn."""
         ttl = self.config.dedupe_ttl_seconds if done else 0
         try:
-            released = await self.redis.eval(
-                _END_TURN, 2, keys.lock(conversation_id), keys.seen(namespace, message_id or "-"),
-                start.token, message_id, ttl, str(time.time()))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.eval(_END_TURN, 2, keys.lock(conversation_id), keys.seen(namespace, message_id or "-"),
+                          start.token, message_id, ttl, str(time.time()))
+                for command in also:
+                    pipe.execute_command(*command)
+                released, *extra = await pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
+        if isinstance(released, Exception):
+            raise released
         if not int(released):
             log.warning("lock on %s expired before the turn ended", conversation_id)
+        for failed in (reply for reply in extra if isinstance(reply, Exception)):
+            log.warning("a command after the turn on %s failed: %s", conversation_id, failed)
 
     @asynccontextmanager
     async def conversation_lock(self, conversation_id: str) -> AsyncIterator[None]:

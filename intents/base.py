@@ -18,3 +18,9 @@ class IntentLayer(Protocol):
         ``conversation.transcript`` does not yet contain ``text``.
         """
         ...
+
+    def is_quick(self, text: str, conversation: Conversation) -> bool:
+        """True if :meth:`decide` needs no model run and no I/O for this message (say, a
+        repeated question whose vector is remembered).  The engine then decides on the event
+        loop; otherwise in a worker thread, which costs a thread hop but never stalls the loop."""
+        ...

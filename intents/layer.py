@@ -21,6 +21,9 @@ class KefuIntentLayer:
         self.matcher = matcher
         self.config = config
 
+    def is_quick(self, text: str, conversation: Conversation) -> bool:
+        return self.matcher.retriever.is_quick(text)
+
     def decide(self, text: str, conversation: Conversation) -> Decision:
         language = detect_language(text, default=conversation.language)
         if not text.strip():

@@ -120,6 +120,9 @@ class RasaIntentLayer:
             check_target(target, kb)
         self.fallbacks = 0  # messages Kefu decided because Rasa was unavailable (for logs and tests)
 
+    def is_quick(self, text: str, conversation: Conversation) -> bool:
+        return False  # asks the Rasa server over HTTP
+
     def decide(self, text: str, conversation: Conversation) -> Decision:
         if not text.strip() or resolve_choice(text, conversation.pending_suggestions) is not None:
             return self.fallback.decide(text, conversation)

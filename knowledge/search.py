@@ -270,6 +270,11 @@ class Retriever:
 
     # ------------------------------------------------------------------ searching
 
+    def is_quick(self, text: str) -> bool:
+        """True if searching ``text`` is only arithmetic on remembered vectors (no model run),
+        cheap enough to do on the event loop."""
+        return self._embedder is not None and self._embedder.has_cached(text)
+
     @property
     def labels(self) -> list[str]:
         """Entry ids in score order (plus :data:`OUT_OF_SCOPE` last when examples were given)."""

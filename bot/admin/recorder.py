@@ -1,7 +1,7 @@
 """Nothing slips (四个不漏): every turn the bot could not answer confidently is recorded.
 
-:class:`ObservedEngine` is the engine with one addition: after a turn, :class:`TurnRecorder`
-writes the day's counters (for the dashboard), the question (for regression replays) and — when
+:class:`ObservedEngine` is the engine with one addition: with a turn's last Redis round trip,
+:class:`TurnRecorder` adds the day's counters (for the dashboard), the question (for regression replays) and — when
 the bot clarified, handed off, found nothing or answered with low confidence — an unanswered
 record (for clustering into new knowledge).  Recording never fails a turn: the customer's
 answer matters more than a statistic.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from bot import keys
 from bot.engine import Engine
-from bot.store import REDIS_ERRORS
+from bot.store import RedisCommand
 from bot.types import Action, InboundMessage, Role, TurnResult
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,16 @@ UNANSWERED_MAX = 5000
 QUESTIONS_MAX = 2000
 METRICS_TTL = 400 * 86400
 LOW_CONFIDENCE = 0.6  # answered, but less sure than this: worth a look
+# One command for the whole record (redis-py spends more per command than Redis does).
+# KEYS: metrics hash, questions, unanswered.  ARGV: metrics TTL, questions max, unanswered max,
+# question JSON ('' = none), unanswered JSON ('' = none), then counter name/amount pairs.
+_RECORD_TURN = """
+for i = 6, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]); redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) end
+if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[5]); redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1) end
+return 1
+"""
 
 
 def day_of(at: float) -> str:
@@ -55,17 +65,10 @@ class TurnRecorder:
         self.redis = redis
         self.clock = clock
 
-    async def record(self, msg: InboundMessage, result: TurnResult) -> None:
-        try:
-            await self._record(msg, result)
-        except REDIS_ERRORS as exc:
-            log.warning("turn not recorded for the admin dashboard: %s", exc)
-        except Exception:
-            log.exception("turn not recorded for the admin dashboard")
-
-    async def _record(self, msg: InboundMessage, result: TurnResult) -> None:
+    def commands(self, msg: InboundMessage, result: TurnResult) -> list[RedisCommand]:
+        """The writes that record one finished turn (sent by the engine with its last round trip)."""
         if result.duplicate:
-            return
+            return []
         now = self.clock()
         metrics = keys.admin_metrics(day_of(now))
         conv = result.conversation
@@ -84,21 +87,16 @@ class TurnRecorder:
                 counters[f"entry:{decision.entry_id}"] = 1
         if reason and text:
             counters["unanswered"] = 1
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name, amount in counters.items():
-                pipe.hincrby(metrics, name, amount)
-            pipe.expire(metrics, METRICS_TTL)
-            if decision is not None and text and decision.action is not Action.SMALLTALK:
-                pipe.rpush(keys.admin_questions(), json.dumps({"text": text, "language": decision.language,
-                                                               "at": now}, ensure_ascii=False))
-                pipe.ltrim(keys.admin_questions(), -QUESTIONS_MAX, -1)
-            if reason and text and decision is not None:
-                pipe.rpush(keys.admin_unanswered(), json.dumps(
-                    unanswered_record(text, reason, now, result.conversation.id, decision.language,
-                                      decision.confidence, decision.entry_id,
-                                      [c.entry_id for c in decision.candidates[:3]]), ensure_ascii=False))
-                pipe.ltrim(keys.admin_unanswered(), -UNANSWERED_MAX, -1)
-            await pipe.execute()
+        question = unanswered = ""
+        if decision is not None and text and decision.action is not Action.SMALLTALK:
+            question = json.dumps({"text": text, "language": decision.language, "at": now}, ensure_ascii=False)
+        if reason and text and decision is not None:
+            unanswered = json.dumps(unanswered_record(
+                text, reason, now, conv.id, decision.language, decision.confidence, decision.entry_id,
+                [c.entry_id for c in decision.candidates[:3]]), ensure_ascii=False)
+        return [("EVAL", _RECORD_TURN, 3, metrics, keys.admin_questions(), keys.admin_unanswered(), METRICS_TTL,
+                 QUESTIONS_MAX, UNANSWERED_MAX, question, unanswered,
+                 *(part for name, amount in counters.items() for part in (name, amount)))]
 
     async def thumbs_down(self, conversation_id: str, text: str, language: str = "zh",
                           entry_id: str | None = None) -> None:
@@ -131,7 +129,9 @@ class ObservedEngine(Engine):
         observed.recorder = recorder
         return observed
 
-    async def handle(self, msg: InboundMessage) -> TurnResult:
-        result = await super().handle(msg)
-        await self.recorder.record(msg, result)
-        return result
+    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
+        try:
+            return self.recorder.commands(msg, result)
+        except Exception:
+            log.exception("turn not recorded for the admin dashboard")
+            return ()

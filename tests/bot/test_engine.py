@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import threading
 
 import redis.asyncio as aioredis
 
 from bot.config import Config, SecurityConfig
 from bot.runtime import Runtime
-from bot.types import Action, ConversationState, InboundMessage, Role, TurnResult
+from bot.types import Action, Conversation, ConversationState, Decision, InboundMessage, Role, TurnResult
+from intents.base import IntentLayer
 
 _ids = itertools.count()
 
@@ -135,3 +137,31 @@ async def test_a_retry_after_a_worker_died_mid_turn_is_answered_once(config: Con
     assert not retried.duplicate and retried.decision is not None and retried.decision.action is Action.ANSWER
     await asyncio.sleep(1.2)  # a finished turn is remembered for the whole dedupe period, not the claim
     assert (await say(runtime, "怎么退货", message_id="wx-9")).duplicate
+
+
+class ThreadWatcher:
+    """The real intent layer, noting which thread each decision ran on."""
+
+    def __init__(self, inner: IntentLayer) -> None:
+        self.inner = inner
+        self.threads: list[int] = []
+
+    def is_quick(self, text: str, conversation: Conversation) -> bool:
+        return self.inner.is_quick(text, conversation)
+
+    def decide(self, text: str, conversation: Conversation) -> Decision:
+        self.threads.append(threading.get_ident())
+        return self.inner.decide(text, conversation)
+
+
+async def test_a_repeated_question_is_decided_on_the_loop_a_new_one_in_a_worker_thread(runtime: Runtime) -> None:
+    watcher = ThreadWatcher(runtime.engine.intents())
+    runtime.engine.intents = lambda: watcher
+    loop_thread = threading.get_ident()
+    question = f"请问退货运费谁来承担呢 (#{next(_ids)})"  # new to this process's vector memory
+    first = await say(runtime, question, chat="first-asker")
+    again = await say(runtime, question, chat="second-asker")
+    assert watcher.threads[0] != loop_thread  # the model ran: never on the event loop
+    assert watcher.threads[1] == loop_thread  # its vector is remembered: no thread hop
+    assert first.decision is not None and again.decision is not None
+    assert (again.decision.action, again.decision.entry_id) == (first.decision.action, first.decision.entry_id)

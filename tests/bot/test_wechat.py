@@ -139,6 +139,9 @@ class SlowLayer:
         self.inner = inner
         self.delay = delay
 
+    def is_quick(self, text: str, conversation: Conversation) -> bool:
+        return False
+
     def decide(self, text: str, conversation: Conversation) -> Decision:
         time.sleep(self.delay)
         decision: Decision = self.inner.decide(text, conversation)

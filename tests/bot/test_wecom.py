@@ -76,6 +76,9 @@ class FlakyLayer:
         self.fail_text = fail_text
         self.failed = False
 
+    def is_quick(self, text: str, conversation: Conversation) -> bool:
+        return False
+
     def decide(self, text: str, conversation: Conversation) -> Decision:
         if text == self.fail_text and not self.failed:
             self.failed = True

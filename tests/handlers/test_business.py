@@ -230,6 +230,13 @@ async def test_order_number_in_the_message_is_answered_from_the_order_api(order_
     assert english.replies[0].text.startswith("Order A654321 is delivered.")
 
 
+async def test_with_actions_to_run_no_turn_is_decided_on_the_event_loop(order_runtime: Runtime) -> None:
+    """An action may block on I/O and which entry is meant is known only after deciding."""
+    await say(order_runtime, "我的订单 A123456 到哪了")
+    layer = order_runtime.engine.intents()
+    assert not layer.is_quick("我的订单 A123456 到哪了", CONV)  # remembered vector, still off the loop
+
+
 async def test_asks_for_the_order_number_then_answers(order_runtime: Runtime) -> None:
     ask = await say(order_runtime, "查订单")
     assert "订单号" in ask.replies[0].text

@@ -84,6 +84,9 @@ class KefuLayerStandIn:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
+    def is_quick(self, text: str, conversation: Conversation) -> bool:
+        return True
+
     def decide(self, text: str, conversation: Conversation) -> Decision:
         self.texts.append(text)
         return Decision(Action.HANDOFF, "zh", "out_of_scope", 0.1, reason="low_confidence")

@@ -53,6 +53,9 @@ class CountingEmbedder:
     def query(self, texts: Sequence[str]) -> np.ndarray:
         return np.vstack([self._vec(t) for t in texts])
 
+    def has_cached(self, text: str) -> bool:
+        return False
+
     def embed_batch(self, texts: Sequence[str], *, threads: int = 1) -> np.ndarray:
         self.embedded.extend(texts)
         return np.vstack([self._vec(t) for t in texts])

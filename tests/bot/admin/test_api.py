@@ -4,11 +4,14 @@ rollback, the test box, imports with dry runs, unanswered questions and the dash
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from openpyxl import Workbook, load_workbook
 
+from bot import keys
 from bot.admin.openapi import OPENAPI
+from bot.admin.recorder import day_of
 from tests.bot.admin.conftest import PASSWORD, Admin
 
 NEW_ANSWER = {"zh": "退款今天就到账，最快5分钟。", "en": "Refunds now arrive the same day."}
@@ -183,6 +186,16 @@ async def test_dashboard_counts_and_exports_csv(admin: Admin) -> None:
     assert {e["entry_id"] for e in report["top_entries"]} >= {"refund-time", "return-policy"}
     csv_text = (await admin.client.get("/api/admin/dashboard.csv?period=30d")).text
     assert csv_text.startswith("day,conversations") and "handoff_rate,0.5" in csv_text
+
+
+async def test_a_broken_statistic_never_fails_the_customers_turn(admin: Admin,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The counters ride with the turn's last Redis call; a key of the wrong type there is logged,
+    the customer is still answered and the conversation is unlocked for the next message."""
+    await admin.runtime.store.redis.set(keys.admin_metrics(day_of(time.time())), "not a hash")
+    assert "退款" in await admin.chat("退款多久到账", "broken-stats")
+    assert "failed" in caplog.text and "WRONGTYPE" in caplog.text
+    assert "退货" in await admin.chat("怎么退货", "broken-stats")
 
 
 def test_openapi_describes_every_admin_route() -> None:
