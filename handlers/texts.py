@@ -73,9 +73,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "您发送消息太快了，请稍等一分钟再发，之后的消息我会继续回复。",
         "en": "You're sending messages very quickly. Please wait a minute; I'll answer again after that.",
     },
-    "store_unavailable_resend": {
-        "zh": "抱歉，系统正忙，这条消息没能处理，请稍等片刻再发一次。",
-        "en": "Sorry, our system is busy and couldn't take that message. Please send it again in a moment.",
+    "store_unavailable_held": {
+        "zh": "抱歉，系统正忙，您的消息已收到，稍后会马上回复您，请不用重发。",
+        "en": "Sorry, our system is busy for a moment. Your message has arrived and we'll answer it shortly; "
+              "no need to send it again.",
     },
     "store_unavailable": {
         "zh": "抱歉，系统正忙，请稍候片刻，您的消息会自动重新发送。",

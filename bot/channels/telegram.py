@@ -42,6 +42,7 @@ from telegram.constants import ChatType
 from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.held import STORE_ERRORS, HeldWork
 from bot.channels.telegram_schema import check_update
 from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, split_text
 from bot.config import TelegramConfig
@@ -156,6 +157,7 @@ class TelegramChannel:
         self.app.add_handler(TypeHandler(Update, self._on_polled_update))
         self.app.add_error_handler(self._on_error)
         self._ready = asyncio.Event()
+        self.held = HeldWork("telegram")
         self._bot_id: int | None = None
         self._username = config.bot_username.lstrip("@")
         self._starter: asyncio.Task[None] | None = None
@@ -232,6 +234,7 @@ class TelegramChannel:
                 await self._starter
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
+        await self.held.stop()  # while the bot can still send
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
@@ -255,14 +258,18 @@ class TelegramChannel:
         return JSONResponse({})
 
     async def _on_polled_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Polling has already moved past this update: if the store is down, say so now."""
+        """Polling has already moved past this update: if the store is down, hold the update
+        until it is back, and tell the customer their message arrived."""
         try:
+            if len(self.held):
+                raise StoreUnavailable("earlier updates are held")  # queue behind them, in order
             await self.handle_update(update)
-        except StoreUnavailable as exc:
-            log.error("store unavailable for telegram update %s: %s", update.update_id, exc)
+        except STORE_ERRORS:
+            if not self.held.hold(f"telegram update {update.update_id}", lambda: self.handle_update(update)):
+                raise
             chat = update.effective_chat
             if chat is not None:
-                await self._send(chat.id, [Reply(say("store_unavailable_resend", language_of(update.effective_user)))])
+                await self._send(chat.id, [Reply(say("store_unavailable_held", language_of(update.effective_user)))])
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)

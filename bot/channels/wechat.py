@@ -37,6 +37,7 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
 from bot import keys
+from bot.channels.held import STORE_ERRORS, HeldWork
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
     AccessTokens,
@@ -53,10 +54,11 @@ from bot.channels.wechat_common import (
     request_json,
 )
 from bot.config import WeChatConfig
-from bot.errors import BadRequest, ConfigError
+from bot.errors import BadRequest, ConfigError, StoreUnavailable
 from bot.store import Store
 from bot.types import Attachment, Conversation, InboundMessage, Reply, TurnResult
 from handlers.texts import say
+from intents.language import detect_language
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,7 @@ class WeChatChannel:
         self.crypto = (WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
                        if config.encoding_aes_key else None)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.held = HeldWork("wechat")
 
     # --- Channel protocol -------------------------------------------------------------------
 
@@ -120,6 +123,7 @@ class WeChatChannel:
 
     async def stop(self) -> None:
         """Let late answers in flight finish (briefly), then close what we own."""
+        await self.held.stop()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=5)
             for task in pending:
@@ -179,7 +183,12 @@ class WeChatChannel:
         if not fields.get("MsgType") or not fields.get("FromUserName"):
             raise BadRequest("not a WeChat message: MsgType and FromUserName are required")
         message = parse_message(xml)
-        text = await self._answer(message)
+        try:
+            if len(self.held) and message.type != "event":
+                raise StoreUnavailable("earlier messages are held")  # queue behind them, in order
+            text = await self._answer(message)
+        except STORE_ERRORS:  # WeChat will not bring this message back: hold it, answer later
+            text = self._hold(message)
         if text is None:
             return PlainTextResponse("success")
         reply_xml = TextReply(source=message.target, target=message.source, content=text).render()
@@ -207,14 +216,39 @@ class WeChatChannel:
         openid = str(message.source)
         if message.type == "event":
             return await self._event(message, openid)
+        inbound = await self._customer_wrote(message, openid)
+        self._spawn(self.outbox.flush(inbound.conversation_id, openid))
+        return await self._turn(inbound)
+
+    async def _customer_wrote(self, message: Any, openid: str) -> InboundMessage:
+        """The message as a turn's input (a tapped msgmenu item becomes its text); the
+        customer-service window reopens."""
         inbound = self._inbound(message, openid)
         menu_choice = message._data.get("bizmsgmenuid") if inbound.text else None
-        if menu_choice:  # a tapped msgmenu item
+        if menu_choice:
             text = await menu_pick(self.store, inbound.conversation_id, str(menu_choice), inbound.text)
             inbound = dataclasses.replace(inbound, text=text)
         await self.outbox.customer_wrote(openid)
-        self._spawn(self.outbox.flush(inbound.conversation_id, openid))
-        return await self._turn(inbound)
+        return inbound
+
+    def _hold(self, message: Any) -> str:
+        """The store is down: keep the message for later and tell the customer; events (and a
+        full queue) get the 503 instead."""
+        if message.type == "event" or not self.held.hold(f"wechat message {message.id}", lambda: self._later(message)):
+            raise StoreUnavailable("store unreachable while a WeChat message arrived")
+        text = str(message.content or "") if message.type == "text" else ""
+        return say("store_unavailable_held", detect_language(text, default="zh"))
+
+    async def _later(self, message: Any) -> None:
+        """A held message once the store answers: its turn, answered as customer-service messages."""
+        inbound = await self._customer_wrote(message, str(message.source))
+        result = await self.engine.handle(inbound)
+        if result.duplicate or not result.replies:
+            return
+        try:
+            await self.deliver(result.conversation, result.replies)
+        except DeliveryDeferred as exc:
+            log.warning("answer to held message %s deferred: %s", inbound.message_id, exc)
 
     def _inbound(self, message: Any, openid: str) -> InboundMessage:
         text = ""

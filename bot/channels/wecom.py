@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from wechatpy.enterprise.crypto import PrpCrypto
 
 from bot import keys
+from bot.channels.held import STORE_ERRORS, HeldWork
 from bot.channels.wechat import TurnHandler
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
@@ -47,7 +48,7 @@ from bot.channels.wechat_common import (
     request_json,
 )
 from bot.config import WeComConfig
-from bot.errors import BadRequest, ConfigError
+from bot.errors import BadRequest, ConfigError, StoreUnavailable
 from bot.store import Store
 from bot.types import Attachment, Conversation, ConversationState, InboundMessage, Reply
 from handlers.texts import say
@@ -99,6 +100,7 @@ class WeComChannel:
         self.outbox = Outbox(self.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock)
         self.crypto = PrpCrypto(base64.b64decode(config.encoding_aes_key + "="))
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.held = HeldWork("wecom")
 
     # --- Channel protocol -------------------------------------------------------------------
 
@@ -109,6 +111,7 @@ class WeComChannel:
         return None
 
     async def stop(self) -> None:
+        await self.held.stop()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=5)
             for task in pending:
@@ -175,7 +178,7 @@ class WeComChannel:
             if self.config.open_kfid and open_kfid != self.config.open_kfid:
                 log.info("WeCom: ignoring callback for another account %s", open_kfid)
             else:
-                self._spawn(self.sync(open_kfid, str(event.get("Token") or "")))
+                self._spawn(self._sync_or_hold(open_kfid, str(event.get("Token") or "")))
         return PlainTextResponse("success")
 
     def _decrypt(self, ciphertext: str) -> str:
@@ -212,6 +215,17 @@ class WeComChannel:
                 await lock.release()
             except LockError:
                 log.warning("WeCom sync lock for %s expired before release", open_kfid)
+
+    async def _sync_or_hold(self, open_kfid: str, token: str) -> None:
+        """Sync now; if the store is down, hold the sync until it is back (the messages wait
+        behind the saved cursor, but WeCom will not call again until the customer writes)."""
+        try:
+            if len(self.held):
+                raise StoreUnavailable("earlier syncs are held")  # keep them in order
+            await self.sync(open_kfid, token)
+        except STORE_ERRORS:
+            if not self.held.hold(f"wecom sync {open_kfid}", lambda: self.sync(open_kfid, token)):
+                raise
 
     async def _handle_or_give_up(self, item: dict[str, Any]) -> None:
         """Handle one message; a failure stops the page (the cursor stays, the page is read

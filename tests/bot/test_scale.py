@@ -3,12 +3,9 @@ server that goes away mid-conversation and comes back."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +16,8 @@ from starlette.testclient import TestClient
 from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
 from bot.server import create_app
 from tests.bot.agents.test_workers import wipe
-from tests.browser import ROOT, free_port, kefu_server
+from tests.bot.conftest import RedisProcess
+from tests.browser import ROOT, kefu_server
 from tests.conftest import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.redis
@@ -65,50 +63,6 @@ def test_workers_need_a_shared_store(tmp_path: Path, cache_dir: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "needs a shared store: set store.url to redis://" in done.stderr
-
-
-class RedisProcess:
-    """A private redis-server with an append-only file, so a restart keeps the data."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if os.environ.get("KEFU_REQUIRE_REDIS") == "1":
-                pytest.fail("redis-server is needed for the fault tests")
-            pytest.skip("redis-server not installed")
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "yes", "--dir", str(self.directory)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
-                return
-            except redis.exceptions.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_redis_outage_delays_but_loses_nothing(private_redis: RedisProcess, cache_dir: Path) -> None:

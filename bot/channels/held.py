@@ -1,0 +1,86 @@
+"""Work that needs the store, held while the store is unreachable and done once it answers.
+
+WeChat does not redeliver a message we answered, Telegram polling has already moved past an
+update, and a WeCom callback only says "there is something to sync": if Redis is down at that
+moment, the platform will not bring the message back.  The channel answers politely and hands
+the work (a turn, a sync) to :class:`HeldWork`, which retries it in arrival order with backoff
+until the store answers, so a Redis restart delays customers but loses nothing.  Held work
+lives in this process: it survives the store's outage, not this worker's own death at the same
+time; what is still held at shutdown is logged by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.errors import StoreUnavailable
+from bot.store import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[], Awaitable[object]]
+STORE_ERRORS = (StoreUnavailable, *REDIS_ERRORS)
+DELAYS = (0.5, 1.0, 2.0, 5.0)  # seconds between attempts while the store stays down
+
+
+class HeldWork:
+    def __init__(self, name: str, limit: int = 10_000, delays: Sequence[float] = DELAYS) -> None:
+        self.name = name
+        self.limit = limit
+        self.delays = tuple(delays)
+        self._items: collections.deque[tuple[str, Work]] = collections.deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def hold(self, item_id: str, work: Work) -> bool:
+        """Queue ``work`` (first attempt right away); False when the queue is full."""
+        if len(self._items) >= self.limit:
+            log.error("%s: %d items already held; refusing %s", self.name, len(self._items), item_id)
+            return False
+        self._items.append((item_id, work))
+        log.warning("%s: store unreachable; holding %s (%d held)", self.name, item_id, len(self._items))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name=f"kefu-held-{self.name}")
+        return True
+
+    async def _drain(self) -> None:
+        attempt = 0
+        while self._items:
+            item_id, work = self._items[0]
+            try:
+                await work()
+            except STORE_ERRORS as exc:
+                await asyncio.sleep(self.delays[min(attempt, len(self.delays) - 1)])
+                attempt += 1
+                if attempt % 10 == 0:
+                    log.warning("%s: store still unreachable after %d attempts (%s)", self.name, attempt, exc)
+                continue
+            except Exception:
+                log.exception("%s: held %s failed for another reason; dropped", self.name, item_id)
+            else:
+                log.info("%s: held %s done", self.name, item_id)
+            self._items.popleft()
+            attempt = 0
+
+    async def idle(self) -> None:
+        """Wait until everything held is done (tests, graceful shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Give held work ``timeout`` seconds to finish, then log what is lost with this process."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle(), timeout)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._items:
+            log.error("%s: shutting down with %d held items not done: %s", self.name, len(self._items),
+                      ", ".join(item_id for item_id, _ in self._items))
