@@ -25,8 +25,7 @@ from bot.agents.events import EventBus
 from bot.agents.hours import ServiceHours
 from bot.agents.survey import ask, ask_comment, is_no_comment, parse_rating
 from bot.agents.tickets import Ticket, TicketStore, candidates_json, summarize
-from bot.channels.base import Channel
-from bot.channels.wechat_common import DeliveryDeferred
+from bot.channels.base import Channel, DeliveryDeferred
 from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
 from bot.errors import BadRequest

@@ -7,7 +7,22 @@ from typing import Protocol
 
 from starlette.routing import BaseRoute
 
+from bot.errors import KefuError
 from bot.types import Conversation, Reply
+
+
+class DeliveryDeferred(KefuError):
+    """Some replies could not be sent now and wait to go out later (nothing is lost).
+
+    Raised by ``deliver`` so the agent console can tell the agent *why* ("window_closed",
+    "quota_used", "api_error:<code>", "platform_unavailable") instead of pretending the message
+    went out; ``until`` says what they wait for.
+    """
+
+    def __init__(self, reason: str, queued: int, until: str = "the customer writes again") -> None:
+        super().__init__(f"{queued} message(s) queued until {until} ({reason})")
+        self.reason = reason
+        self.queued = queued
 
 
 class Channel(Protocol):

@@ -39,10 +39,12 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatType
-from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram.error import BadRequest as TelegramBadRequest
+from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.held import STORE_ERRORS, HeldWork
+from bot.channels.base import DeliveryDeferred
+from bot.channels.held import STORE_ERRORS, HeldWork, PlatformUnavailable, platform_retries
 from bot.channels.telegram_schema import check_update
 from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, split_text
 from bot.config import TelegramConfig
@@ -158,6 +160,8 @@ class TelegramChannel:
         self.app.add_error_handler(self._on_error)
         self._ready = asyncio.Event()
         self.held = HeldWork("telegram")
+        self.unsent = platform_retries("telegram sends")
+        self._held_sends = 0
         self._bot_id: int | None = None
         self._username = config.bot_username.lstrip("@")
         self._starter: asyncio.Task[None] | None = None
@@ -235,6 +239,7 @@ class TelegramChannel:
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         await self.held.stop()  # while the bot can still send
+        await self.unsent.stop()
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
@@ -269,7 +274,7 @@ class TelegramChannel:
                 raise
             chat = update.effective_chat
             if chat is not None:
-                await self._send(chat.id, [Reply(say("store_unavailable_held", language_of(update.effective_user)))])
+                await self._reply(chat.id, [Reply(say("store_unavailable_held", language_of(update.effective_user)))])
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
@@ -378,7 +383,7 @@ class TelegramChannel:
         async with lock:  # the next message of this chat waits until these replies are sent
             result = await self.engine.handle(msg)
             if not result.duplicate:
-                await self._send(chat_id, result.replies, reply_to)
+                await self._reply(chat_id, result.replies, reply_to)
 
     async def _local_reply(self, update: Update, chat_id: int, key: str, user: User | None,
                            reply_to: int | None) -> None:
@@ -386,7 +391,7 @@ class TelegramChannel:
         if not await self.store.first_time(f"msg:{CHANNEL}", str(update.update_id)):
             return
         language = await self._language(chat_id, user)
-        await self._send(chat_id, [Reply(say(key, language))], reply_to)
+        await self._reply(chat_id, [Reply(say(key, language))], reply_to)
 
     async def _language(self, chat_id: int, user: User | None) -> str:
         conversation = await self.store.load_conversation(f"{CHANNEL}:{chat_id}")
@@ -412,30 +417,71 @@ class TelegramChannel:
         if problem:
             raise DeliveryError(problem)
 
+    async def _reply(self, chat_id: int, replies: Sequence[Reply], reply_to: int | None = None) -> None:
+        """Send inside a turn: problems are logged by :meth:`_send`; a deferral only noted."""
+        try:
+            await self._send(chat_id, replies, reply_to)
+        except DeliveryDeferred as exc:
+            log.warning("telegram chat %s: %s", chat_id, exc)
+
     async def _send(self, chat_id: int, replies: Sequence[Reply], reply_to: int | None = None) -> str:
         """Send replies in order as plain text (no parse_mode: ``<`` or ``*`` in an answer is
         just a character); split long ones; buttons go on the last part.  Errors are logged
         here and returned as a sentence ("" when everything was sent): inside a turn there is
-        nobody to raise to, and the rest of Kefu must keep running."""
+        nobody to raise to, and the rest of Kefu must keep running.
+
+        When Telegram is down (5xx or network errors outlasting the rate limiter's quick
+        retries) the unsent parts are held and retried until it is back, and later sends queue
+        behind them so the chat stays in order: :class:`DeliveryDeferred` says so."""
+        parts: list[tuple[str, InlineKeyboardMarkup | None]] = []
         for reply in replies:
             chunks = split_text(reply.text)
-            markup: InlineKeyboardMarkup | None = await keyboard(self.store, reply.suggestions)
-            for index, chunk in enumerate(chunks):
-                last = index == len(chunks) - 1
-                parameters = None
-                if reply_to is not None:
-                    parameters = ReplyParameters(reply_to, allow_sending_without_reply=True)
-                    reply_to = None
-                try:
-                    await self.app.bot.send_message(chat_id, chunk, reply_markup=markup if last else None,
-                                                    reply_parameters=parameters)
-                except Forbidden as exc:
-                    log.warning("telegram chat %s does not accept messages (bot blocked?): %s", chat_id, exc)
-                    return f"the customer blocked the bot or left the chat ({exc})"
-                except TelegramError as exc:
-                    log.error("telegram send to chat %s failed: %s", chat_id, exc)
-                    return f"Telegram did not take the message ({exc})"
+            markup = await keyboard(self.store, reply.suggestions)
+            parts += [(chunk, markup if index == len(chunks) - 1 else None) for index, chunk in enumerate(chunks)]
+        if len(self.unsent):
+            return self._hold(chat_id, parts, reply_to)
+        for index, (text, markup) in enumerate(parts):
+            try:
+                await self._send_part(chat_id, text, markup, reply_to if index == 0 else None)
+            except Forbidden as exc:
+                log.warning("telegram chat %s does not accept messages (bot blocked?): %s", chat_id, exc)
+                return f"the customer blocked the bot or left the chat ({exc})"
+            except PlatformUnavailable:
+                return self._hold(chat_id, parts[index:], reply_to if index == 0 else None)
+            except TelegramError as exc:
+                log.error("telegram send to chat %s failed: %s", chat_id, exc)
+                return f"Telegram did not take the message ({exc})"
         return ""
+
+    async def _send_part(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
+                         reply_to: int | None) -> None:
+        """One message; Telegram being down (not a timeout: that message may have arrived) is
+        :class:`PlatformUnavailable`."""
+        parameters = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to is not None else None
+        try:
+            await self.app.bot.send_message(chat_id, text, reply_markup=markup, reply_parameters=parameters)
+        except (Forbidden, TimedOut, TelegramBadRequest):
+            raise
+        except NetworkError as exc:  # 5xx and connection failures
+            raise PlatformUnavailable(f"Telegram is unavailable: {exc}") from exc
+
+    def _hold(self, chat_id: int, parts: list[tuple[str, InlineKeyboardMarkup | None]], reply_to: int | None) -> str:
+        """Hold ``parts`` for a retry; raises :class:`DeliveryDeferred` (or returns why not)."""
+        remaining = list(parts)
+
+        async def send_rest() -> None:
+            nonlocal reply_to
+            while remaining:
+                text, markup = remaining[0]
+                await self._send_part(chat_id, text, markup, reply_to)
+                remaining.pop(0)
+                reply_to = None
+
+        self._held_sends += 1
+        if not self.unsent.hold(f"telegram send #{self._held_sends} to chat {chat_id}", send_rest):
+            log.error("telegram send to chat %s lost: too many sends already held", chat_id)
+            return "Telegram is unavailable and too many messages are already waiting"
+        raise DeliveryDeferred("platform_unavailable", len(parts), until="Telegram answers again (retried by itself)")
 
 
 def _button_label(markup: InlineKeyboardMarkup | None, data: str) -> str:

@@ -37,13 +37,13 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
 from bot import keys
-from bot.channels.held import STORE_ERRORS, HeldWork
+from bot.channels.base import DeliveryDeferred
+from bot.channels.held import STORE_ERRORS, HeldWork, platform_retries
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
     AccessTokens,
     ApiClient,
     ApiError,
-    DeliveryDeferred,
     DeliveryStatus,
     Outbox,
     check_signature,
@@ -107,7 +107,9 @@ class WeChatChannel:
         self.http = http or httpx.AsyncClient()
         self.tokens = AccessTokens(store.redis, self.http, CHANNEL, self._fetch_token, clock)
         self.api = ApiClient(self.http, config.api_base_url, self.tokens)
-        self.outbox = Outbox(store.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock)
+        self.unsent = platform_retries("wechat sends")
+        self.outbox = Outbox(store.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock,
+                             retry=self.unsent)
         self.crypto = (WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
                        if config.encoding_aes_key else None)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -124,6 +126,7 @@ class WeChatChannel:
     async def stop(self) -> None:
         """Let late answers in flight finish (briefly), then close what we own."""
         await self.held.stop()
+        await self.unsent.stop()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=5)
             for task in pending:

@@ -29,6 +29,8 @@ import xmltodict
 from redis.exceptions import LockError
 
 from bot import keys
+from bot.channels.base import DeliveryDeferred
+from bot.channels.held import HeldWork, PlatformUnavailable
 from bot.errors import BadRequest, KefuError
 from bot.store import REDIS_ERRORS, Store
 from bot.types import Reply, Suggestion
@@ -50,19 +52,6 @@ class ApiError(KefuError):
         super().__init__(f"errcode {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
-
-
-class DeliveryDeferred(KefuError):
-    """Some replies could not be sent now and wait in the outbox until the customer writes again.
-
-    Raised by ``deliver`` so the agent console can tell the agent *why* ("window_closed",
-    "quota_used" or "api_error:<code>") instead of pretending the message went out.
-    """
-
-    def __init__(self, reason: str, queued: int) -> None:
-        super().__init__(f"{queued} message(s) queued until the customer writes again ({reason})")
-        self.reason = reason
-        self.queued = queued
 
 
 @dataclass(frozen=True)
@@ -278,15 +267,21 @@ return 'ok'
 """
 
 
+PASSING_ERROR = "api_error:-1"  # transport failure, 5xx or WeChat's "system busy": retrying can help
+
+
 class Outbox:
     """The customer-service window (48 h, 5 messages per customer message) and the queue of
     replies waiting for it to reopen; state in Redis so every worker agrees."""
 
     def __init__(self, redis: aioredis.Redis, channel: str, send: Callable[[str, Reply], Awaitable[None]],
                  blocked: Callable[[ApiError], str | None], clock: Callable[[], float] = time.time,
-                 window_seconds: float = WINDOW_SECONDS, quota: int = WINDOW_QUOTA) -> None:
+                 window_seconds: float = WINDOW_SECONDS, quota: int = WINDOW_QUOTA,
+                 retry: HeldWork | None = None) -> None:
         """``send(user_id, reply)`` performs one API call; ``blocked(error)`` maps an API error to
-        "window_closed"/"quota_used" when the platform says the window is shut, else None."""
+        "window_closed"/"quota_used" when the platform says the window is shut, else None.
+        ``retry`` retries queues the API refused with a passing error (5xx, network, "system
+        busy") until it takes them, instead of waiting for the customer to write."""
         self.redis = redis
         self.channel = channel
         self.send = send
@@ -294,6 +289,7 @@ class Outbox:
         self.clock = clock
         self.window_seconds = window_seconds
         self.quota = quota
+        self.retry = retry
 
     def _customer(self, user_id: str) -> str:
         return keys.customer(self.channel, user_id)
@@ -357,9 +353,21 @@ class Outbox:
             rest = everything[sent:]
             if rest:
                 await self._queue(conversation_id, user_id, rest, reason, front=True)
+        if rest and reason == PASSING_ERROR and self.retry is not None:
+            self.retry.hold(f"{self.channel} outbox {conversation_id}", lambda: self._retry(conversation_id, user_id))
+            raise DeliveryDeferred(reason, len(rest), until=f"the {self.channel} API answers again (retried by itself)")
         if rest:
             raise DeliveryDeferred(reason, len(rest))
         return sent
+
+    async def _retry(self, conversation_id: str, user_id: str) -> None:
+        """One more try at a queue the API refused; :class:`PlatformUnavailable` while it still does."""
+        try:
+            await self.deliver(conversation_id, user_id, ())
+        except DeliveryDeferred as exc:
+            if exc.reason == PASSING_ERROR:
+                raise PlatformUnavailable(str(exc)) from exc
+            log.warning("%s: outbox for %s now waits for the customer: %s", self.channel, conversation_id, exc)
 
     async def flush(self, conversation_id: str, user_id: str) -> int:
         """Deliver what waited for the customer to write again; returns how many went out."""

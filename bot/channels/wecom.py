@@ -30,14 +30,14 @@ from starlette.routing import BaseRoute, Route
 from wechatpy.enterprise.crypto import PrpCrypto
 
 from bot import keys
-from bot.channels.held import STORE_ERRORS, HeldWork
+from bot.channels.base import DeliveryDeferred
+from bot.channels.held import STORE_ERRORS, HeldWork, platform_retries
 from bot.channels.wechat import TurnHandler
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
     AccessTokens,
     ApiClient,
     ApiError,
-    DeliveryDeferred,
     DeliveryStatus,
     Outbox,
     check_signature,
@@ -97,7 +97,9 @@ class WeComChannel:
         self.http = http or httpx.AsyncClient()
         self.tokens = AccessTokens(self.redis, self.http, CHANNEL, self._fetch_token, clock)
         self.api = ApiClient(self.http, config.api_base_url, self.tokens)
-        self.outbox = Outbox(self.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock)
+        self.unsent = platform_retries("wecom sends")
+        self.outbox = Outbox(self.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock,
+                             retry=self.unsent)
         self.crypto = PrpCrypto(base64.b64decode(config.encoding_aes_key + "="))
         self._tasks: set[asyncio.Task[Any]] = set()
         self.held = HeldWork("wecom")
@@ -112,6 +114,7 @@ class WeComChannel:
 
     async def stop(self) -> None:
         await self.held.stop()
+        await self.unsent.stop()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=5)
             for task in pending:

@@ -89,6 +89,7 @@ class BotApiStandIn:
         self.throttle_sends = 0  # answer this many sendMessage calls with 429
         self.retry_after = 1
         self.break_sends = 0  # answer this many sendMessage calls with 502
+        self.sends_down_until = 0.0  # time.monotonic() until which sendMessage answers 502
         self.blocked_chats: set[int] = set()
         self.webhook: dict[str, Any] | None = None
         self.offsets: list[int] = []
@@ -256,8 +257,8 @@ class BotApiStandIn:
             self.throttle_sends -= 1
             return self._error(429, f"Too Many Requests: retry after {self.retry_after}",
                                retry_after=self.retry_after)
-        if self.break_sends > 0:
-            self.break_sends -= 1
+        if self.break_sends > 0 or time.monotonic() < self.sends_down_until:
+            self.break_sends = max(0, self.break_sends - 1)
             return self._error(502, "Bad Gateway")
         if chat_id in self.blocked_chats:
             return self._error(403, "Forbidden: bot was blocked by the user")

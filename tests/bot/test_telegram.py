@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.agents.desk import HumanDesk
+from bot.channels.base import DeliveryDeferred
 from bot.channels.telegram import (
     SECRET_HEADER,
     WEBHOOK_PATH,
@@ -420,6 +422,29 @@ async def test_bad_gateway_is_retried(memory_config: Config, standin: BotApiStan
         [reply] = await kefu.say("怎么退货", chat_id=CHAT)
         assert reply == kefu.runtime.knowledge.kb.get("return-policy").answer["zh"]  # type: ignore[union-attr]
         assert [c.status for c in standin.failed] == [502]
+
+
+PLATFORM_OUTAGE_SECONDS = float(os.environ.get("KEFU_PLATFORM_OUTAGE_SECONDS", "60"))
+
+
+async def test_telegram_down_for_a_minute_loses_no_answer(memory_config: Config, standin: BotApiStandIn) -> None:
+    """sendMessage answers 502 for a minute: the customer's answers, and an agent's reply, are
+    held and go out in order once Telegram is back; the webhook itself never fails."""
+    async with running(memory_config, standin, "webhook") as kefu:
+        standin.sends_down_until = time.monotonic() + PLATFORM_OUTAGE_SECONDS
+        await kefu.send(standin.message_update("怎么退货", chat_id=CHAT))  # 200: the turn is saved
+        await kefu.send(standin.message_update("退款多久到账", chat_id=CHAT))
+        conversation = await kefu.runtime.store.load_conversation(f"telegram:{CHAT}")
+        assert conversation is not None
+        with pytest.raises(DeliveryDeferred, match="retried by itself"):  # the agent console is told
+            await kefu.channel.deliver(conversation, [Reply("您好，我是客服小王。")])
+        assert standin.sent() == []
+        texts = await standin.wait_sent(3, timeout=PLATFORM_OUTAGE_SECONDS + 30)
+        kb = kefu.runtime.knowledge.kb
+        assert texts == [kb.get("return-policy").answer["zh"], kb.get("refund-time").answer["zh"],  # type: ignore[union-attr]
+                         "您好，我是客服小王。"]
+        await asyncio.sleep(0.5)
+        assert len(standin.sent()) == 3  # each once
 
 
 async def test_unreachable_telegram_does_not_stop_kefu(memory_config: Config, standin: BotApiStandIn) -> None:

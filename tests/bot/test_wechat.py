@@ -28,8 +28,9 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
 from bot import keys
+from bot.channels.base import DeliveryDeferred
 from bot.channels.wechat import WeChatChannel, custom_message, passive_text
-from bot.channels.wechat_common import DeliveryDeferred, parse_xml
+from bot.channels.wechat_common import parse_xml
 from bot.config import Config, StoreConfig, WeChatConfig
 from bot.errors import BadRequest
 from bot.privacy import mask_logs
@@ -405,6 +406,27 @@ def test_platform_quota_error_and_closed_window_queue_the_message(make_app: Call
         app.wechat.say(text_xml("我回来了", 6702))
         wait_for(lambda: len(standin.custom_sent) == 2)
         assert [m["text"]["content"] for m in standin.custom_sent] == ["您的退款已处理", "请问还有其他问题吗"]
+
+
+def test_wechat_api_down_for_a_while_then_queued_messages_go_out_by_themselves(
+        make_app: Callable[..., Any], standin: StandIn) -> None:
+    """The customer-service API answers 502: an agent's messages are queued and retried until
+    WeChat takes them, without waiting for the customer to write again."""
+    with make_app("safe") as app:
+        app.wechat.say(text_xml("你好", 6801))
+        conv = app.conversation()
+        assert conv is not None
+        standin.sends_down_until = time.monotonic() + 4
+        with pytest.raises(DeliveryDeferred, match="retried by itself") as deferred:
+            app.call(app.channel.deliver, conv, [Reply("您的退款已处理")])
+        assert deferred.value.reason == "api_error:-1"
+        with pytest.raises(DeliveryDeferred):
+            app.call(app.channel.deliver, conv, [Reply("请问还有其他问题吗")])
+        assert standin.custom_sent == []
+        wait_for(lambda: len(standin.custom_sent) == 2, timeout=30)
+        assert [m["text"]["content"] for m in standin.custom_sent] == ["您的退款已处理", "请问还有其他问题吗"]
+        time.sleep(0.5)
+        assert len(standin.custom_sent) == 2  # each once
 
 
 def test_clarify_suggestions_render_as_a_menu_or_numbered_text() -> None:

@@ -39,6 +39,7 @@ class StandIn:
     valid_tokens: set[str] = field(default_factory=set)
     custom_sent: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # errcodes returned by the next sends
+    sends_down_until: float = 0.0  # time.monotonic() until which customer-service sends answer 502
     # WeCom 微信客服
     kf_messages: list[dict[str, Any]] = field(default_factory=list)  # the feed; cursor = index
     sync_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +80,8 @@ class StandIn:
         if not self._authorised(request):
             return JSONResponse({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
         body = await self._body(request)
+        if time.monotonic() < self.sends_down_until:
+            return Response("Bad Gateway", status_code=502)
         if self.fail_next:
             code = self.fail_next.pop(0)
             return JSONResponse({"errcode": code, "errmsg": "response out of time limit or subscription is canceled"})

@@ -10,7 +10,7 @@ import pytest
 
 from bot.agents.auth import Agent
 from bot.agents.desk import HumanDesk
-from bot.channels.wechat_common import DeliveryDeferred
+from bot.channels.base import DeliveryDeferred
 from bot.config import AgentsConfig, Config
 from bot.store import Store
 from bot.types import (
