@@ -40,7 +40,7 @@ from telegram import (
 )
 from telegram.constants import ChatType
 from telegram.error import BadRequest as TelegramBadRequest
-from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.base import DeliveryDeferred
@@ -455,14 +455,14 @@ class TelegramChannel:
 
     async def _send_part(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None,
                          reply_to: int | None) -> None:
-        """One message; Telegram being down (not a timeout: that message may have arrived) is
-        :class:`PlatformUnavailable`."""
+        """One message; Telegram being down or still flood-limiting after the rate limiter's
+        retries (not a timeout: that message may have arrived) is :class:`PlatformUnavailable`."""
         parameters = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to is not None else None
         try:
             await self.app.bot.send_message(chat_id, text, reply_markup=markup, reply_parameters=parameters)
         except (Forbidden, TimedOut, TelegramBadRequest):
             raise
-        except NetworkError as exc:  # 5xx and connection failures
+        except (NetworkError, RetryAfter) as exc:  # 5xx, connection failures, a long 429
             raise PlatformUnavailable(f"Telegram is unavailable: {exc}") from exc
 
     def _hold(self, chat_id: int, parts: list[tuple[str, InlineKeyboardMarkup | None]], reply_to: int | None) -> str:

@@ -300,6 +300,16 @@ async def test_429_is_waited_out_in_order(kefu: Kefu) -> None:
     assert delivered.at - throttled.at >= 1.0
 
 
+async def test_flood_control_outlasting_the_retries_is_held_not_dropped(memory_config: Config,
+                                                                       standin: BotApiStandIn) -> None:
+    async with running(memory_config, standin, "webhook", max_retries=1) as kefu:
+        standin.throttle_sends, standin.retry_after = 4, 1  # four 429s in a row: more than one retry
+        await kefu.send(standin.message_update("怎么退货", chat_id=CHAT))
+        [text] = await standin.wait_sent(1, timeout=30)
+        assert text == kefu.runtime.knowledge.kb.get("return-policy").answer["zh"]  # type: ignore[union-attr]
+        assert [c.status for c in standin.failed] == [429, 429, 429, 429]
+
+
 async def test_long_answer_is_split_on_paragraphs(kefu_small: Kefu) -> None:
     parts = await kefu_small.say("保养说明书全文", replies=2, chat_id=CHAT)
     assert len(parts) == 2 and all(tg_length(p) <= 4096 for p in parts)
