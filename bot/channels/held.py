@@ -44,6 +44,7 @@ class HeldWork:
         self.limit = limit
         self.delays = tuple(delays)
         self._items: collections.deque[tuple[str, Work]] = collections.deque()
+        self._ids: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -52,12 +53,13 @@ class HeldWork:
     def hold(self, item_id: str, work: Work) -> bool:
         """Queue ``work`` (first attempt right away); False when the queue is full.  An id that
         is already held is not held twice."""
-        if any(held_id == item_id for held_id, _ in self._items):
+        if item_id in self._ids:
             return True
         if len(self._items) >= self.limit:
             log.error("%s: %d items already held; refusing %s", self.name, len(self._items), item_id)
             return False
         self._items.append((item_id, work))
+        self._ids.add(item_id)
         log.warning("%s: holding %s until it can be done (%d held)", self.name, item_id, len(self._items))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name=f"kefu-held-{self.name}")
@@ -83,7 +85,7 @@ class HeldWork:
                 log.exception("%s: held %s failed for another reason; dropped", self.name, item_id)
             else:
                 log.info("%s: held %s done", self.name, item_id)
-            self._items.popleft()
+            self._ids.discard(self._items.popleft()[0])
             attempt = 0
             since = loop.time()
 

@@ -245,13 +245,7 @@ class WeChatChannel:
     async def _later(self, message: Any) -> None:
         """A held message once the store answers: its turn, answered as customer-service messages."""
         inbound = await self._customer_wrote(message, str(message.source))
-        result = await self.engine.handle(inbound)
-        if result.duplicate or not result.replies:
-            return
-        try:
-            await self.deliver(result.conversation, result.replies)
-        except DeliveryDeferred as exc:
-            log.warning("answer to held message %s deferred: %s", inbound.message_id, exc)
+        await self._push(inbound.message_id, await self.engine.handle(inbound))
 
     def _inbound(self, message: Any, openid: str) -> InboundMessage:
         text = ""
@@ -333,14 +327,18 @@ class WeChatChannel:
         except Exception:
             log.exception("WeChat turn for %s failed after the passive window", msg.message_id)
             return
+        await self._push(msg.message_id, result)
+
+    async def _push(self, message_id: str, result: TurnResult) -> None:
+        """An answer that could not go back in the HTTP response, as customer-service messages."""
         if result.duplicate or not result.replies:
             return
         try:
             await self.deliver(result.conversation, result.replies)
         except DeliveryDeferred as exc:
-            log.warning("late answer to %s deferred: %s", msg.message_id, exc)
+            log.warning("answer to %s deferred: %s", message_id, exc)
         except Exception:
-            log.exception("late answer to %s could not be delivered", msg.message_id)
+            log.exception("answer to %s could not be delivered", message_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)

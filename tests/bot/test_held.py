@@ -60,3 +60,15 @@ async def test_a_full_queue_refuses_and_shutdown_names_what_is_lost(caplog: pyte
     await held.stop(timeout=0.05)
     assert "shutting down with 2 held items not done: a, b" in caplog.text
 
+
+
+async def test_an_id_is_held_once_and_an_item_is_given_up_after_its_time(caplog: pytest.LogCaptureFixture) -> None:
+    store, held = Store(), HeldWork("test", give_up_after=0.05, delays=[0.01])
+    assert held.hold("same", store.work("same")) and held.hold("same", store.work("same"))
+    assert len(held) == 1
+    await held.idle()  # the store never came back: given up, logged
+    assert store.done == [] and len(held) == 0 and "gave up on same" in caplog.text
+    store.up = True
+    held.hold("same", store.work("same"))  # a new hold of that id after it left the queue
+    await held.idle()
+    assert store.done == ["same"]
