@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -75,7 +77,12 @@ def connect(url: str) -> aioredis.Redis:
         return fakeredis.FakeAsyncRedis(decode_responses=True)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"store.url must start with memory://, redis://, rediss:// or unix://, got {url!r}")
-    return aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
+    # A connection that died with a restarted Redis is retried on a fresh one (twice, quickly)
+    # instead of failing the first turns after the restart.  Only connection errors: a command
+    # that timed out may have run, and running it again could apply it twice.
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(RedisConnectionError,))
+    return aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5,
+                                   retry=retry)
 
 
 def _conversation_to_json(conv: Conversation) -> str:
