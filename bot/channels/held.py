@@ -65,6 +65,21 @@ class HeldWork:
             self._task = asyncio.create_task(self._drain(), name=f"kefu-held-{self.name}")
         return True
 
+    async def now_or_held(self, item_id: str, work: Work) -> bool:
+        """Do ``work`` now (True), or hold it (False): behind earlier held work, so the order
+        stays, or because it failed with a ``retry_on`` error.  A full queue re-raises that
+        error (or :class:`StoreUnavailable` when nothing failed yet)."""
+        failure: BaseException = StoreUnavailable(f"{self.name}: earlier work is still held")
+        if not self._items:
+            try:
+                await work()
+                return True
+            except self.retry_on as exc:
+                failure = exc
+        if not self.hold(item_id, work):
+            raise failure
+        return False
+
     async def _drain(self) -> None:
         attempt = 0
         loop = asyncio.get_running_loop()

@@ -44,11 +44,11 @@ from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, Te
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.channels.base import DeliveryDeferred
-from bot.channels.held import STORE_ERRORS, HeldWork, PlatformUnavailable, platform_retries
+from bot.channels.held import HeldWork, PlatformUnavailable, platform_retries
 from bot.channels.telegram_schema import check_update
 from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, split_text
 from bot.config import TelegramConfig
-from bot.errors import BadRequest, ConfigError, KefuError, StoreUnavailable
+from bot.errors import BadRequest, ConfigError, KefuError
 from bot.types import Attachment, Conversation, InboundMessage, Reply
 from handlers.texts import say
 
@@ -265,16 +265,11 @@ class TelegramChannel:
     async def _on_polled_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Polling has already moved past this update: if the store is down, hold the update
         until it is back, and tell the customer their message arrived."""
-        try:
-            if len(self.held):
-                raise StoreUnavailable("earlier updates are held")  # queue behind them, in order
-            await self.handle_update(update)
-        except STORE_ERRORS:
-            if not self.held.hold(f"telegram update {update.update_id}", lambda: self.handle_update(update)):
-                raise
-            chat = update.effective_chat
-            if chat is not None:
-                await self._reply(chat.id, [Reply(say("store_unavailable_held", language_of(update.effective_user)))])
+        if await self.held.now_or_held(f"telegram update {update.update_id}", lambda: self.handle_update(update)):
+            return
+        chat = update.effective_chat
+        if chat is not None:
+            await self._reply(chat.id, [Reply(say("store_unavailable_held", language_of(update.effective_user)))])
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)

@@ -186,10 +186,8 @@ class WeChatChannel:
         if not fields.get("MsgType") or not fields.get("FromUserName"):
             raise BadRequest("not a WeChat message: MsgType and FromUserName are required")
         message = parse_message(xml)
-        try:
-            if len(self.held) and message.type != "event":
-                raise StoreUnavailable("earlier messages are held")  # queue behind them, in order
-            text = await self._answer(message)
+        try:  # while earlier messages are held, a new one queues behind them, in order
+            text = self._hold(message) if len(self.held) and message.type != "event" else await self._answer(message)
         except STORE_ERRORS:  # WeChat will not bring this message back: hold it, answer later
             text = self._hold(message)
         if text is None:

@@ -31,7 +31,7 @@ from wechatpy.enterprise.crypto import PrpCrypto
 
 from bot import keys
 from bot.channels.base import DeliveryDeferred
-from bot.channels.held import STORE_ERRORS, HeldWork, platform_retries
+from bot.channels.held import HeldWork, platform_retries
 from bot.channels.wechat import TurnHandler
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
@@ -48,7 +48,7 @@ from bot.channels.wechat_common import (
     request_json,
 )
 from bot.config import WeComConfig
-from bot.errors import BadRequest, ConfigError, StoreUnavailable
+from bot.errors import BadRequest, ConfigError
 from bot.store import Store
 from bot.types import Attachment, Conversation, ConversationState, InboundMessage, Reply
 from handlers.texts import say
@@ -222,13 +222,7 @@ class WeComChannel:
     async def _sync_or_hold(self, open_kfid: str, token: str) -> None:
         """Sync now; if the store is down, hold the sync until it is back (the messages wait
         behind the saved cursor, but WeCom will not call again until the customer writes)."""
-        try:
-            if len(self.held):
-                raise StoreUnavailable("earlier syncs are held")  # keep them in order
-            await self.sync(open_kfid, token)
-        except STORE_ERRORS:
-            if not self.held.hold(f"wecom sync {open_kfid}", lambda: self.sync(open_kfid, token)):
-                raise
+        await self.held.now_or_held(f"wecom sync {open_kfid}", lambda: self.sync(open_kfid, token))
 
     async def _handle_or_give_up(self, item: dict[str, Any]) -> None:
         """Handle one message; a failure stops the page (the cursor stays, the page is read

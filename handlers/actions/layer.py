@@ -40,12 +40,12 @@ class BusinessActionLayer:
                 if entry.action:
                     log.warning("entry %s names action %s but neither actions.module nor actions.server_url "
                                 "is set: it will be handed off", entry.id, entry.action)
-        self._may_call = runner is not None and any(entry.action for entry in kb.active)
+        self._has_actions = any(entry.action for entry in kb.active)
 
     def is_quick(self, text: str, conversation: Conversation) -> bool:
         """An action may do I/O, and which entry is meant is known only after deciding: with
         actions to run, every turn goes to the worker thread."""
-        may_call = self.runner is not None and (self._may_call or bool(conversation.pending_action))
+        may_call = self.runner is not None and (self._has_actions or bool(conversation.pending_action))
         return not may_call and self.inner.is_quick(text, conversation)
 
     def decide(self, text: str, conversation: Conversation) -> Decision:

@@ -72,3 +72,14 @@ async def test_an_id_is_held_once_and_an_item_is_given_up_after_its_time(caplog:
     held.hold("same", store.work("same"))  # a new hold of that id after it left the queue
     await held.idle()
     assert store.done == ["same"]
+
+
+async def test_now_or_held_does_work_now_or_queues_it_behind_what_is_held() -> None:
+    store, held = Store(), HeldWork("test", delays=[0.01])
+    assert not await held.now_or_held("first", store.work("first"))  # store down: held
+    store.up = True
+    assert not await held.now_or_held("second", store.work("second"))  # behind "first", not before it
+    await held.idle()
+    assert store.done == ["first", "second"]
+    assert await held.now_or_held("third", store.work("third"))  # nothing held: done now
+    assert store.done == ["first", "second", "third"]
