@@ -52,11 +52,14 @@ class KnowledgeConfig:
 class ThresholdConfig:
     """Decision thresholds on the calibrated FAQ confidence (0..1)."""
 
-    answer: float = 0.5  # answer when the best entry reaches this (and leads by clarify_margin)
+    answer: float = 0.4  # answer when the best entry reaches this (and leads by clarify_margin)
     clarify: float = 0.3  # offer choices when the top max_suggestions together reach this; below: none
-    clarify_margin: float = 0.35  # offer a choice when the runner-up is this close
+    clarify_margin: float = 0.3  # offer a choice when the runner-up is this close
     max_suggestions: int = 3
     suggestion_min: float = 0.05  # a clarify lists only entries at least this likely (min. 2)
+    related_min: float = 0.1  # next to an answer, runners-up this likely are offered as related questions
+    off_topic: float = 0.5  # the off-topic class this likely (and no confident entry): "here is what I can do"
+    complaint: float = 0.8  # the complaint kinds together this likely: hand off as a complaint
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class RasaConfig:
 class IntentsConfig:
     backend: str = "kefu"
     embeddings: bool = True
+    builtin_examples: bool = True  # learn Kefu's off-topic and complaint examples next to the entries
+    calibrate: bool = True  # fit the confidence to this knowledge base from held-out phrasings
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
     failures_before_handoff: int = 2
     rasa: RasaConfig = field(default_factory=RasaConfig)

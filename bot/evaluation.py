@@ -20,6 +20,7 @@ from bot.types import Action, InboundMessage
 
 HANDOFF = "handoff"
 NO_ANSWER = "no-answer"
+OFF_TOPIC = "off-topic"  # chit-chat the bot answers with what it can help with: no FAQ answer, no handoff
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,12 @@ class Summary:
     in_scope_handed_off: int = 0
     handoff_cases: int = 0
     handoff_caught: int = 0
+    in_scope_wrong: int = 0
     oos_cases: int = 0
     oos_not_answered: int = 0
+    off_topic_cases: int = 0
+    off_topic_replied: int = 0
+    off_topic_handed_off: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
     def add(self, case: Case, row: dict[str, Any]) -> None:
@@ -66,12 +71,17 @@ class Summary:
         if case.expect == HANDOFF:
             self.handoff_cases += 1
             self.handoff_caught += row["action"] == Action.HANDOFF
-        elif case.expect == NO_ANSWER:
+        elif case.expect in (NO_ANSWER, OFF_TOPIC):
             self.oos_cases += 1
             self.oos_not_answered += row["action"] != Action.ANSWER
+            if case.expect == OFF_TOPIC:
+                self.off_topic_cases += 1
+                self.off_topic_replied += row["action"] == Action.SMALLTALK and row["intent"] == "off_topic"
+                self.off_topic_handed_off += row["action"] == Action.HANDOFF
         else:
             self.in_scope += 1
             self.in_scope_correct += row["action"] == Action.ANSWER and row["entry_id"] == case.expect
+            self.in_scope_wrong += row["action"] == Action.ANSWER and row["entry_id"] != case.expect
             self.in_scope_handed_off += row["action"] == Action.HANDOFF
 
     def percentile(self, q: float) -> float:
@@ -87,10 +97,13 @@ class Summary:
         return [
             ("cases", str(self.total)),
             ("answer accuracy (in-scope)", pct(self.in_scope_correct, self.in_scope)),
+            ("answered wrong (in-scope)", pct(self.in_scope_wrong, self.in_scope)),
             ("routine handed off", pct(self.in_scope_handed_off, self.in_scope)),
             ("handoff recall", pct(self.handoff_caught, self.handoff_cases)),
             ("out-of-scope recall", pct(self.oos_not_answered, self.oos_cases)),
             ("out-of-scope answered", pct(self.oos_cases - self.oos_not_answered, self.oos_cases)),
+            ("off-topic given the scope reply", pct(self.off_topic_replied, self.off_topic_cases)),
+            ("off-topic handed off", pct(self.off_topic_handed_off, self.off_topic_cases)),
             ("latency p50", f"{self.percentile(0.5):.1f} ms"),
             ("latency p99", f"{self.percentile(0.99):.1f} ms"),
         ]
@@ -113,7 +126,8 @@ async def evaluate(runtime: Runtime, cases: list[Case], out: TextIO, progress: b
         if decision is None:
             raise KefuError(f"case {number + 1}: no decision (is the conversation with an agent?)")
         row = {
-            "text": case.text, "action": decision.action.value, "entry_id": decision.entry_id,
+            "text": case.text, "action": decision.action.value, "intent": decision.intent,
+            "entry_id": decision.entry_id,
             "suggestions": list(decision.suggestions), "reason": decision.reason,
             "confidence": round(decision.confidence, 4), "ms": round(elapsed, 2),
         }

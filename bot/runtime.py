@@ -24,6 +24,7 @@ from bot.store import Store, connect
 from intents.base import IntentLayer
 from intents.faq import FaqMatcher
 from intents.layer import KefuIntentLayer
+from knowledge.builtin import builtin_examples
 from knowledge.repository import KnowledgeRepository
 from knowledge.schema import KnowledgeBase, load_kb
 from knowledge.search import Retriever, build_retriever
@@ -63,6 +64,8 @@ def build_live_layer(kb: KnowledgeBase, config: Config, progress: bool = False) 
         cache_dir=Path(config.knowledge.cache_dir).expanduser(),
         embeddings=config.intents.embeddings,
         out_of_scope=out_of_scope,
+        examples=builtin_examples() if config.intents.builtin_examples else None,
+        calibrate=config.intents.calibrate,
         progress=progress,
     )
     return layer_on(retriever, kb, config), retriever

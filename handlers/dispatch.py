@@ -37,7 +37,8 @@ def _answer(decision: Decision, conv: Conversation, kb: KnowledgeBase, config: H
     reply = faq.answer(decision, kb)
     if reply is None:  # the entry vanished between decision and reply (admin deleted it)
         return _handoff(decision, conv, kb, config)
-    return Outcome((reply,), conv.evolve(pending_suggestions=(), failures=0))
+    related = tuple(s.payload for s in reply.suggestions)  # "1" or a tap picks a related question
+    return Outcome((reply,), conv.evolve(pending_suggestions=related, failures=0))
 
 
 def _clarify(decision: Decision, conv: Conversation, kb: KnowledgeBase, config: HandoffConfig) -> Outcome:
@@ -46,7 +47,9 @@ def _clarify(decision: Decision, conv: Conversation, kb: KnowledgeBase, config: 
 
 
 def _smalltalk(decision: Decision, conv: Conversation, kb: KnowledgeBase, config: HandoffConfig) -> Outcome:
-    return Outcome((smalltalk.reply(decision),), conv.evolve(pending_suggestions=()))
+    reply = smalltalk.reply(decision, kb)
+    pending = tuple(s.payload for s in reply.suggestions)  # "1" picks the first suggested question
+    return Outcome((reply,), conv.evolve(pending_suggestions=pending, failures=0))
 
 
 def _handoff(decision: Decision, conv: Conversation, kb: KnowledgeBase, config: HandoffConfig) -> Outcome:

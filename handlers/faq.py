@@ -8,10 +8,17 @@ from knowledge.schema import KnowledgeBase
 
 
 def answer(decision: Decision, kb: KnowledgeBase) -> Reply | None:
+    """The entry's answer; close runners-up (``decision.suggestions``) follow as related questions."""
     entry = kb.get(decision.entry_id or "")
     if entry is None:
         return None
-    return Reply(entry.answer_in(decision.language))
+    related = [e for e in (kb.get(i) for i in decision.suggestions) if e is not None and e.id != entry.id]
+    if not related:
+        return Reply(entry.answer_in(decision.language))
+    suggestions = tuple(Suggestion(e.title_in(decision.language), e.id) for e in related)
+    lines = [entry.answer_in(decision.language), "", say("related_intro", decision.language)]
+    lines += [f"{n}. {s.label}" for n, s in enumerate(suggestions, start=1)]
+    return Reply("\n".join(lines), suggestions)
 
 
 def clarify(decision: Decision, kb: KnowledgeBase) -> Reply:

@@ -32,6 +32,20 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Got it, I've kept what you sent with this conversation so an agent can see it too. "
               "Could you describe your question in a few words?",
     },
+    "related_intro": {
+        "zh": "相关问题：",
+        "en": "Related questions:",
+    },
+    "help": {
+        "zh": "我是智能客服，我可以马上回答常见问题，直接用一句话描述您的问题就行，比如：",
+        "en": "I'm the virtual assistant: I can answer common questions right away. Just describe yours in "
+              "a sentence, for example:",
+    },
+    "off_topic": {
+        "zh": "抱歉，这个问题不在我能帮忙的范围内。我可以回答我们服务相关的常见问题，比如：",
+        "en": "Sorry, that's not something I can help with here. I can answer common questions about our "
+              "service, for example:",
+    },
     "clarify_intro": {
         "zh": "您是想问以下哪个问题？回复序号或点击选项即可：",
         "en": "Which of these did you mean? Reply with a number or tap an option:",

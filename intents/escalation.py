@@ -100,7 +100,12 @@ AUTHORITY_POLICE = (
 AUTHORITY_EN = (
     r"bbb", r"better business bureau", r"ftc", r"consumer protection(?: agency| bureau)?", r"trading standards",
     r"attorney general", r"ombudsman", r"cfpb",
-    r"report (?:you|u|your (?:company|store|shop|business)|this (?:company|store|shop))(?: guys)?(?: to)?",
+    r"(?:the )?consumers?'? (?:association|council|rights (?:association|group|organi[sz]ation))",
+)
+# "I'll report you": the agent reads the customer's own words, not a half-sentence.
+REPORT_EN = (
+    r"report (?:you|u|your (?:company|store|shop|business)|this (?:company|store|shop))(?: guys)?"
+    r"(?: to (?:the |a )?[a-z]+(?: [a-z]+){0,3})?",
 )
 LEGAL = (
     r"律师(?:函)?", r"起诉", r"法院", r"打官司", r"诉讼", r"仲裁", r"法律(?:途径|手段|程序|责任|武器)", r"维权",
@@ -109,16 +114,19 @@ LEGAL = (
     r"(?:my|our) (?:lawyer|attorney|solicitor)s?",
     r"(?:get|call|contact|hire|talk to|speak to|speak with|consult|involve|have|get in) (?:a|my|our) "
     r"(?:lawyer|attorney|solicitor)",
-    r"lawsuit", r"legal action", r"(?:维护|保护|捍卫)(?:我的|自己的)?(?:合法)?权益", r"消费者权益(?:保护法)?",
+    r"lawsuit", r"legal action", r"(?:维护|保护|捍卫)(?:我的|自己的)?(?:合法)?权益",
+    r"消费者权益(?!(?:保护)?日)(?:保护法)?",
     r"small claims", r"(?:take|taking|see) (?:you|u|this|them) (?:to|in) court", r"in court",
     r"(?:will|gonna|going to|i'?ll|ill|to|and|or|should|could|can|might) sue", r"sue (?:you|u|your|the company|them)",
 )
 PUBLIC_MEDIA = (
-    r"曝光", r"记者", r"电视台", r"(?:找|联系|告诉|让|通知|打给)(?:新闻)?媒体", r"媒体(?:曝光|报道)", r"上新闻",
+    r"曝光", r"记者", r"(?:找|联系|告诉|让|通知|打给|去|上|打)电视台", r"电视台(?:曝光|报道|来)",
+    r"(?:找|联系|告诉|让|通知|打给)(?:新闻)?媒体", r"媒体(?:曝光|报道)", r"(?<![早晚马网路线])上新闻",
     r"(?:发|发到|发在|挂|挂到|晒|晒到|传到|放到|写到|po到|po|在|去|上)(?:[^,.!?;，。！？；]{0,3})"
     r"(?:微博|抖音|小红书|朋友圈|知乎|贴吧|b站|快手|大众点评|网上|各大平台|社交媒体|媒体)(?:上)?"
     r"(?=[^,.!?;，。！？；]{0,8}(?:曝光|让大家|说说|评评理|看看|揭露|骂|吐槽|发帖|发文|宣传|告诉))",
-    r"(?:发|发到|发在|挂到|晒到|传到|放到|写到|po到)(?:[^,.!?;，。！？；]{0,3})(?:微博|抖音|小红书|朋友圈|知乎|贴吧|网上)",
+    r"(?:要|会|就|准备|马上|立刻|打算|去|必须)(?:把[^,.!?;，。！？；]{0,12})?(?:发到|发在|挂到|晒到|传到|放到|写到|po到|发|挂|晒)"
+    r"(?:[^,.!?;，。！？；]{0,3})(?:微博|抖音|小红书|朋友圈|知乎|贴吧|网上)",
     r"让(?:大家|所有人|全网|更多人)(?:都)?(?:知道|看看|评评理)",
     r"(?:post|posting|put|putting|share|sharing|write|writing|tell|telling|expose|blast|blasting)\b[^,.!?;]{0,30}"
     r"\b(?:on |to )(?:twitter|x|reddit|facebook|fb|instagram|ig|tiktok|youtube|social media|the internet|online|"
@@ -164,7 +172,8 @@ ANGER = (
     r"差劲", r"太差(?:了|劲)?(?=$|[!！。.?？~]|了)", r"(?:真|太|好|特别|极其|非常|超|巨|贼)?(?:烂透|稀烂)",
     r"(?:服务|态度|客服|售后|你们|体验|平台|店铺|这家店|公司|效率|处理)[^,.!?;，。！？；]{0,4}"
     r"(?:太|真|很|特别|极其|非常|超|好|巨|贼|也太|这么|那么)?(?:差(?!不多|价|额|点|距|一|几|评|别)|烂|糟糕|恶劣)",
-    r"什么破", r"恶心", r"气死", r"气人", r"生气", r"愤怒", r"火大", r"恼火", r"受够了", r"忍无可忍", r"无语", r"离谱",
+    r"什么破", r"恶心", r"气死", r"气人", r"生气", r"愤怒(?!的小鸟)", r"火大", r"恼火", r"受够了", r"忍无可忍", r"无语",
+    r"离谱",
     r"(?:太|很|真|好)?过分(?:了)?(?<!^过分)", r"欺负(?:人|消费者|我|老百姓|顾客)", r"不像话", r"岂有此理", r"什么鬼",
     r"搞什么", r"搞毛", r"耍(?:我|人)", r"糊弄", r"(?:太|很|非常|真|彻底|极其|特别|好|让人|令人)失望",
     r"你们(?:就是这么|就这么|就这样|根本|从来|竟然|居然|还好意思|有脸)", r"(?:还|也|都|拒不|死不)不?承认",
@@ -246,6 +255,16 @@ UNRESOLVED = (
     r"never (?:got|received|had) (?:a |any )?(?:reply|response|answer|call back)", r"ignor(?:ed|ing) (?:me|my)",
     r"run ?around", r"passing me around", r"still not (?:resolved|fixed|sorted)",
     r"i'?ve (?:contacted|called|emailed|written to|messaged) (?:you|u|your \w+)[^.!?]{0,20}(?:times|already|before)",
+)
+# A demand shouted with "!!" ("我要退款！！！", "refund me now!!"); a plain "我要退款" is a question.
+DEMAND_SHOUTED = (
+    r"(?:我要|给我|马上|立刻|赶紧|快点?|必须)[^,.!?;，。！？；]{1,12}!{2,}",
+    r"(?:i want|give me|refund me|i need|i demand)[^,.!?;]{1,40}!{2,}",
+)
+BROKEN_PROMISE = (
+    r"言而无信", r"说话不算(?:数|话)", r"出尔反尔", r"说一套做一套", r"不守信用", r"(?:毫无|没有|没)信用(?:可言)?",
+    r"(?:broke|broken|breaking) (?:your|their|the|a) promise",
+    r"(?:never|didn'?t|did not|don'?t) keep (?:your|their) (?:word|promises?)",
 )
 COMPENSATION = (
     r"(?:我要|要求|必须|得|给我|赶紧|立刻|马上)[^,.!?;，。！？；]{0,8}(?:赔偿|赔钱|补偿)", r"赔我", r"赔钱",
@@ -334,6 +353,7 @@ SIGNALS: tuple[Signal, ...] = (
            "威胁向{t}投诉举报"),
     Signal("threat_authority", COMPLAINT, AUTHORITY_POLICE, "threatens to call the police ({t})", "威胁报警（{t}）"),
     Signal("threat_authority", COMPLAINT, AUTHORITY_EN, "threatens to report to {t}", "威胁向{t}举报"),
+    Signal("threat_authority", COMPLAINT, REPORT_EN, 'threatens to report the company ("{t}")', "威胁举报（“{t}”）"),
     Signal("legal", COMPLAINT, LEGAL, "threatens legal action ({t})", "威胁采取法律行动（{t}）"),
     Signal("threat_public", COMPLAINT, PUBLIC_MEDIA, "threatens to go public ({t})", "威胁曝光（{t}）"),
     Signal("threat_public", COMPLAINT, PUBLIC_REVIEW, "threatens a bad review ({t})", "威胁给差评（{t}）"),
@@ -344,6 +364,9 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("complaint", COMPLAINT, COMPLAINT_WORDS, 'wants to file a complaint ("{t}")', "要求投诉（“{t}”）",
            negatable=True),
     Signal("ultimatum", COMPLAINT, ULTIMATUM, 'gives an ultimatum: "{t}"', "下最后通牒：“{t}”"),
+    Signal("demand", COMPLAINT, DEMAND_SHOUTED, 'makes a demand: "{t}"', "强烈要求：“{t}”", angry=True),
+    Signal("broken_promise", COMPLAINT, BROKEN_PROMISE, 'says a promise was broken ("{t}")',
+           "认为承诺没有兑现（“{t}”）"),
     Signal("unresolved", COMPLAINT, UNRESOLVED, 'says nobody is handling it: "{t}"', "反映问题无人处理：“{t}”"),
     Signal("compensation", COMPLAINT, COMPENSATION, 'demands compensation ("{t}")', "要求赔偿（“{t}”）",
            negatable=True),

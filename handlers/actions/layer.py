@@ -19,6 +19,7 @@ from handlers.actions.call import ASK, FAILED, action_call
 from handlers.actions.runner import ActionRunner
 from intents.base import IntentLayer
 from intents.escalation import is_cancel_request
+from intents.smalltalk import Smalltalk
 from knowledge.schema import Entry, KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class BusinessActionLayer:
         entry = next((e for e in self.kb.active if e.action == name), None)
         run = self._run(name, text, conv, decision)
         if run.status == ASK:
-            moved_on = decision.action in (Action.ANSWER, Action.SMALLTALK) and (
+            moved_on = (decision.action is Action.ANSWER or (
+                decision.action is Action.SMALLTALK and decision.intent != Smalltalk.OFF_TOPIC)) and (
                 decision.entry_id is None or decision.entry_id != (entry.id if entry else None))
             if moved_on:  # "查订单" … "怎么退货": answer the new question instead of asking again
                 new_entry = self._action_entry(decision)

@@ -49,4 +49,14 @@ def test_smalltalk_never_escalates(text: str) -> None:
 
 
 def test_values_are_stable_codes() -> None:
-    assert [s.value for s in Smalltalk] == ["greeting", "thanks", "goodbye", "bot_identity"]
+    assert [s.value for s in Smalltalk] == ["greeting", "thanks", "goodbye", "bot_identity", "help", "off_topic"]
+
+
+@pytest.mark.parametrize("text", ["help", "Help!", "what can you do?", "帮助", "帮帮我", "你能做什么", "菜单"])
+def test_help_asks_what_the_bot_can_do(text: str) -> None:
+    assert detect_smalltalk(text) is Smalltalk.HELP
+
+
+@pytest.mark.parametrize("text", ["help me track my order", "帮我查一下订单", "can you help me with a refund"])
+def test_help_with_a_question_is_not_smalltalk(text: str) -> None:
+    assert detect_smalltalk(text) is None

@@ -62,6 +62,12 @@ class Admin:
 
 @pytest.fixture
 async def admin(admin_config: Config, redis_client: aioredis.Redis) -> AsyncIterator[Admin]:
+    async for harness in make_admin(admin_config, redis_client):
+        yield harness
+
+
+async def make_admin(admin_config: Config, redis_client: aioredis.Redis) -> AsyncIterator[Admin]:
+    """The web chat, agent console and admin console over one runtime, as ``kefu serve`` mounts them."""
     runtime = await Runtime.start(admin_config, redis=redis_client)
     recorder = install(runtime)
     assert isinstance(runtime.desk, HumanDesk)

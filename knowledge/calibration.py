@@ -1,0 +1,94 @@
+"""Fit the retriever's confidence to *this* knowledge base, from its own phrasings.
+
+One set of constants fitted across very different datasets is a compromise that every FAQ pays
+for: a 40-entry bilingual shop, a 150-intent assistant and a 1,000-entry one-question-each FAQ
+want different weights for the classifier and a different "none of these" level.  So when an
+index is built, Kefu holds out part of its own knowledge and asks how well the rest recognises it:
+
+* one phrasing of most entries with two or more: the target is that entry;
+* every phrasing of a few whole entries: the target is "none of these" — a question in the
+  business's domain that the knowledge base does not answer, which must not be answered;
+* a fifth of the off-topic examples: the target is the off-topic class.
+
+A classifier trained on the rest scores them, and ``ALPHA`` (cosine weight), ``TAU`` (none level)
+and ``BETA`` (classifier weight) of :func:`knowledge.search.combine` are fitted by maximum
+likelihood, each group weighted equally.  Thresholds in config (``intents.thresholds``) then mean
+the same thing on every knowledge base.  Too little held-out data (a handful of entries) keeps the
+defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+MIN_HELD_OUT = 12  # fewer held-out phrasings of kept entries than this: keep the default constants
+BOUNDS = ((8.0, 120.0), (0.3, 0.97), (0.1, 4.0))  # alpha, tau, beta
+# Shares of the log-loss: recognising the entries' own held-out phrasings matters most; not
+# answering a question the knowledge base lacks, and the special classes, share the rest.
+GROUP_WEIGHTS = (0.5, 0.25, 0.25)
+TOP = 48  # labels kept per held-out text while fitting (the rest carry no probability)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    alpha: float
+    tau: float
+    beta: float
+    held_out: int = 0  # texts it was fitted on; 0 = the built-in defaults
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Signals of held-out texts against an index that never saw them."""
+
+    best: NDArray[np.float32]  # (texts, labels) best-phrasing cosine
+    logp: NDArray[np.float64]  # (texts, labels) classifier log-probabilities
+    target: NDArray[np.int64]  # label index; -1 = "none of these"
+    group: NDArray[np.int64]  # 0 phrasing, 1 whole entry held out, 2 off-topic example
+
+
+def fit(held: HeldOut, default: Calibration) -> Calibration:
+    """Maximum-likelihood constants for ``held``, or ``default`` when there is too little of it."""
+    from scipy.optimize import minimize
+
+    if int((held.group == 0).sum()) < MIN_HELD_OUT:  # e.g. one question per entry: nothing to recognise
+        return default
+    # Keep each text's likeliest labels under the default constants (and its targets).
+    logits = default.alpha * held.best + default.beta * held.logp
+    keep = np.argsort(-logits, axis=1)[:, :TOP]
+    rows = np.arange(len(keep))[:, None]
+    best, logp = held.best[rows, keep], held.logp[rows, keep]
+    target = held.target
+    right = keep == target[:, None]
+    weights = np.zeros(len(keep))
+    for g, share in enumerate(GROUP_WEIGHTS):
+        if (held.group == g).any():
+            weights[held.group == g] = share / int((held.group == g).sum())
+
+    def nll(params: NDArray[np.float64]) -> float:
+        alpha, tau, beta = params
+        z = alpha * best + beta * logp
+        none = np.full((len(z), 1), alpha * tau)
+        full = np.hstack([z, none])
+        full -= full.max(axis=1, keepdims=True)
+        p = np.exp(full)
+        p /= p.sum(axis=1, keepdims=True)
+        hit = np.where(target >= 0, (p[:, :-1] * right).sum(axis=1), p[:, -1])
+        return float(-(weights * np.log(hit + 1e-12)).sum())
+
+    start = np.array([default.alpha, default.tau, default.beta])
+    result = minimize(nll, start, method="Nelder-Mead", bounds=BOUNDS,
+                      options={"maxiter": 400, "xatol": 1e-3, "fatol": 1e-5})
+    before, after = nll(start), float(result.fun)
+    if not after < before:  # the defaults already fit this knowledge base best
+        return Calibration(default.alpha, default.tau, default.beta, len(keep))
+    alpha, tau, beta = (float(v) for v in result.x)
+    log.info("calibrated on %d held-out texts: alpha=%.1f tau=%.3f beta=%.2f (log-loss %.3f, defaults %.3f)",
+             len(keep), alpha, tau, beta, after, before)
+    return Calibration(round(alpha, 3), round(tau, 4), round(beta, 3), len(keep))
