@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
     imp = kb_sub.add_parser("import", help="replace the stored knowledge base with FILE (all or nothing)")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--replace-all", action="store_true",
+                     help="allow an import that removes many stored entries (or all: an empty file)")
     exp = kb_sub.add_parser("export", help="write the stored knowledge base as YAML")
     exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
     kb_sub.add_parser("list", help="list stored entries")
@@ -320,6 +322,7 @@ async def _purge(config: Config, args: argparse.Namespace) -> None:
 
 async def _kb(config: Config, args: argparse.Namespace) -> None:
     from bot.admin import cli as admin_cli
+    from bot.admin.imports import removal_problem
     from bot.admin.knowledge_service import KnowledgeService
 
     if args.kb_command in admin_cli.COMMANDS:
@@ -334,11 +337,21 @@ async def _kb(config: Config, args: argparse.Namespace) -> None:
                             "point store.url at Redis (redis://...) or set knowledge.path to this file")
         redis = connect(config.store.url)
         try:
-            version = (await KnowledgeService(redis).replace_all(kb, "cli", note=str(args.file))).version  # audited
+            service = KnowledgeService(redis)
+            if not args.replace_all:
+                problem = removal_problem(str(args.file), await service.entries(), kb, "--replace-all")
+                if problem is not None:
+                    raise KefuError(problem)
+            change = await service.replace_all(kb, "cli", note=str(args.file))  # audited
         finally:
             await redis.aclose()
-        print(f"imported {len(kb)} entries ({kb.phrasing_count()} questions) from {args.file}; "
-              f"knowledge version {version}")
+        if not change.records:
+            print(f"{args.file}: the store already holds exactly these {len(kb)} entries; "
+                  f"knowledge version {change.version} (nothing changed)")
+            return
+        removed = sum(1 for r in change.records if r.get("after") is None)
+        print(f"imported {len(kb)} entries ({kb.phrasing_count()} questions) from {args.file}, "
+              f"{removed} removed; knowledge version {change.version} (undo: kefu kb rollback {change.version - 1})")
     elif args.kb_command == "export":
         kb, source = await _stored_kb(config)
         text = dump_kb(kb)

@@ -256,7 +256,8 @@ class AdminApi:
 
     async def import_file(self, request: Request) -> Response:
         """Body: the file itself. ``?format=`` (or the filename), ``dry_run=1`` to only preview,
-        ``mode=merge`` to keep entries the file does not mention (default: replace)."""
+        ``mode=merge`` to keep entries the file does not mention (default: replace); a replace that
+        would remove many entries (or all) is refused with 409 unless ``replace_all=1``."""
         agent = await self.admin(request)
         q = request.query_params
         fmt = imports.format_of(q.get("filename", ""), q.get("format", ""))
@@ -266,9 +267,14 @@ class AdminApi:
         preview = imports.diff(current, incoming, remove_missing=not merge)
         if q.get("dry_run", "") in ("1", "true", "yes"):
             return JSONResponse({"dry_run": True, **preview})
+        if not merge and q.get("replace_all", "") not in ("1", "true", "yes"):
+            problem = imports.removal_problem(q.get("filename") or "the file", current, incoming, "replace_all=1")
+            if problem is not None:
+                return JSONResponse({"error": problem, "needs": "replace_all", **preview}, status_code=409)
         changes = imports.import_changes(current, incoming, remove_missing=not merge)
         change = await self.knowledge.apply(changes, agent.name, "import", q.get("filename", ""))
-        return JSONResponse({"dry_run": False, **preview, "version": change.version})
+        undo = {"undo_version": change.version - 1} if change.records else {}
+        return JSONResponse({"dry_run": False, **preview, "version": change.version, **undo})
 
     # ------------------------------------------------------------------ unanswered
 

@@ -94,8 +94,8 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             for r in change.records:
                 s = summary(r)
                 print(f"{s['entry_id']}: {'deleted' if s['after'] is None else 'restored'}")
-            print(f"rolled back {_entries(len(change.records))}; "
-                  f"knowledge version {change.version}")
+            print(f"rolled back {_entries(len(change.records))}; knowledge version {change.version}"
+                  + (f" (undo: kefu kb rollback {change.version - 1})" if change.records else ""))
         elif args.kb_command == "search":
             found = await service.search(args.query, args.tag)
             for entry in found:
@@ -103,7 +103,8 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             print(f"# {_entries(len(found))}")
         else:
             change = await _edit(service, args)
+            undo = f"; undo: kefu kb rollback {change.version - 1}" if change.records else ""
             print(f"{args.kb_command}: {_entries(len(change.records))} "
-                  f"changed; knowledge version {change.version} (every worker answers from it within seconds)")
+                  f"changed; knowledge version {change.version} (every worker answers from it within seconds{undo})")
     finally:
         await redis.aclose()

@@ -174,3 +174,24 @@ def import_changes(current: Sequence[Entry], incoming: KnowledgeBase, *,
     if remove_missing:
         changes.update({e.id: None for e in current if incoming.get(e.id) is None})
     return changes
+
+
+def removal_limit(stored: int) -> int:
+    """How many stored entries one import may remove without ``--replace-all``/``replace_all=1``:
+    a tenth of them, at least 3 (so a small KB can still drop an entry or two)."""
+    return max(3, stored // 10)
+
+
+def removal_problem(source: str, current: Sequence[Entry], incoming: KnowledgeBase, override: str) -> str | None:
+    """Why importing ``incoming`` over ``current`` needs ``override`` (None: it does not).
+
+    An empty file, or one that drops more than :func:`removal_limit` entries, is almost always
+    the wrong file (an export cut short, a sheet of only new entries), not a wish to delete."""
+    removed = [e.id for e in current if incoming.get(e.id) is None]
+    if not current or (len(incoming) and len(removed) <= removal_limit(len(current))):
+        return None
+    shown = ", ".join(removed[:8]) + (f" and {len(removed) - 8} more" if len(removed) > 8 else "")
+    what = "has no entries" if not len(incoming) else f"has {len(incoming)} entries"
+    return (f"{source} {what}: importing it would remove {len(removed)} of the {len(current)} stored entries "
+            f"({shown}); nothing was changed. Check the file, or add {override} to remove them "
+            "(kefu kb save FILE adds and updates without removing)")

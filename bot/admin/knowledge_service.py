@@ -75,7 +75,11 @@ class Change:
     records: tuple[dict[str, Any], ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "changes": [summary(r) for r in self.records]}
+        """``undo_version``: roll back to it to undo this write (absent when nothing changed)."""
+        data: dict[str, Any] = {"version": self.version, "changes": [summary(r) for r in self.records]}
+        if self.records:
+            data["undo_version"] = self.version - 1
+        return data
 
 
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -298,17 +298,19 @@
   $("reload-unanswered").addEventListener("click", loadClusters);
 
   // ------------------------------------------------------------------ import / export
-  async function sendImport(dryRun) {
+  async function sendImport(dryRun, replaceAll) {
     $("import-error").textContent = ""; $("import-result").replaceChildren();
     const file = $("import-file").files[0];
     if (!file) { $("import-error").textContent = "请选择文件 Choose a file"; return; }
-    const q = "?filename=" + encodeURIComponent(file.name) + "&mode=" + $("import-mode").value + (dryRun ? "&dry_run=1" : "");
+    const q = "?filename=" + encodeURIComponent(file.name) + "&mode=" + $("import-mode").value +
+      (dryRun ? "&dry_run=1" : "") + (replaceAll ? "&replace_all=1" : "");
     try {
       const r = await admin("POST", "/import" + q, undefined, await file.arrayBuffer());
       const list = (title, items, fmt) => items.length ? el("div", {}, el("h4", {}, title + " (" + items.length + ")"),
         el("ul", {}, items.map((i) => el("li", {}, fmt(i))))) : "";
       $("import-result").replaceChildren(
-        el("div", { class: r.dry_run ? "changed" : "ok" }, (r.dry_run ? "预览（未导入）Dry run (nothing imported): " : "已导入 Imported · version " + r.version + ": ") +
+        el("div", { class: r.dry_run ? "changed" : "ok" }, (r.dry_run ? "预览（未导入）Dry run (nothing imported): " : "已导入 Imported · version " + r.version +
+          (r.undo_version !== undefined ? " · 撤销 Undo: 回滚到 roll back to v" + r.undo_version : "") + ": ") +
           r.added.length + " 新增 added, " + r.changed.length + " 修改 changed, " + r.removed.length + " 删除 removed, " + r.unchanged + " 不变 unchanged"),
         list("新增 Added", r.added, (e) => e.id + " — " + e.questions[0]),
         list("修改 Changed", r.changed, (c) => c.id + " [" + c.fields.join(", ") + "]"),
@@ -317,6 +319,9 @@
       $("import-apply").disabled = !dryRun;
       if (!dryRun) { await loadEntries(); await refreshStatus(); }
     } catch (e) {
+      // a replace that would remove many entries (or all) asks first; the server names them
+      if (e.status === 409 && e.data.needs === "replace_all" && !replaceAll &&
+          confirm(e.message + "\n\n仍然导入并删除? Import and remove them anyway?")) return sendImport(false, true);
       $("import-error").textContent = e.message;
       $("import-apply").disabled = true;
     }
