@@ -329,6 +329,9 @@ async def _kb(config: Config, args: argparse.Namespace) -> None:
         await admin_cli.run(config, args)
     elif args.kb_command == "validate":
         kb = load_kb(args.file)
+        if not len(kb):
+            raise KefuError(f"{args.file}: no entries; a knowledge file is a YAML list of entries with id, "
+                            "questions and answer (importing this one would remove every stored entry)")
         print(f"{args.file}: OK, {len(kb)} entries, {kb.phrasing_count()} questions")
     elif args.kb_command == "import":
         kb = load_kb(args.file)  # validated in full before anything is written

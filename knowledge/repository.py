@@ -27,7 +27,8 @@ class KnowledgeRepository:
         if not raw:
             return KnowledgeBase(()) if await self.version() > 0 else None
         documents = sorted((json.loads(value) for value in raw.values()), key=lambda d: int(d["_pos"]))
-        entries = (parse_entry({k: v for k, v in doc.items() if k != "_pos"}, f"stored entry {doc.get('id')!r}")
+        entries = (parse_entry({k: v for k, v in doc.items() if k != "_pos"}, f"stored entry {doc.get('id')!r}",
+                               strict=False)
                    for doc in documents)
         return build_kb(entries, "store")
 

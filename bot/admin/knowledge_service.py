@@ -104,7 +104,7 @@ class KnowledgeService:
     async def entries(self) -> list[Entry]:
         """Every entry, in the knowledge base's order."""
         docs = sorted((await self._raw()).values(), key=lambda d: int(d.get("_pos", 0)))
-        return [parse_entry({k: v for k, v in d.items() if k != "_pos"}, "stored entry") for d in docs]
+        return [parse_entry({k: v for k, v in d.items() if k != "_pos"}, "stored entry", strict=False) for d in docs]
 
     async def kb(self) -> KnowledgeBase:
         return build_kb(await self.entries(), "store")
@@ -115,7 +115,7 @@ class KnowledgeService:
             return None
         doc = json.loads(raw)
         doc.pop("_pos", None)
-        return parse_entry(doc, "stored entry")
+        return parse_entry(doc, "stored entry", strict=False)
 
     async def require(self, entry_id: str) -> Entry:
         entry = await self.get(entry_id)

@@ -246,3 +246,46 @@ async def test_an_emptied_store_stays_empty_on_reload_and_restart(config: Config
     assert len(restarted.knowledge.kb) == 0 and restarted.knowledge.version == change.version
     await restarted.close()
     await redis.aclose()
+
+
+def test_kb_validate_reports_every_problem_with_entry_and_line(tmp_path: Path, fast: str) -> None:
+    bad = write(tmp_path / "bad.yaml", """\
+- id: return-policy
+  questions: [怎么退货, 'How do I return an item?']
+  answer: {zh: 七天内可退, en: Within 7 days}
+- id: bad id
+  questions: [q1]
+  answer: x
+- id: refunds
+  questions: [怎么退货？]
+  answer: {fr: Sous 7 jours}
+- id: return-policy
+  questions: [退货地址]
+  answer: 仓库
+""")
+    result = kefu("kb", "validate", str(bad), "--config", str(write(tmp_path / "c.yaml", fast)))
+    assert result.returncode == 2
+    assert errors(result) == [
+        f"kefu: error: {bad}: entry 2 (id 'bad id', line 4): 'id' 'bad id' is not a valid id: "
+        "up to 128 characters, no spaces or '/'",
+        f"kefu: error: {bad}: entry 3 (id 'refunds', line 7): 'answer.fr': unknown language 'fr'; use zh or en",
+        f"kefu: error: {bad}: entry 4 (id 'return-policy', line 10): duplicate id 'return-policy' "
+        "(first used by entry 1, line 1)",
+    ]
+    fixed = write(tmp_path / "dup.yaml", bad.read_text(encoding="utf-8").replace("bad id", "bad-id")
+                  .replace("{fr: Sous 7 jours}", "{zh: 七天}").replace("id: return-policy\n  questions: [退货地址]",
+                                                                   "id: address\n  questions: [退货地址]"))
+    result = kefu("kb", "validate", str(fixed), "--config", str(tmp_path / "c.yaml"))
+    assert result.returncode == 2
+    assert errors(result) == [
+        f"kefu: error: {fixed}: entry 3 (id 'refunds', line 7): question '怎么退货？' is also a question of entry "
+        "'return-policy' (line 1); keep it in one entry, or the bot cannot tell them apart"]
+    broken = write(tmp_path / "broken.yaml", "- id: a\n  questions: [q\n")
+    result = kefu("kb", "validate", str(broken), "--config", str(tmp_path / "c.yaml"))
+    assert result.returncode == 2 and errors(result) == [
+        f"kefu: error: {broken}: not valid YAML: line 3, column 1: expected ',' or ']', but got '<stream end>'"]
+    empty = write(tmp_path / "empty.yaml", "# nothing yet\n")
+    result = kefu("kb", "validate", str(empty), "--config", str(tmp_path / "c.yaml"))
+    assert result.returncode == 2 and errors(result) == [
+        f"kefu: error: {empty}: no entries; a knowledge file is a YAML list of entries with id, questions and "
+        "answer (importing this one would remove every stored entry)"]
