@@ -216,6 +216,14 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{where}{problem}"
 
 
+def question_clashes(entry: Entry, others: Iterable[Entry]) -> list[str]:
+    """One line per question of ``entry`` that another entry also has (both become ambiguous)."""
+    owners = {normalized_question(q): other.id for other in others if other.id != entry.id for q in other.questions}
+    return [f"question {q!r} is also a question of entry {owners[normalized_question(q)]!r}; keep it in one entry, "
+            "or the bot cannot tell them apart" for q in dict.fromkeys(entry.questions)
+            if normalized_question(q) in owners]
+
+
 def check_kb_text(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase | None, list[str]]:
     """Every problem of a knowledge file, each naming the entry and its line: entries that do
     not validate, duplicate ids, and a question used by two entries (which makes both ambiguous)."""
