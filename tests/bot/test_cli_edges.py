@@ -40,8 +40,12 @@ def closed_port() -> int:
 
 
 def errors(result: subprocess.CompletedProcess[str]) -> list[str]:
-    assert "Traceback" not in result.stderr, result.stderr
-    return [line for line in result.stderr.splitlines() if line.startswith("kefu: error: ")]
+    return errors_of(result.stderr)
+
+
+def errors_of(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr, stderr
+    return [line for line in stderr.splitlines() if line.startswith("kefu: error: ")]
 
 
 def test_serve_with_redis_on_a_closed_port_is_one_line(tmp_path: Path, fast: str) -> None:
@@ -289,3 +293,24 @@ def test_kb_validate_reports_every_problem_with_entry_and_line(tmp_path: Path, f
     assert result.returncode == 2 and errors(result) == [
         f"kefu: error: {empty}: no entries; a knowledge file is a YAML list of entries with id, questions and "
         "answer (importing this one would remove every stored entry)"]
+
+
+async def test_a_token_telegram_rejects_at_start_is_one_line(tmp_path: Path, fast: str) -> None:
+    """The check that needs Telegram itself (getMe) runs as the channel starts: still one line, exit 2."""
+    import asyncio
+
+    from tests.bot.telegram_standin import BotApiStandIn
+
+    async with BotApiStandIn() as standin:
+        config = write(tmp_path / "c.yaml", fast + "channels:\n  telegram: {enabled: true, token: '999:wrong', "
+                                                  f"base_url: '{standin.base_url}'}}\n")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", "--config", str(config), "--port", str(free_port()), cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    text = stderr.decode()
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text and "Kefu listening" not in text
+    assert errors_of(text) == ["kefu: error: channels.telegram.token: Telegram rejected the token "
+                               "(The token `999:wrong` was rejected by the server.)"]
+    assert text.endswith("\n") and text.splitlines()[-1].startswith("kefu: error: ")
