@@ -422,12 +422,19 @@ async def _preflight(config: Config, args: argparse.Namespace) -> None:
     problems: list[str] = []
     if command in ("chat", "actions", "eval"):
         problems += preflight.config_problems(config, channels=False)
+    listen = None
     if command == "actions":
-        port = args.port if args.port is not None else config.actions.port
-        problem = preflight.port_problem(port, "--port" if args.port is not None else "actions.port")
+        listen = preflight.Listen(args.host or config.server.host,
+                                  args.port if args.port is not None else config.actions.port,
+                                  "--host" if args.host else "server.host",
+                                  "--port" if args.port is not None else "actions.port")
+        problem = preflight.port_problem(listen.port, listen.port_key)
         problems += [problem] if problem else []
-    if command != "eval" and (problem := await preflight.store_problem(config)) is not None:
+    offline = command == "eval" or (command == "kb" and args.kb_command == "validate")
+    if not offline and (problem := await preflight.store_problem(config)) is not None:
         problems.append(problem)
+    if listen is not None and not problems:
+        preflight.bind(listen).close()  # a port in use: one line now, not a uvicorn error later
     if problems:
         raise preflight.PreflightFailed(problems)
 

@@ -314,3 +314,21 @@ async def test_a_token_telegram_rejects_at_start_is_one_line(tmp_path: Path, fas
     assert errors_of(text) == ["kefu: error: channels.telegram.token: Telegram rejected the token "
                                "(The token `999:wrong` was rejected by the server.)"]
     assert text.endswith("\n") and text.splitlines()[-1].startswith("kefu: error: ")
+
+
+def test_files_and_ports_named_on_the_command_line(tmp_path: Path, fast: str) -> None:
+    config = str(write(tmp_path / "c.yaml", fast + "store: {url: 'redis://127.0.0.1:1/0'}\n"))
+    # validating a file needs no store: an unreachable Redis does not stop it
+    result = kefu("kb", "validate", str(tmp_path), "--config", config)
+    assert result.returncode == 2 and result.stderr == f"kefu: error: {tmp_path}: Is a directory\n"
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        result = kefu("actions", "--port", str(port), "--config", str(write(tmp_path / "ok.yaml", fast)))
+        assert result.returncode == 2
+        assert result.stderr == (f"kefu: error: --port: port {port} on 127.0.0.1 is already in use "
+                                 "(another kefu serve?); stop it or choose a free port\n")
+    finally:
+        busy.close()
