@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -60,8 +61,16 @@ def _listen_options(parser: argparse.ArgumentParser) -> None:
                         help="worker processes sharing the port (needs store.url: redis://...)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line (not the whole usage) and says
+    where the help is; subcommand parsers inherit this class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"kefu: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kefu", description="Kefu 客服 — customer-service bot")
+    parser = _Parser(prog="kefu", description="Kefu 客服 — customer-service bot")
     _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -332,3 +332,11 @@ def test_files_and_ports_named_on_the_command_line(tmp_path: Path, fast: str) ->
                                  "(another kefu serve?); stop it or choose a free port\n")
     finally:
         busy.close()
+
+
+def test_a_mistyped_command_line_is_one_line_with_where_the_help_is() -> None:
+    result = kefu("serve", "--port", "abc")
+    assert result.returncode == 2
+    assert result.stderr == "kefu: error: argument --port: invalid int value: 'abc' (see kefu serve --help)\n"
+    result = kefu("kb")
+    assert result.stderr == "kefu: error: the following arguments are required: kb_command (see kefu kb --help)\n"
