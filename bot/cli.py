@@ -137,8 +137,9 @@ async def _check(config: Config, args: argparse.Namespace) -> None:
     listen = _listen(config, args)
     await preflight.check(config, listen, args.workers)
     channels = [name for name in ("web", "telegram", "wechat", "wecom") if getattr(config.channels, name).enabled]
-    print(f"kefu check: OK (config {config.source}; store {config.store.url}; channels {', '.join(channels) or 'none'};"
-          f" http://{listen.host}:{listen.port} is free; workers {args.workers})")
+    print(f"kefu check: OK (config {config.source}; store {preflight.redact(config.store.url)}; "
+          f"channels {', '.join(channels) or 'none'}; http://{listen.host}:{listen.port} is free; "
+          f"workers {args.workers})")
 
 
 async def _prepare_serve(config: Config, listen: preflight.Listen, workers: int) -> socket.socket:
@@ -483,7 +484,7 @@ def run(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        return _fail(f"store.url: cannot reach the store ({exc}); is Redis running at {store_url}?")
+        return _fail(f"store.url: cannot reach the store ({exc}); is Redis running at {preflight.redact(store_url)}?")
     except OSError as exc:  # a file named on the command line: missing, unreadable, a directory
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}")

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import importlib.util
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,11 @@ class Listen:
     port: int
     host_key: str = "server.host"
     port_key: str = "server.port"
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced, for messages and logs (redis://:***@host:6379/0)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def port_problem(port: int, key: str) -> str | None:
@@ -229,7 +235,8 @@ def config_problems(config: Config, listen: Listen | None = None, workers: int =
         problems.append(f"--workers: must be at least 1, got {workers}")
     url = config.store.url
     if not url.startswith(STORE_SCHEMES):
-        problems.append(f"store.url: expected memory://, redis://host:port/db, rediss:// or unix://, got {url!r}")
+        problems.append(f"store.url: expected memory://, redis://host:port/db, rediss:// or unix://, "
+                        f"got {redact(url)!r}")
     elif workers > 1 and url.startswith("memory://"):
         problems.append(f"store.url: --workers {workers} needs a shared store: set store.url to redis://... "
                         "(memory:// lives inside one process, so each worker would see different conversations)")
@@ -258,10 +265,10 @@ async def store_problem(config: Config) -> str | None:
     try:
         await asyncio.wait_for(redis.ping(), PING_SECONDS)
     except (TimeoutError, *REDIS_ERRORS) as exc:
-        return (f"store.url: cannot reach Redis at {url} ({exc or 'no answer'}); "
+        return (f"store.url: cannot reach Redis at {redact(url)} ({exc or 'no answer'}); "
                 "start Redis or fix the host, port or password")
     except Exception as exc:  # wrong password, TLS to a plain port, not Redis at all
-        return f"store.url: {url} did not answer like Redis ({type(exc).__name__}: {exc})"
+        return f"store.url: {redact(url)} did not answer like Redis ({type(exc).__name__}: {exc})"
     finally:
         await redis.aclose()
     return None

@@ -340,3 +340,12 @@ def test_a_mistyped_command_line_is_one_line_with_where_the_help_is() -> None:
     assert result.stderr == "kefu: error: argument --port: invalid int value: 'abc' (see kefu serve --help)\n"
     result = kefu("kb")
     assert result.stderr == "kefu: error: the following arguments are required: kb_command (see kefu kb --help)\n"
+
+
+
+def test_a_redis_password_never_appears_in_a_message(tmp_path: Path, fast: str) -> None:
+    port = closed_port()
+    config = write(tmp_path / "c.yaml", fast + f"store: {{url: 'redis://:s3cret-pw@127.0.0.1:{port}/0'}}\n")
+    result = kefu("check", "--config", str(config))
+    assert result.returncode == 2 and "s3cret-pw" not in result.stderr
+    assert errors(result)[0].startswith(f"kefu: error: store.url: cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (")
