@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -349,3 +350,33 @@ def test_a_redis_password_never_appears_in_a_message(tmp_path: Path, fast: str) 
     result = kefu("check", "--config", str(config))
     assert result.returncode == 2 and "s3cret-pw" not in result.stderr
     assert errors(result)[0].startswith(f"kefu: error: store.url: cannot reach Redis at redis://:***@127.0.0.1:{port}/0 (")
+
+
+def test_on_a_terminal_the_index_build_shows_a_progress_bar(tmp_path: Path) -> None:
+    """stderr a terminal (a pty with a window size): tqdm's bar while the phrasings are embedded."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    kb = write(tmp_path / "kb.yaml", "".join(f"- id: e{i}\n  questions: [第{i}个问题是什么]\n  answer: 答案{i}\n"
+                                             for i in range(65)))  # > 64 texts to embed: the bar's threshold
+    config = write(tmp_path / "c.yaml", f"knowledge: {{cache_dir: {tmp_path / 'fresh-cache'}, path: {kb}}}\n")
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--config", str(config), "--port", str(free_port())],
+                            cwd=ROOT, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"Kefu listening on" not in seen:
+            assert time.monotonic() < deadline and proc.poll() is None, seen.decode(errors="replace")
+            seen += os.read(leader, 65536)
+        text = seen.decode(errors="replace")
+        assert re.search(r"embedding phrasings: 100%\|█+\| \d+/\d+", text), text
+        assert text.index("building the search index") < text.index("embedding phrasings") < text.index("listening")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        os.close(leader)
