@@ -17,7 +17,7 @@ from bot.admin.knowledge_service import Change, KnowledgeService, summary
 from bot.config import Config
 from bot.errors import KefuError
 from bot.store import connect
-from knowledge.schema import load_kb
+from knowledge.schema import load_kb, question_clashes
 
 COMMANDS = ("history", "rollback", "save", "enable", "disable", "delete", "add-question", "remove-question",
             "search")
@@ -62,6 +62,11 @@ async def _edit(service: KnowledgeService, args: argparse.Namespace) -> Change:
     who, command = _who(), args.kb_command
     if command == "save":
         kb = load_kb(args.file)  # every entry validated, with file and line, before anything is written
+        merged = {e.id: e for e in await service.entries()} | {e.id: e for e in kb.entries}
+        clashes = [f"{args.file}: entry {entry.id!r}: {clash}" for entry in kb.entries
+                   for clash in question_clashes(entry, merged.values())]
+        if clashes:
+            raise KefuError("\n".join(clashes))
         return await service.apply({entry.id: entry for entry in kb.entries}, who, "cli-save", note=str(args.file))
     if command in ("enable", "disable"):
         return await service.set_enabled(args.entry, command == "enable", who)

@@ -15,7 +15,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.admin.knowledge_service import ValidationFailed, changed_fields, field_of
-from knowledge.schema import Entry, KnowledgeBase, KnowledgeError, build_kb, dump_kb, parse_entry, parse_kb
+from knowledge.schema import (
+    Entry,
+    KnowledgeBase,
+    KnowledgeError,
+    build_kb,
+    dump_kb,
+    parse_entry,
+    parse_kb,
+    question_clashes,
+)
 
 FORMATS = ("yaml", "csv", "xlsx")
 COLUMNS = ("id", "questions", "answer_zh", "answer_en", "tags", "enabled", "action")
@@ -68,7 +77,7 @@ def _row_entry(row: dict[str, str], number: int) -> Entry:
 
 def _rows_to_kb(header: Sequence[str], rows: Iterable[tuple[int, Sequence[Any]]], source: str) -> KnowledgeBase:
     names = [_cell(h).lower() for h in header]
-    entries = []
+    entries: list[Entry] = []
     seen: dict[str, int] = {}
     for number, values in rows:
         if not any(_cell(v) for v in values):
@@ -79,6 +88,9 @@ def _rows_to_kb(header: Sequence[str], rows: Iterable[tuple[int, Sequence[Any]]]
             raise ValidationFailed(f"row {number}: duplicate id {entry.id!r} (also on row {seen[entry.id]})",
                                    "id", number)
         seen[entry.id] = number
+        clashes = question_clashes(entry, entries)  # a question on two rows makes both ambiguous
+        if clashes:
+            raise ValidationFailed(f"row {number} (id {entry.id!r}): {clashes[0]}", "questions", number)
         entries.append(entry)
     return build_kb(entries, source)
 

@@ -380,3 +380,19 @@ def test_on_a_terminal_the_index_build_shows_a_progress_bar(tmp_path: Path) -> N
         proc.terminate()
         proc.wait(timeout=20)
         os.close(leader)
+
+
+def test_kb_save_refuses_a_question_another_stored_entry_has(tmp_path: Path, fast: str,
+                                                             private_redis: RedisProcess) -> None:
+    config = str(write(tmp_path / "c.yaml", fast + f"store: {{url: '{private_redis.url}'}}\n"))
+    assert kefu("kb", "import", str(kb_file(tmp_path / "two.yaml", ["a1", "a2"])), "--config", config).returncode == 0
+    clash = write(tmp_path / "new.yaml", "- id: b1\n  questions: [新问题, question a2]\n  answer: 答\n")
+    result = kefu("kb", "save", str(clash), "--config", config)
+    assert result.returncode == 2
+    assert errors(result) == [f"kefu: error: {clash}: entry 'b1': question 'question a2' is also a question of "
+                              "entry 'a2'; keep it in one entry, or the bot cannot tell them apart"]
+    assert "b1" not in kefu("kb", "list", "--config", config).stdout
+    ok = write(tmp_path / "ok.yaml", "- id: b1\n  questions: [新问题]\n  answer: 答\n")
+    saved = kefu("kb", "save", str(ok), "--config", config)
+    assert saved.stdout == ("save: 1 entry changed; knowledge version 2 (every worker answers from it within seconds; "
+                            "undo: kefu kb rollback 1)\n")

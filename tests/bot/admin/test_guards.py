@@ -43,3 +43,17 @@ async def test_every_write_names_the_version_that_undoes_it(admin: Admin) -> Non
     undo = await admin.client.post("/api/admin/rollback", headers=headers, json={"version": deleted.json()["undo_version"]})
     assert undo.status_code == 200
     assert (await admin.client.get("/api/admin/entries/refund-time")).status_code == 200
+
+
+async def test_a_question_on_two_csv_rows_names_the_row_and_imports_nothing(admin: Admin) -> None:
+    headers = await admin.login()
+    version = (await admin.client.get("/api/admin/status")).json()["version"]
+    csv = ("id,questions,answer_zh,answer_en\n"
+           "gift-card,礼品卡怎么用,在结算页选择礼品卡。,Pick it at checkout.\n"
+           "gift-card-2,礼品卡怎么用？|礼品卡能退吗,不能退。,No refunds.\n")
+    r = await admin.client.post("/api/admin/import?format=csv&mode=merge", headers=headers, content=csv.encode())
+    assert r.status_code == 422
+    assert r.json() == {"error": "row 3 (id 'gift-card-2'): question '礼品卡怎么用？' is also a question of entry "
+                                 "'gift-card'; keep it in one entry, or the bot cannot tell them apart",
+                        "field": "questions", "row": 3}
+    assert (await admin.client.get("/api/admin/status")).json()["version"] == version
