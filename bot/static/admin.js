@@ -387,8 +387,9 @@
       el("span", { class: "muted" }, r.who + " · " + time(r.at)),
       el("button", { class: "ghost rollback-all", type: "button", onclick: async () => {
         if (!confirm("把整个知识库回滚到 v" + r.version + " 之前? Roll the whole knowledge base back to before this change?")) return;
-        await admin("POST", "/rollback", { version: r.version - 1 });
+        const result = await admin("POST", "/rollback", { version: r.version - 1 });
         await loadAudit(); await loadEntries(); await refreshStatus();
+        if (result.changes.length) announce("audit-notice", "已回滚整库 Knowledge base rolled back", result);
       } }, "整库回滚到此修改之前 Roll KB back to before this"))));
     if (!data.history.length) $("audit").replaceChildren(el("p", { class: "muted" }, "还没有修改记录 No changes yet"));
   }

@@ -54,6 +54,15 @@ def test_warnings_and_problems_come_before_saving_and_saved_means_answered(serve
     expect(admin.locator("#notice")).to_contain_text(f"已删除 Deleted refund-time · version {version + 2}")
     expect(admin.locator("#notice")).to_contain_text(f"roll back to v{version + 1}")
 
+    # the whole knowledge base rolled back from the history tab: also answered everywhere, also undoable
+    admin.click('#tabs button[data-tab="audit"]')
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.locator(f'#audit .version[data-version="{version + 2}"] button.rollback-all').click()
+    expect(admin.locator("#audit-notice")).to_have_text(re.compile(
+        rf"^已回滚整库 Knowledge base rolled back · version {version + 3} · 所有 1 个实例已生效 every worker \(1\) "
+        rf"answers with it · 撤销 Undo: 回滚到 roll back to v{version + 2}$"))
+    assert "退款当天到账" in ask(customer, "退款多久到账")
+
     # an import that would replace the knowledge base with one entry asks first; declining keeps all
     one = tmp_path / "one.yaml"
     one.write_text("- id: only-one\n  questions: [只有一条]\n  answer: {zh: 一条, en: one}\n", encoding="utf-8")
@@ -70,7 +79,7 @@ def test_warnings_and_problems_come_before_saving_and_saved_means_answered(serve
 
     admin.once("dialog", decline)
     admin.click("#import-apply")
-    expect(admin.locator("#import-error")).to_contain_text("one.yaml has 1 entries: importing it would remove 39 of "
-                                                           "the 39 stored entries")
+    expect(admin.locator("#import-error")).to_contain_text("one.yaml has 1 entries: importing it would remove 40 of "
+                                                           "the 40 stored entries")
     assert messages and "Import and remove them anyway?" in messages[0]
-    assert httpx.get(served.base + "/healthz").json()["knowledge_entries"] == 39
+    assert httpx.get(served.base + "/healthz").json()["knowledge_entries"] == 40
