@@ -10,30 +10,75 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot import preflight
 from bot.config import Config, load_config
 from bot.errors import KefuError
 from bot.logs import configure_logging
-from bot.store import REDIS_ERRORS, connect
+from bot.store import connect
 from knowledge.schema import KnowledgeBase, KnowledgeError, dump_kb, load_kb
 
 log = logging.getLogger("kefu")
 
 
+CONFIG_HELP = "config file (default: ./config.yaml if present, else built-in defaults)"
+VERBOSE_HELP = "debug logging, and the traceback of an unexpected error"
+
+
+def _common_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """``--config`` and ``-v`` before or after the subcommand: ``kefu serve --config my.yaml``
+    works like ``kefu --config my.yaml serve`` (SUPPRESS keeps a subcommand from resetting them)."""
+    default_config = None if top else argparse.SUPPRESS
+    default_verbose: object = False if top else argparse.SUPPRESS
+    parser.add_argument("--config", default=default_config, help=CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", default=default_verbose, help=VERBOSE_HELP)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand parser below ``parser``, at any depth."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += [child, *_subparsers(child)]
+    return found
+
+
+def _listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="override server.host")
+    parser.add_argument("--port", type=int, help="override server.port")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes sharing the port (needs store.url: redis://...)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line (not the whole usage) and says
+    where the help is; subcommand parsers inherit this class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"kefu: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kefu", description="Kefu 客服 — customer-service bot")
-    parser.add_argument("--config", help="config file (default: ./config.yaml if present, else built-in defaults)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = _Parser(prog="kefu", description="Kefu 客服 — customer-service bot")
+    _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP server: web chat, webhooks, consoles")
-    serve.add_argument("--host", help="override server.host")
-    serve.add_argument("--port", type=int, help="override server.port")
-    serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes sharing the port (needs store.url: redis://...)")
+    _listen_options(serve)
+    serve.add_argument("--check", action="store_true", help="only run the start-up checks (like kefu check)")
+    check = sub.add_parser("check", help="check configuration, ports, credentials and the store, then exit")
+    _listen_options(check)
 
     sub.add_parser("chat", help="talk to the bot in the terminal (reads stdin, one message per line)")
 
@@ -52,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
     imp = kb_sub.add_parser("import", help="replace the stored knowledge base with FILE (all or nothing)")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--replace-all", action="store_true",
+                     help="allow an import that removes many stored entries (or all: an empty file)")
     exp = kb_sub.add_parser("export", help="write the stored knowledge base as YAML")
     exp.add_argument("--out", type=Path, help="file to write (default: stdout)")
     kb_sub.add_parser("list", help="list stored entries")
@@ -73,39 +120,142 @@ def _parser() -> argparse.ArgumentParser:
     tok = agent_sub.add_parser("token", help="issue an API token for scripts (Authorization: Bearer ...)")
     tok.add_argument("name")
     agent_sub.add_parser("list", help="list agents")
+    for child in _subparsers(parser):
+        _common_options(child, top=False)
     return parser
 
 
-def _serve(config: Config, args: argparse.Namespace) -> None:
+def _listen(config: Config, args: argparse.Namespace) -> preflight.Listen:
+    """Where to listen, remembering whether a flag or a key said so (for the messages)."""
+    host_key = "--host" if args.host else "server.host"
+    port_key = "--port" if args.port is not None else "server.port"
+    return preflight.Listen(args.host or config.server.host,
+                            args.port if args.port is not None else config.server.port, host_key, port_key)
+
+
+async def _check(config: Config, args: argparse.Namespace) -> None:
+    listen = _listen(config, args)
+    await preflight.check(config, listen, args.workers)
+    channels = [name for name in ("web", "telegram", "wechat", "wecom") if getattr(config.channels, name).enabled]
+    print(f"kefu check: OK (config {config.source}; store {preflight.redact(config.store.url)}; "
+          f"channels {', '.join(channels) or 'none'}; http://{listen.host}:{listen.port} is free; "
+          f"workers {args.workers})")
+
+
+async def _prepare_serve(config: Config, listen: preflight.Listen, workers: int) -> socket.socket:
+    """Every check, then the port bound (not yet listening): nothing slow starts before this."""
+    problems = preflight.config_problems(config, listen, workers)
+    if (problem := await preflight.store_problem(config)) is not None:
+        problems.append(problem)
+    if problems:
+        raise preflight.PreflightFailed(problems)
+    return preflight.bind(listen)
+
+
+def _serve(config: Config, args: argparse.Namespace) -> Awaitable[None] | None:
+    if args.check:
+        return _check(config, args)
+    listen = _listen(config, args)
+    if args.workers == 1:
+        return _serve_one(config, listen, args.verbose)
+    sock = asyncio.run(_prepare_serve(config, listen, args.workers))
+    asyncio.run(_warm_up(config))
+    sock.close()  # uvicorn's supervisor binds it again for its workers
+    _serve_workers(config, listen, args.workers)
+    return None
+
+
+def _index_message(config: Config) -> None:
+    mode = "embeddings" if config.intents.embeddings else "lexical"
+    log.info("checks passed; loading the knowledge base and building the search index (%s, cache %s); "
+             "the port opens when it is ready", mode, config.knowledge.cache_dir)
+
+
+async def _warm_up(config: Config) -> None:
+    """Seed the store and build the on-disk index once, with progress, so workers start from the cache."""
+    from bot.runtime import Runtime
+
+    _index_message(config)
+    runtime = await Runtime.start(config, progress=sys.stderr.isatty())
+    await runtime.close()
+
+
+async def _serve_one(config: Config, listen: preflight.Listen, verbose: bool) -> None:
+    """Check, bind, build, then listen: the URL refuses connections until it can answer them."""
     import uvicorn
 
-    from bot.server import CONFIG_ENV, create_app
+    from bot.runtime import Runtime
+    from bot.server import create_app
 
-    server = config.server
-    host = args.host or server.host
-    port = args.port if args.port is not None else server.port
-    workers = args.workers
-    log.info("Kefu listening on http://%s:%d (config: %s, workers: %d)", host, port, config.source, workers)
-    if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True)
-        return
-    _check_workers(config, workers)
+    sock = await _prepare_serve(config, listen, 1)
+    _index_message(config)
+    runtime = await Runtime.start(config, progress=sys.stderr.isatty())
+
+    async def ready(_: Config) -> Runtime:
+        return runtime
+
+    failure: list[BaseException] = []
+    app = _quiet_startup(create_app(config, ready), failure, verbose)
+    server = uvicorn.Server(uvicorn.Config(app, host=listen.host, port=listen.port, log_level="info",
+                                           proxy_headers=True, lifespan="on"))
+
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        log.info("Kefu listening on http://%s:%d (config: %s, workers: 1)", listen.host, listen.port, config.source)
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit:
+        if failure:
+            raise _startup_error(failure[0]) from None
+        raise
+    finally:
+        announcer.cancel()
+        sock.close()
+
+
+def _quiet_startup(app: ASGIApp, failure: list[BaseException], verbose: bool) -> ASGIApp:
+    """Keep a failed start-up (a channel refusing its credentials) from printing a traceback:
+    the exception is kept for one clear line; ``-v`` lets uvicorn log the traceback too."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def quiet_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                error = sys.exc_info()[1]
+                if error is not None:
+                    failure.append(error)
+                if not verbose:
+                    message = {**message, "message": ""}
+            await send(message)
+
+        await app(scope, receive, quiet_send)
+
+    return wrapped
+
+
+def _startup_error(error: BaseException) -> KefuError:
+    if isinstance(error, KefuError | KnowledgeError):
+        return KefuError(str(error))
+    return KefuError(f"start-up failed: {type(error).__name__}: {error} (kefu -v serve shows the traceback)")
+
+
+def _serve_workers(config: Config, listen: preflight.Listen, workers: int) -> None:
+    import uvicorn
+
+    from bot.server import CONFIG_ENV
+
+    log.info("Kefu starting %d workers on http://%s:%d (config: %s); each answers once it has loaded "
+             "the index built above", workers, listen.host, listen.port, config.source)
     # Each worker process builds its own app from the same config file (uvicorn imports the factory).
     os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
-    uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="info", proxy_headers=True)
-
-
-def _check_workers(config: Config, workers: int) -> None:
-    if workers < 1:
-        raise KefuError("--workers must be at least 1")
-    if config.store.url.startswith("memory://"):
-        raise KefuError(f"--workers {workers} needs a shared store: set store.url to redis://... "
-                        "(memory:// lives inside one process, so each worker would see different conversations)")
-    telegram = config.channels.telegram
-    if telegram.enabled and telegram.mode == "polling":
-        raise KefuError(f"--workers {workers}: Telegram allows one poller per bot; "
-                        "set channels.telegram.mode to webhook (see docs/telegram.md)")
+    uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers, host=listen.host,
+                port=listen.port, log_level="info", proxy_headers=True)
 
 
 def _actions(config: Config, args: argparse.Namespace) -> None:
@@ -182,12 +332,16 @@ async def _purge(config: Config, args: argparse.Namespace) -> None:
 
 async def _kb(config: Config, args: argparse.Namespace) -> None:
     from bot.admin import cli as admin_cli
+    from bot.admin.imports import removal_problem
     from bot.admin.knowledge_service import KnowledgeService
 
     if args.kb_command in admin_cli.COMMANDS:
         await admin_cli.run(config, args)
     elif args.kb_command == "validate":
         kb = load_kb(args.file)
+        if not len(kb):
+            raise KefuError(f"{args.file}: no entries; a knowledge file is a YAML list of entries with id, "
+                            "questions and answer (importing this one would remove every stored entry)")
         print(f"{args.file}: OK, {len(kb)} entries, {kb.phrasing_count()} questions")
     elif args.kb_command == "import":
         kb = load_kb(args.file)  # validated in full before anything is written
@@ -196,11 +350,21 @@ async def _kb(config: Config, args: argparse.Namespace) -> None:
                             "point store.url at Redis (redis://...) or set knowledge.path to this file")
         redis = connect(config.store.url)
         try:
-            version = (await KnowledgeService(redis).replace_all(kb, "cli", note=str(args.file))).version  # audited
+            service = KnowledgeService(redis)
+            if not args.replace_all:
+                problem = removal_problem(str(args.file), await service.entries(), kb, "--replace-all")
+                if problem is not None:
+                    raise KefuError(problem)
+            change = await service.replace_all(kb, "cli", note=str(args.file))  # audited
         finally:
             await redis.aclose()
-        print(f"imported {len(kb)} entries ({kb.phrasing_count()} questions) from {args.file}; "
-              f"knowledge version {version}")
+        if not change.records:
+            print(f"{args.file}: the store already holds exactly these {len(kb)} entries; "
+                  f"knowledge version {change.version} (nothing changed)")
+            return
+        removed = sum(1 for r in change.records if r.get("after") is None)
+        print(f"imported {len(kb)} entries ({kb.phrasing_count()} questions) from {args.file}, "
+              f"{removed} removed; knowledge version {change.version} (undo: kefu kb rollback {change.version - 1})")
     elif args.kb_command == "export":
         kb, source = await _stored_kb(config)
         text = dump_kb(kb)
@@ -260,14 +424,49 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
         await redis.aclose()
 
 
+async def _preflight(config: Config, args: argparse.Namespace) -> None:
+    """The checks each command needs before it starts anything (``serve`` runs its own)."""
+    command = args.command
+    if command in ("serve", "check"):
+        return
+    problems: list[str] = []
+    if command in ("chat", "actions", "eval"):
+        problems += preflight.config_problems(config, channels=False)
+    listen = None
+    if command == "actions":
+        listen = preflight.Listen(args.host or config.server.host,
+                                  args.port if args.port is not None else config.actions.port,
+                                  "--host" if args.host else "server.host",
+                                  "--port" if args.port is not None else "actions.port")
+        problem = preflight.port_problem(listen.port, listen.port_key)
+        problems += [problem] if problem else []
+    offline = command == "eval" or (command == "kb" and args.kb_command == "validate")
+    if not offline and (problem := await preflight.store_problem(config)) is not None:
+        problems.append(problem)
+    if listen is not None and not problems:
+        preflight.bind(listen).close()  # a port in use: one line now, not a uvicorn error later
+    if problems:
+        raise preflight.PreflightFailed(problems)
+
+
+def _fail(message: str) -> int:
+    for line in message.splitlines() or [""]:
+        print(f"kefu: error: {line}", file=sys.stderr)
+    return 2
+
+
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose, mask=False)
+    store_url = "store.url"
     try:
         config = load_config(args.config)
+        store_url = config.store.url
         configure_logging(args.verbose, mask=config.security.mask_logs)
+        asyncio.run(_preflight(config, args))
         actions: dict[str, Callable[[], Awaitable[None] | None]] = {
             "serve": lambda: _serve(config, args),
+            "check": lambda: _check(config, args),
             "chat": lambda: _chat(config),
             "actions": lambda: _actions(config, args),
             "eval": lambda: _eval(config, args),
@@ -278,14 +477,23 @@ def run(argv: list[str] | None = None) -> int:
         result = actions[args.command]()
         if result is not None:
             asyncio.run(result)  # type: ignore[arg-type]
+        sys.stdout.flush()
     except (KefuError, KnowledgeError) as exc:
-        print(f"kefu: error: {exc}", file=sys.stderr)
-        return 2
-    except REDIS_ERRORS as exc:
-        print(f"kefu: error: cannot reach the store ({exc}); is Redis running at store.url?", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except BrokenPipeError:  # `kefu kb export | head -1`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        return _fail(f"store.url: cannot reach the store ({exc}); is Redis running at {preflight.redact(store_url)}?")
+    except OSError as exc:  # a file named on the command line: missing, unreadable, a directory
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug, not bad input: still one line unless -v asks for the traceback
+        if args.verbose:
+            traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (kefu -v shows the traceback; please report it)")
     return 0
 
 

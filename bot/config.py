@@ -307,7 +307,9 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        from knowledge.schema import yaml_problem
+
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     try:
         return parse_config(data, str(path))
     except ConfigError as exc:

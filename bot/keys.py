@@ -195,6 +195,12 @@ def kb_changes() -> str:
     return f"{PREFIX}kb:changes"
 
 
+def kb_served() -> str:
+    """Hash: worker id → JSON {version, at}: the knowledge version each running worker answers
+    from, refreshed every few seconds, so the admin console says "saved" only once all do."""
+    return f"{PREFIX}kb:served"
+
+
 def kb_write_lock() -> str:
     """Short lock serialising knowledge writes (edit, import, rollback) across workers."""
     return f"{PREFIX}kb:write-lock"

@@ -18,12 +18,17 @@ class KnowledgeRepository:
         return int(await self.redis.get(keys.kb_version()) or 0)
 
     async def load(self) -> KnowledgeBase | None:
-        """The stored knowledge base, or None if nothing was ever imported."""
+        """The stored knowledge base, or None if nothing was ever stored.
+
+        A store whose entries were all removed (``kb import --replace-all`` of an empty file)
+        has a version but no entries: that is an empty knowledge base, and it is never
+        re-seeded from the shipped FAQ over the admins' wishes."""
         raw = await self.redis.hgetall(keys.kb_entries())
         if not raw:
-            return None
+            return KnowledgeBase(()) if await self.version() > 0 else None
         documents = sorted((json.loads(value) for value in raw.values()), key=lambda d: int(d["_pos"]))
-        entries = (parse_entry({k: v for k, v in doc.items() if k != "_pos"}, f"stored entry {doc.get('id')!r}")
+        entries = (parse_entry({k: v for k, v in doc.items() if k != "_pos"}, f"stored entry {doc.get('id')!r}",
+                               strict=False)
                    for doc in documents)
         return build_kb(entries, "store")
 

@@ -127,65 +127,155 @@ def _strings(value: Any, where: str, field_name: str) -> tuple[str, ...]:
     return cleaned
 
 
-def parse_entry(raw: Any, where: str = "entry") -> Entry:
-    """Validate one entry mapping (from YAML, JSON or a form) and build an :class:`Entry`."""
+def parse_entry(raw: Any, where: str = "entry", *, strict: bool = True) -> Entry:
+    """Validate one entry mapping (from YAML, JSON or a form) and build an :class:`Entry`;
+    raise on its first problem.  ``strict=False`` (entries already stored) accepts answer
+    languages Kefu does not speak, so old data never stops a worker."""
+    problems: list[str] = []
+    entry = _parse_entry(raw, where, problems, strict)
+    if entry is None:
+        raise KnowledgeError(problems[0])
+    return entry
+
+
+def _parse_entry(raw: Any, where: str, problems: list[str], strict: bool = True) -> Entry | None:
+    """The entry, or None with every problem of it appended to ``problems``."""
     if not isinstance(raw, Mapping):
-        raise KnowledgeError(f"{where}: an entry must be a mapping with id, questions and answer")
+        problems.append(f"{where}: an entry must be a mapping with id, questions and answer")
+        return None
+    found = len(problems)
     line = raw.get("__line__")
     data = {k: v for k, v in raw.items() if k != "__line__"}
     entry_id = data.get("id")
     label = f"{where} (id {entry_id!r}" + (f", line {line})" if line else ")")
     unknown = sorted(set(data) - {"id", "questions", "answer", "tags", "enabled", "action"})
     if unknown:
-        raise KnowledgeError(f"{label}: unknown field(s) {', '.join(map(str, unknown))}")
-    if not isinstance(entry_id, str | int) or not ID_PATTERN.match(str(entry_id)):
-        raise KnowledgeError(f"{label}: 'id' is required: up to 128 characters, no spaces or '/'")
-    questions = _strings(data.get("questions"), label, "questions")
-    if not questions:
-        raise KnowledgeError(f"{label}: 'questions' needs at least one question")
+        problems.append(f"{label}: unknown field(s) {', '.join(map(str, unknown))}")
+    if entry_id is None or entry_id == "":
+        problems.append(f"{label}: 'id' is required: up to 128 characters, no spaces or '/'")
+    elif not isinstance(entry_id, str | int) or isinstance(entry_id, bool) or not ID_PATTERN.match(str(entry_id)):
+        problems.append(f"{label}: 'id' {str(entry_id)!r} is not a valid id: up to 128 characters, "
+                        "no spaces or '/'")
+    questions: tuple[str, ...] = ()
+    try:
+        questions = _strings(data.get("questions"), label, "questions")
+        if not questions:
+            problems.append(f"{label}: 'questions' needs at least one question")
+    except KnowledgeError as exc:
+        problems.append(str(exc))
     action = data.get("action", "")
     if action is None or action == "":
         action = ""
     elif not isinstance(action, str) or not ACTION_PATTERN.match(action):
-        raise KnowledgeError(f"{label}: 'action' must be an action name such as action_order_status "
-                             "(letters, digits, _ . -)")
+        problems.append(f"{label}: 'action' must be an action name such as action_order_status "
+                        "(letters, digits, _ . -)")
+        action = ""
     answer = data.get("answer")
+    answers: dict[str, str] = {}
     if isinstance(answer, str) and answer.strip():
         answers = {"zh" if _looks_chinese(answer) else "en": answer.strip()}
     elif isinstance(answer, Mapping) and answer:
-        answers = {}
         for lang, text in answer.items():
             if lang == "__line__":
                 continue
             if not isinstance(lang, str) or not isinstance(text, str) or not text.strip():
-                raise KnowledgeError(f"{label}: 'answer.{lang}' must be a non-empty string")
-            answers[lang] = text.strip()
-    else:
-        answers = {}
-    if not answers and not (action and answer is None):  # no answer at all: the action writes the reply
-        raise KnowledgeError(f"{label}: 'answer' must be a string or a mapping language → string"
-                             " (it may be left out only when the entry names an 'action')")
-    tags = _strings(data.get("tags", []), label, "tags")
+                problems.append(f"{label}: 'answer.{lang}' must be a non-empty string")
+            elif strict and lang not in LANGUAGES:
+                problems.append(f"{label}: 'answer.{lang}': unknown language {lang!r}; "
+                                f"use {' or '.join(LANGUAGES)}")
+            else:
+                answers[lang] = text.strip()
+    elif answer is not None and not (isinstance(answer, str | Mapping) and not answer):
+        problems.append(f"{label}: 'answer' must be a string or a mapping language → string")
+    if not answers and not (action and answer is None) and len(problems) == found:
+        problems.append(f"{label}: 'answer' must be a string or a mapping language → string"
+                        " (it may be left out only when the entry names an 'action')")
+    tags: tuple[str, ...] = ()
+    try:
+        tags = _strings(data.get("tags", []), label, "tags")
+    except KnowledgeError as exc:
+        problems.append(str(exc))
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise KnowledgeError(f"{label}: 'enabled' must be true or false")
+        problems.append(f"{label}: 'enabled' must be true or false")
+    if len(problems) > found:
+        return None
     return Entry(str(entry_id), questions, answers, tags, enabled, action)
 
 
-def parse_kb(text: str, source: str = "<knowledge>") -> KnowledgeBase:
-    """Parse and validate a whole knowledge file; raise on the first problem, build nothing."""
+def normalized_question(text: str) -> str:
+    """The form two questions share when they are "the same question" (case, spaces, end punctuation)."""
+    return re.sub(r"\s+", "", text.casefold()).rstrip("?？。.!！~～")
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line error as one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def question_clashes(entry: Entry, others: Iterable[Entry]) -> list[str]:
+    """One line per question of ``entry`` that another entry also has (both become ambiguous)."""
+    owners = {normalized_question(q): other.id for other in others if other.id != entry.id for q in other.questions}
+    return [f"question {q!r} is also a question of entry {owners[normalized_question(q)]!r}; keep it in one entry, "
+            "or the bot cannot tell them apart" for q in dict.fromkeys(entry.questions)
+            if normalized_question(q) in owners]
+
+
+def check_kb_text(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase | None, list[str]]:
+    """Every problem of a knowledge file, each naming the entry and its line: entries that do
+    not validate, duplicate ids, and a question used by two entries (which makes both ambiguous)."""
     try:
         raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
-        raise KnowledgeError(f"{source}: not valid YAML: {exc}") from exc
+        return None, [f"{source}: not valid YAML: {yaml_problem(exc)}"]
     if raw is None:
         raw = []
     if isinstance(raw, Mapping) and "entries" in raw:
         raw = raw["entries"]
     if not isinstance(raw, list):
-        raise KnowledgeError(f"{source}: expected a YAML list of entries")
-    entries = [parse_entry(item, f"{source}: entry {i + 1}") for i, item in enumerate(raw)]
-    return build_kb(entries, source)
+        return None, [f"{source}: expected a YAML list of entries"]
+    problems: list[str] = []
+    entries: list[Entry] = []
+    ids: dict[str, tuple[int, object]] = {}
+    questions: dict[str, tuple[str, object]] = {}
+    for i, item in enumerate(raw):
+        where = f"{source}: entry {i + 1}"
+        entry = _parse_entry(item, where, problems)
+        if entry is None:
+            continue
+        line = item.get("__line__") if isinstance(item, Mapping) else None
+        label = f"{where} (id {entry.id!r}" + (f", line {line})" if line else ")")
+        if entry.id in ids:
+            first, first_line = ids[entry.id]
+            problems.append(f"{label}: duplicate id {entry.id!r} (first used by entry {first}"
+                            + (f", line {first_line})" if first_line else ")"))
+            continue
+        ids[entry.id] = (i + 1, line)
+        for question in dict.fromkeys(entry.questions):
+            key = normalized_question(question)
+            other = questions.get(key)
+            if other is not None and other[0] != entry.id:
+                problems.append(f"{label}: question {question!r} is also a question of entry {other[0]!r}"
+                                + (f" (line {other[1]})" if other[1] else "")
+                                + "; keep it in one entry, or the bot cannot tell them apart")
+            elif other is None:
+                questions[key] = (entry.id, line)
+        entries.append(entry)
+    if problems:
+        return None, problems
+    return KnowledgeBase(tuple(entries)), []
+
+
+def parse_kb(text: str, source: str = "<knowledge>") -> KnowledgeBase:
+    """Parse and validate a whole knowledge file; raise with every problem (one per line), build
+    nothing."""
+    kb, problems = check_kb_text(text, source)
+    if kb is None:
+        raise KnowledgeError("\n".join(problems))
+    return kb
 
 
 def build_kb(entries: Iterable[Entry], source: str = "<knowledge>") -> KnowledgeBase:

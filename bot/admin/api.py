@@ -9,6 +9,7 @@ gets 403, an anonymous caller 401.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,7 +19,8 @@ from starlette.routing import BaseRoute, Route
 
 from bot.admin import imports
 from bot.admin.dashboard import Dashboard, to_csv
-from bot.admin.knowledge_service import KnowledgeService, ValidationFailed, validate
+from bot.admin.knowledge_service import KnowledgeService, ValidationFailed, answer_warnings, validate
+from bot.admin.live import served_versions
 from bot.admin.recorder import TurnRecorder
 from bot.admin.unanswered import UnansweredBook, cluster_records, decision_json, probe, replay
 from bot.agents.api import AgentApi
@@ -27,7 +29,7 @@ from bot.errors import BadRequest
 from bot.json_body import json_object
 from bot.runtime import Runtime
 from handlers import respond
-from knowledge.schema import Entry
+from knowledge.schema import Entry, question_clashes
 
 Handler = Callable[[Request], Awaitable[Response]]
 REPLAY_LIMIT = 300
@@ -66,8 +68,10 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 
 class AdminApi:
-    def __init__(self, runtime: Runtime, agents: AgentApi, recorder: TurnRecorder) -> None:
+    def __init__(self, runtime: Runtime, agents: AgentApi, recorder: TurnRecorder,
+                 clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
+        self.clock = clock
         self.agents = agents
         redis = runtime.store.redis
         self.knowledge = KnowledgeService(redis)
@@ -124,10 +128,14 @@ class AdminApi:
     # ------------------------------------------------------------------ knowledge
 
     async def status(self, request: Request) -> Response:
+        """``workers``: every live worker and the version it answers from; ``serving``: the
+        version all of them answer from (what the console waits for before saying "saved")."""
         await self.admin(request)
-        return JSONResponse({"version": await self.knowledge.version(),
-                             "worker_version": self.runtime.knowledge.version,
-                             "entries": len(self.runtime.knowledge.kb)})
+        workers = await served_versions(self.runtime.store.redis, self.clock())
+        this = self.runtime.knowledge.version
+        return JSONResponse({"version": await self.knowledge.version(), "worker_version": this,
+                             "entries": len(self.runtime.knowledge.kb), "workers": workers,
+                             "serving": min((w["version"] for w in workers), default=this)})
 
     async def list_entries(self, request: Request) -> Response:
         await self.admin(request)
@@ -204,9 +212,14 @@ class AdminApi:
         return JSONResponse(change.to_json())
 
     async def validate(self, request: Request) -> Response:
+        """What saving would say, before saving: ``problems`` block the save (a question another
+        entry has), ``warnings`` ask for a second look (one language of the answer changed)."""
         await self.admin(request)
         entry = validate(await json_object(request))
-        return JSONResponse({"ok": True, "entry": _entry_json(entry)})
+        problems = question_clashes(entry, await self.knowledge.entries())
+        warnings = answer_warnings(await self.knowledge.get(entry.id), entry)
+        return JSONResponse({"ok": not problems, "entry": _entry_json(entry), "problems": problems,
+                             "warnings": warnings})
 
     # ------------------------------------------------------------------ trying and previewing
 
@@ -256,7 +269,8 @@ class AdminApi:
 
     async def import_file(self, request: Request) -> Response:
         """Body: the file itself. ``?format=`` (or the filename), ``dry_run=1`` to only preview,
-        ``mode=merge`` to keep entries the file does not mention (default: replace)."""
+        ``mode=merge`` to keep entries the file does not mention (default: replace); a replace that
+        would remove many entries (or all) is refused with 409 unless ``replace_all=1``."""
         agent = await self.admin(request)
         q = request.query_params
         fmt = imports.format_of(q.get("filename", ""), q.get("format", ""))
@@ -266,9 +280,14 @@ class AdminApi:
         preview = imports.diff(current, incoming, remove_missing=not merge)
         if q.get("dry_run", "") in ("1", "true", "yes"):
             return JSONResponse({"dry_run": True, **preview})
+        if not merge and q.get("replace_all", "") not in ("1", "true", "yes"):
+            problem = imports.removal_problem(q.get("filename") or "the file", current, incoming, "replace_all=1")
+            if problem is not None:
+                return JSONResponse({"error": problem, "needs": "replace_all", **preview}, status_code=409)
         changes = imports.import_changes(current, incoming, remove_missing=not merge)
         change = await self.knowledge.apply(changes, agent.name, "import", q.get("filename", ""))
-        return JSONResponse({"dry_run": False, **preview, "version": change.version})
+        undo = {"undo_version": change.version - 1} if change.records else {}
+        return JSONResponse({"dry_run": False, **preview, "version": change.version, **undo})
 
     # ------------------------------------------------------------------ unanswered
 

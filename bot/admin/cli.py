@@ -17,7 +17,7 @@ from bot.admin.knowledge_service import Change, KnowledgeService, summary
 from bot.config import Config
 from bot.errors import KefuError
 from bot.store import connect
-from knowledge.schema import load_kb
+from knowledge.schema import load_kb, question_clashes
 
 COMMANDS = ("history", "rollback", "save", "enable", "disable", "delete", "add-question", "remove-question",
             "search")
@@ -62,6 +62,11 @@ async def _edit(service: KnowledgeService, args: argparse.Namespace) -> Change:
     who, command = _who(), args.kb_command
     if command == "save":
         kb = load_kb(args.file)  # every entry validated, with file and line, before anything is written
+        merged = {e.id: e for e in await service.entries()} | {e.id: e for e in kb.entries}
+        clashes = [f"{args.file}: entry {entry.id!r}: {clash}" for entry in kb.entries
+                   for clash in question_clashes(entry, merged.values())]
+        if clashes:
+            raise KefuError("\n".join(clashes))
         return await service.apply({entry.id: entry for entry in kb.entries}, who, "cli-save", note=str(args.file))
     if command in ("enable", "disable"):
         return await service.set_enabled(args.entry, command == "enable", who)
@@ -94,8 +99,8 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             for r in change.records:
                 s = summary(r)
                 print(f"{s['entry_id']}: {'deleted' if s['after'] is None else 'restored'}")
-            print(f"rolled back {_entries(len(change.records))}; "
-                  f"knowledge version {change.version}")
+            print(f"rolled back {_entries(len(change.records))}; knowledge version {change.version}"
+                  + (f" (undo: kefu kb rollback {change.version - 1})" if change.records else ""))
         elif args.kb_command == "search":
             found = await service.search(args.query, args.tag)
             for entry in found:
@@ -103,7 +108,8 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             print(f"# {_entries(len(found))}")
         else:
             change = await _edit(service, args)
+            undo = f"; undo: kefu kb rollback {change.version - 1}" if change.records else ""
             print(f"{args.kb_command}: {_entries(len(change.records))} "
-                  f"changed; knowledge version {change.version} (every worker answers from it within seconds)")
+                  f"changed; knowledge version {change.version} (every worker answers from it within seconds{undo})")
     finally:
         await redis.aclose()

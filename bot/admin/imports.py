@@ -15,7 +15,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.admin.knowledge_service import ValidationFailed, changed_fields, field_of
-from knowledge.schema import Entry, KnowledgeBase, KnowledgeError, build_kb, dump_kb, parse_entry, parse_kb
+from knowledge.schema import (
+    Entry,
+    KnowledgeBase,
+    KnowledgeError,
+    build_kb,
+    dump_kb,
+    parse_entry,
+    parse_kb,
+    question_clashes,
+)
 
 FORMATS = ("yaml", "csv", "xlsx")
 COLUMNS = ("id", "questions", "answer_zh", "answer_en", "tags", "enabled", "action")
@@ -68,7 +77,7 @@ def _row_entry(row: dict[str, str], number: int) -> Entry:
 
 def _rows_to_kb(header: Sequence[str], rows: Iterable[tuple[int, Sequence[Any]]], source: str) -> KnowledgeBase:
     names = [_cell(h).lower() for h in header]
-    entries = []
+    entries: list[Entry] = []
     seen: dict[str, int] = {}
     for number, values in rows:
         if not any(_cell(v) for v in values):
@@ -79,6 +88,9 @@ def _rows_to_kb(header: Sequence[str], rows: Iterable[tuple[int, Sequence[Any]]]
             raise ValidationFailed(f"row {number}: duplicate id {entry.id!r} (also on row {seen[entry.id]})",
                                    "id", number)
         seen[entry.id] = number
+        clashes = question_clashes(entry, entries)  # a question on two rows makes both ambiguous
+        if clashes:
+            raise ValidationFailed(f"row {number} (id {entry.id!r}): {clashes[0]}", "questions", number)
         entries.append(entry)
     return build_kb(entries, source)
 
@@ -174,3 +186,24 @@ def import_changes(current: Sequence[Entry], incoming: KnowledgeBase, *,
     if remove_missing:
         changes.update({e.id: None for e in current if incoming.get(e.id) is None})
     return changes
+
+
+def removal_limit(stored: int) -> int:
+    """How many stored entries one import may remove without ``--replace-all``/``replace_all=1``:
+    a tenth of them, at least 3 (so a small KB can still drop an entry or two)."""
+    return max(3, stored // 10)
+
+
+def removal_problem(source: str, current: Sequence[Entry], incoming: KnowledgeBase, override: str) -> str | None:
+    """Why importing ``incoming`` over ``current`` needs ``override`` (None: it does not).
+
+    An empty file, or one that drops more than :func:`removal_limit` entries, is almost always
+    the wrong file (an export cut short, a sheet of only new entries), not a wish to delete."""
+    removed = [e.id for e in current if incoming.get(e.id) is None]
+    if not current or (len(incoming) and len(removed) <= removal_limit(len(current))):
+        return None
+    shown = ", ".join(removed[:8]) + (f" and {len(removed) - 8} more" if len(removed) > 8 else "")
+    what = "has no entries" if not len(incoming) else f"has {len(incoming)} entries"
+    return (f"{source} {what}: importing it would remove {len(removed)} of the {len(current)} stored entries "
+            f"({shown}); nothing was changed. Check the file, or add {override} to remove them "
+            "(kefu kb save FILE adds and updates without removing)")

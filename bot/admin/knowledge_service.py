@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from bot import keys
 from bot.errors import BadRequest
-from knowledge.schema import Entry, KnowledgeBase, KnowledgeError, build_kb, parse_entry
+from knowledge.schema import Entry, KnowledgeBase, KnowledgeError, build_kb, parse_entry, question_clashes
 
 AUDIT_MAX = 20_000
 FIELDS = ("id", "questions", "answer", "tags", "enabled", "action")
@@ -61,6 +61,19 @@ def validate(raw: Any, where: str = "entry") -> Entry:
         raise ValidationFailed(str(exc), field_of(str(exc))) from None
 
 
+def answer_warnings(before: Entry | None, after: Entry) -> list[str]:
+    """An edit that changes the answer in one language but not the other: the unchanged one
+    probably still says the old thing (customers get whichever matches their language)."""
+    if before is None:
+        return []
+    changed = [lang for lang in after.answer if lang in before.answer and after.answer[lang] != before.answer[lang]]
+    kept = [lang for lang in after.answer if lang in before.answer and after.answer[lang] == before.answer[lang]]
+    zh, en = {"zh": "中文", "en": "英文"}, {"zh": "Chinese", "en": "English"}
+    return [f"只改了{zh.get(c, c)}答案，{zh.get(k, k)}答案没变 · The {en.get(c, c)} answer changed but the "
+            f"{en.get(k, k)} one did not: check that it still agrees"
+            for c in changed for k in kept]
+
+
 def changed_fields(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
     if before is None or after is None:
         return [f for f in FIELDS if (before or after or {}).get(f) is not None]
@@ -75,7 +88,11 @@ class Change:
     records: tuple[dict[str, Any], ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "changes": [summary(r) for r in self.records]}
+        """``undo_version``: roll back to it to undo this write (absent when nothing changed)."""
+        data: dict[str, Any] = {"version": self.version, "changes": [summary(r) for r in self.records]}
+        if self.records:
+            data["undo_version"] = self.version - 1
+        return data
 
 
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,7 +117,7 @@ class KnowledgeService:
     async def entries(self) -> list[Entry]:
         """Every entry, in the knowledge base's order."""
         docs = sorted((await self._raw()).values(), key=lambda d: int(d.get("_pos", 0)))
-        return [parse_entry({k: v for k, v in d.items() if k != "_pos"}, "stored entry") for d in docs]
+        return [parse_entry({k: v for k, v in d.items() if k != "_pos"}, "stored entry", strict=False) for d in docs]
 
     async def kb(self) -> KnowledgeBase:
         return build_kb(await self.entries(), "store")
@@ -111,7 +128,7 @@ class KnowledgeService:
             return None
         doc = json.loads(raw)
         doc.pop("_pos", None)
-        return parse_entry(doc, "stored entry")
+        return parse_entry(doc, "stored entry", strict=False)
 
     async def require(self, entry_id: str) -> Entry:
         entry = await self.get(entry_id)
@@ -149,6 +166,9 @@ class KnowledgeService:
         """Create or update one entry. ``create=True`` refuses to overwrite (409), ``False``
         refuses to create (404)."""
         entry = validate(dict(raw))
+        clashes = question_clashes(entry, await self.entries())
+        if clashes:
+            raise ValidationFailed(clashes[0], "questions")
         before = await self.get(entry.id)
         if create is True and before is not None:
             raise ValidationFailed(f"an entry with id {entry.id!r} already exists", "id")

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
 
 from bot import keys
 from bot.runtime import Runtime
@@ -17,12 +26,32 @@ from bot.store import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
+STALE_AFTER = 4  # poll periods: a worker silent this long has stopped (or lost Redis) and is not counted
+
+
+async def served_versions(redis: aioredis.Redis, now: float,
+                          poll_seconds: float = POLL_SECONDS) -> list[dict[str, Any]]:
+    """The live workers and the knowledge version each answers from (stale ones are dropped)."""
+    raw = await redis.hgetall(keys.kb_served())
+    live, stale = [], []
+    for worker, value in raw.items():
+        data = json.loads(value)
+        if now - float(data["at"]) > STALE_AFTER * poll_seconds:
+            stale.append(worker)
+        else:
+            live.append({"worker": str(worker), "version": int(data["version"]), "at": float(data["at"])})
+    if stale:
+        await redis.hdel(keys.kb_served(), *stale)
+    return sorted(live, key=lambda w: w["worker"])
 
 
 class KnowledgeSync:
-    def __init__(self, runtime: Runtime, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, runtime: Runtime, poll_seconds: float = POLL_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._stopping = False
@@ -31,6 +60,11 @@ class KnowledgeSync:
         self._stopping = False
         self._tasks = [asyncio.create_task(self._listen(), name="kefu-kb-listen"),
                        asyncio.create_task(self._reload_loop(), name="kefu-kb-reload")]
+
+    async def report(self) -> None:
+        """Tell the others (the admin console) which version this worker now answers from."""
+        document = json.dumps({"version": self.runtime.knowledge.version, "at": self.clock()})
+        await self.runtime.store.redis.hset(keys.kb_served(), self.worker, document)
 
     async def stop(self) -> None:
         """Stop both loops.  The flag, not only the cancel, ends them: redis-py's read timeout
@@ -43,6 +77,8 @@ class KnowledgeSync:
             if pending:
                 log.warning("knowledge sync did not stop in time")
         self._tasks = []
+        with contextlib.suppress(*REDIS_ERRORS):  # a stopped worker no longer holds "saved" back
+            await self.runtime.store.redis.hdel(keys.kb_served(), self.worker)
 
     async def _reload_loop(self) -> None:
         while not self._stopping:
@@ -51,6 +87,7 @@ class KnowledgeSync:
             self._wake.clear()
             try:
                 await self.runtime.reload_knowledge()
+                await self.report()
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as exc:

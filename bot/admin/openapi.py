@@ -109,7 +109,9 @@ OPENAPI: dict[str, Any] = {
         "/api/admin/export": {"get": _op("Download the knowledge base (yaml, csv or xlsx)", query=("format",))},
         "/api/admin/import": {"post": _op(
             "Upload a knowledge file; dry_run=1 only shows what it adds, changes and removes; mode=merge keeps "
-            "entries the file does not mention", query=("format", "filename", "dry_run", "mode"), raw_body=True)},
+            "entries the file does not mention; a replace that removes many entries (or all) answers 409 unless "
+            "replace_all=1; undo_version is the version to roll back to",
+            query=("format", "filename", "dry_run", "mode", "replace_all"), raw_body=True)},
         "/api/admin/unanswered": {"get": _op("Unanswered questions clustered by meaning, with counts",
                                              query=("days",))},
         "/api/admin/unanswered/apply": {"post": _op("Add a cluster's phrasings to an existing entry",

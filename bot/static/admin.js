@@ -158,7 +158,8 @@
     $("f-id").readOnly = !isNew;
     $("delete").hidden = isNew;
     $("editor-title").textContent = isNew ? "新建条目 New entry" : "编辑 Edit · " + entry.id;
-    $("saved").textContent = ""; $("preview-result").replaceChildren();
+    $("saved").textContent = ""; $("notice").textContent = ""; $("preview-result").replaceChildren();
+    waitToken++; acknowledged = "";
     for (const n of document.querySelectorAll(".entry")) n.classList.toggle("on", !isNew && n.dataset.id === entry.id);
     if (isNew) $("history").replaceChildren(); else loadHistory(entry.id);
   }
@@ -168,27 +169,75 @@
   }
   $("new-entry").addEventListener("click", () => openEditor({ questions: [], answer: {}, tags: [], enabled: true }, true));
 
+  // A write counts as saved for customers only once every worker answers from its version:
+  // until then the line says how many do; it also names the version that undoes the write.
+  let waitToken = 0;
+  async function announce(target, prefix, result) {
+    const token = ++waitToken;
+    const undo = result.undo_version !== undefined ? " · 撤销 Undo: 回滚到 roll back to v" + result.undo_version : "";
+    const show = (tail, live) => {
+      if (token !== waitToken) return;
+      $(target).textContent = prefix + " · version " + result.version + tail + undo;
+      $(target).dataset.live = live ? String(result.version) : "";
+    };
+    show(" · 正在生效 reaching every worker…", false);
+    const deadline = Date.now() + 30000;
+    while (token === waitToken) {
+      const s = await admin("GET", "/status").catch(() => null);
+      if (s) {
+        const behind = s.workers.filter((w) => w.version < result.version);
+        const n = s.workers.length;
+        if (!behind.length) { show(" · 所有 " + n + " 个实例已生效 every worker (" + n + ") answers with it", true); return; }
+        if (Date.now() > deadline) {
+          show(" · " + behind.length + "/" + n + " 个实例仍是旧版本 worker(s) still answer from v" +
+               Math.min(...behind.map((w) => w.version)), false);
+          return;
+        }
+        show(" · 正在生效 reaching every worker (" + (n - behind.length) + "/" + n + ")…", false);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  }
+
+  // Problems (a question another entry has) block the save; warnings (one language of the
+  // answer changed, the other not) are shown and a second click on Save saves anyway.
+  let acknowledged = "";
   $("editor").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearErrors();
     const entry = formEntry();
     try {
+      const check = await admin("POST", "/validate", entry);
+      if (check.problems.length) {
+        showError({ message: check.problems.join("\n"), data: { field: "questions" } });
+        return;
+      }
+      const state = JSON.stringify(entry);
+      if (check.warnings.length && acknowledged !== state) {
+        acknowledged = state;
+        $("editor-error").textContent = check.warnings.join("\n") + "\n再点一次保存即可保存 Click Save again to save anyway.";
+        $("editor-error").setAttribute("data-field", "answer");
+        return;
+      }
+      acknowledged = "";
       const result = current
         ? await admin("PUT", "/entries/" + encodeURIComponent(current.id), entry)
         : await admin("POST", "/entries", entry);
-      $("saved").textContent = result.changes.length ? "已保存 Saved · version " + result.version : "没有改动 No changes";
       await loadEntries();
       await edit(entry.id);
-      $("saved").textContent = result.changes.length ? "已保存 Saved · version " + result.version : "没有改动 No changes";
       await refreshStatus();
+      if (result.changes.length) announce("saved", "已保存 Saved", result);
+      else $("saved").textContent = "没有改动 No changes";
     } catch (e) { showError(e); }
   });
   $("delete").addEventListener("click", async () => {
     if (!current || !confirm("删除 Delete " + current.id + "?")) return;
+    const id = current.id;
     try {
-      await admin("DELETE", "/entries/" + encodeURIComponent(current.id));
+      const result = await admin("DELETE", "/entries/" + encodeURIComponent(id));
       current = null; $("editor").hidden = true; $("editor-empty").hidden = false;
       await loadEntries(); await refreshStatus();
+      announce("notice", "已删除 Deleted " + id, result);
     } catch (e) { showError(e); }
   });
   $("preview").addEventListener("click", async () => {
@@ -235,7 +284,7 @@
       await loadEntries(); await refreshStatus();
       if (entries.some((e) => e.id === id)) await edit(id);
       else { current = null; $("editor").hidden = true; $("editor-empty").hidden = false; }
-      $("saved").textContent = "已回滚 Rolled back · version " + result.version;
+      announce(entries.some((e) => e.id === id) ? "saved" : "notice", "已回滚 Rolled back", result);
     } catch (e) { showError(e); }
   }
 
@@ -298,17 +347,19 @@
   $("reload-unanswered").addEventListener("click", loadClusters);
 
   // ------------------------------------------------------------------ import / export
-  async function sendImport(dryRun) {
+  async function sendImport(dryRun, replaceAll) {
     $("import-error").textContent = ""; $("import-result").replaceChildren();
     const file = $("import-file").files[0];
     if (!file) { $("import-error").textContent = "请选择文件 Choose a file"; return; }
-    const q = "?filename=" + encodeURIComponent(file.name) + "&mode=" + $("import-mode").value + (dryRun ? "&dry_run=1" : "");
+    const q = "?filename=" + encodeURIComponent(file.name) + "&mode=" + $("import-mode").value +
+      (dryRun ? "&dry_run=1" : "") + (replaceAll ? "&replace_all=1" : "");
     try {
       const r = await admin("POST", "/import" + q, undefined, await file.arrayBuffer());
       const list = (title, items, fmt) => items.length ? el("div", {}, el("h4", {}, title + " (" + items.length + ")"),
         el("ul", {}, items.map((i) => el("li", {}, fmt(i))))) : "";
       $("import-result").replaceChildren(
-        el("div", { class: r.dry_run ? "changed" : "ok" }, (r.dry_run ? "预览（未导入）Dry run (nothing imported): " : "已导入 Imported · version " + r.version + ": ") +
+        el("div", { class: r.dry_run ? "changed" : "ok" }, (r.dry_run ? "预览（未导入）Dry run (nothing imported): " : "已导入 Imported · version " + r.version +
+          (r.undo_version !== undefined ? " · 撤销 Undo: 回滚到 roll back to v" + r.undo_version : "") + ": ") +
           r.added.length + " 新增 added, " + r.changed.length + " 修改 changed, " + r.removed.length + " 删除 removed, " + r.unchanged + " 不变 unchanged"),
         list("新增 Added", r.added, (e) => e.id + " — " + e.questions[0]),
         list("修改 Changed", r.changed, (c) => c.id + " [" + c.fields.join(", ") + "]"),
@@ -317,6 +368,9 @@
       $("import-apply").disabled = !dryRun;
       if (!dryRun) { await loadEntries(); await refreshStatus(); }
     } catch (e) {
+      // a replace that would remove many entries (or all) asks first; the server names them
+      if (e.status === 409 && e.data.needs === "replace_all" && !replaceAll &&
+          confirm(e.message + "\n\n仍然导入并删除? Import and remove them anyway?")) return sendImport(false, true);
       $("import-error").textContent = e.message;
       $("import-apply").disabled = true;
     }
@@ -333,8 +387,9 @@
       el("span", { class: "muted" }, r.who + " · " + time(r.at)),
       el("button", { class: "ghost rollback-all", type: "button", onclick: async () => {
         if (!confirm("把整个知识库回滚到 v" + r.version + " 之前? Roll the whole knowledge base back to before this change?")) return;
-        await admin("POST", "/rollback", { version: r.version - 1 });
+        const result = await admin("POST", "/rollback", { version: r.version - 1 });
         await loadAudit(); await loadEntries(); await refreshStatus();
+        if (result.changes.length) announce("audit-notice", "已回滚整库 Knowledge base rolled back", result);
       } }, "整库回滚到此修改之前 Roll KB back to before this"))));
     if (!data.history.length) $("audit").replaceChildren(el("p", { class: "muted" }, "还没有修改记录 No changes yet"));
   }

@@ -61,6 +61,15 @@ def test_edit_on_one_worker_is_answered_by_the_other(workers: tuple[Worker, Work
     saved = admin.put("/api/admin/entries/refund-time", headers=csrf,
                       json={**entry, "answer": {**entry["answer"], "zh": NEW_ANSWER}})
     assert saved.status_code == 200, saved.text
+    # what the console waits for before saying "saved": once every worker serves the version,
+    # the other worker answers with it at once
+    version = saved.json()["version"]
+    deadline = time.monotonic() + 10
+    while (status := admin.get("/api/admin/status").json())["serving"] < version:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert len(status["workers"]) == 2
+    assert NEW_ANSWER in answer(b.base, "after-0001", "退款多久到账")
     assert wait_until_answered(b.base, "退款多久到账", NEW_ANSWER) < 10
     assert httpx.get(f"{b.base}/healthz").json()["knowledge_version"] == saved.json()["version"]
 
