@@ -97,6 +97,14 @@ class HandoffConfig:
 @dataclass(frozen=True)
 class WebChannelConfig:
     enabled: bool = True
+    secret: str = ""  # HMAC key of visitor tokens; empty: one is made and kept in the store
+    allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget / call the chat API
+    unsigned_sessions: bool = True  # also accept client-chosen 'session' ids in the JSON API
+    poll_seconds: float = 20.0  # longest a GET /api/chat/messages waits for something new
+    typing_seconds: float = 6.0  # how long "the agent is typing" shows after the agent's last key
+    max_attachment_bytes: int = 5_000_000
+    attachment_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp",
+                                         "application/pdf", "text/plain")
 
 
 @dataclass(frozen=True)
