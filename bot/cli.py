@@ -87,13 +87,18 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     workers = args.workers
     log.info("Kefu listening on http://%s:%d (config: %s, workers: %d)", host, port, config.source, workers)
     if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True)
+        # Open web-chat long polls end within moments of a shutdown instead of holding it.
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True,
+                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
         return
     _check_workers(config, workers)
     # Each worker process builds its own app from the same config file (uvicorn imports the factory).
     os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
     uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="info", proxy_headers=True)
+                log_level="info", proxy_headers=True, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+
+
+GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 def _check_workers(config: Config, workers: int) -> None:

@@ -91,11 +91,11 @@
       scroll();
       return;
     }
-    const role = m.role === "agent" ? "agent" : (m.role === "system" ? "system" : "bot");
+    const role = m.role === "agent" ? "agent" : "bot";  // system lines (joined, survey) read as the service's
     const div = bubble(role, m.text);
     div.dataset.seq = m.seq;
-    if (role === "agent") who(div, "人工客服 " + (m.name || "Agent"));
-    else if (role === "bot") who(div, "智能客服 Kefu");
+    if (m.role === "system") div.classList.add("system");
+    who(div, role === "agent" ? "人工客服 " + (m.name || "Agent") : "智能客服 Kefu");
     if (m.suggestions && m.suggestions.length) {
       const box = document.createElement("div");
       box.className = "suggestions";
