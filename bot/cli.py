@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     add = agent_sub.add_parser("add", help="add (or reset) an agent; prompts for the password")
     add.add_argument("name")
     add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--display-name", default="", help="the name customers see when this agent joins (e.g. 小李)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     tok = agent_sub.add_parser("token", help="issue an API token for scripts (Authorization: Bearer ...)")
     tok.add_argument("name")
@@ -246,6 +247,7 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
         if not durable:  # nowhere lasting to store it: print the config entry instead
             print("store.url is memory://, so add this agent to the config file instead:\n"
                   f"agents:\n  users:\n    - name: {args.name}\n      role: {args.role}\n"
+                  + (f"      display_name: {args.display_name}\n" if args.display_name else "") +
                   f"      password_hash: \"{hash_password(password)}\"")
             return
     elif not durable:
@@ -254,7 +256,7 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
     try:
         directory = AgentDirectory(redis, config.agents)
         if args.agent_command == "add":
-            await directory.add(args.name, password, args.role)
+            await directory.add(args.name, password, args.role, args.display_name)
             print(f"agent {args.name} ({args.role}) saved; they can log in at /agent")
         elif args.agent_command == "token":
             print(await directory.issue_token(args.name))

@@ -102,7 +102,7 @@ class WebChannelConfig:
     unsigned_sessions: bool = True  # also accept client-chosen 'session' ids in the JSON API
     poll_seconds: float = 20.0  # longest a GET /api/chat/messages waits for something new
     typing_seconds: float = 6.0  # how long "the agent is typing" shows after the agent's last key
-    max_attachment_bytes: int = 5_000_000
+    max_attachment_bytes: int = 2_000_000  # a picture or file a visitor sends; above server.max_body_bytes is fine
     attachment_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp",
                                          "application/pdf", "text/plain")
 
@@ -160,6 +160,7 @@ class AgentUserConfig:
     name: str = ""
     password_hash: str = ""
     role: str = "agent"  # agent | admin
+    display_name: str = ""  # the name customers see when this agent joins ("小李"); empty: the login name
 
 
 @dataclass(frozen=True)

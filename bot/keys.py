@@ -28,6 +28,12 @@ def web_visitor_secret() -> str:
     return f"{PREFIX}channel:web:visitor-secret"
 
 
+def web_attachment(attachment_id: str) -> str:
+    """Hash of a picture or file a web visitor sent {owner, type, name, size, data (base64)},
+    kept for the agent as long as the transcript."""
+    return f"{PREFIX}channel:web:attachment:{attachment_id}"
+
+
 def web_typing(conversation_id: str) -> str:
     """Short-lived marker "the agent is typing" (expires by itself), shown in the web chat."""
     return f"{PREFIX}channel:web:typing:{conversation_id}"

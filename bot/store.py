@@ -8,6 +8,7 @@ except that it is not durable and not shared between processes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -222,6 +223,27 @@ class Store:
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         return int(seq or 0), typing is not None
+
+    async def save_attachment(self, attachment_id: str, owner: str, content_type: str, name: str,
+                              data: bytes) -> None:
+        """Keep a visitor's file for the agent, as long as a transcript is kept."""
+        try:
+            await self.redis.hset(keys.web_attachment(attachment_id), mapping={
+                "owner": owner, "type": content_type, "name": name, "size": len(data),
+                "data": base64.b64encode(data).decode()})
+            await self.redis.expire(keys.web_attachment(attachment_id), self._ttl_seconds)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def load_attachment(self, attachment_id: str) -> tuple[str, str, str, bytes] | None:
+        """(owner, content type, name, bytes) of a kept file, or None."""
+        try:
+            found = await self.redis.hgetall(keys.web_attachment(attachment_id))
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if not found:
+            return None
+        return str(found["owner"]), str(found["type"]), str(found["name"]), base64.b64decode(found["data"])
 
     async def set_typing(self, conversation_id: str, seconds: float) -> None:
         """Show "the agent is typing" to the customer for ``seconds`` (it lapses by itself)."""

@@ -12,11 +12,13 @@ of a turn that is still running is told to retry, so nothing sent is lost or ans
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
+from urllib.parse import quote, unquote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -28,10 +30,12 @@ from bot.engine import Engine
 from bot.errors import BadRequest
 from bot.json_body import json_object
 from bot.store import Store
-from bot.types import Conversation, InboundMessage, Reply, Role, TranscriptLine, TurnResult
+from bot.types import Attachment, Conversation, InboundMessage, Reply, Role, TranscriptLine, TurnResult
 
 CHANNEL = "web"
 MAX_TEXT = 2000
+MAX_ATTACHMENTS = 5
+ATTACHMENT_ID = re.compile(r"^[0-9a-f]{32}$")
 RETRY_SECONDS = 1
 ASSETS = {"chat.js": "text/javascript; charset=utf-8", "chat.css": "text/css; charset=utf-8",
           "widget.js": "text/javascript; charset=utf-8"}
@@ -100,6 +104,8 @@ class WebChannel:
             Route("/api/chat/visitor", self.visitor, methods=["POST"]),
             Route("/api/chat", self.chat, methods=["POST"]),
             Route("/api/chat/messages", self.messages, methods=["GET"]),
+            Route("/api/chat/attachments", self.upload, methods=["POST"]),
+            Route("/api/chat/attachments/{attachment_id}", self.download, methods=["GET"]),
             Route("/api/chat/{session}/messages", self.messages, methods=["GET"]),
         ]
 
@@ -150,8 +156,9 @@ class WebChannel:
         check_origin(request, self.config.allowed_origins)
         body = await json_object(request, '{"token": "...", "text": "...", "message_id": "..."}')
         session = await self._session(body.get("token", body.get("session")))
-        text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
+        text = body.get("text", "")
+        attachments = await self._attachments(body.get("attachments"), session)
+        if not isinstance(text, str) or not (text.strip() or attachments):
             raise BadRequest("'text' must be a non-empty string")
         if len(text) > MAX_TEXT:
             raise BadRequest(f"'text' is longer than {MAX_TEXT} characters", status=413)
@@ -159,7 +166,7 @@ class WebChannel:
         if not isinstance(message_id, str) or len(message_id) > 64:
             raise BadRequest("'message_id' must be a string of at most 64 characters")
         msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(),
-                             display_name=str(body.get("name") or "")[:64])
+                             attachments=attachments, display_name=str(body.get("name") or "")[:64])
         result = await self.engine.handle(msg)
         if result.in_progress:  # the first copy is still being answered: come back for its result
             return JSONResponse({"error": "this message is still being answered; send it again",
@@ -169,6 +176,57 @@ class WebChannel:
         if result.duplicate:  # a resend whose first answer was lost on the way: answer it again
             body["replies"] = await self._earlier_replies(msg.conversation_id, message_id)
         return JSONResponse(body)
+
+    async def _attachments(self, raw: object, session: str) -> tuple[Attachment, ...]:
+        """The files named by ``raw`` ([{"ref": id}]), uploaded before by this same visitor."""
+        if raw is None or raw == []:
+            return ()
+        if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS or not all(isinstance(a, dict) for a in raw):
+            raise BadRequest(f"'attachments' must be a list of at most {MAX_ATTACHMENTS} {{\"ref\": ...}} objects")
+        found = []
+        for item in raw:
+            ref = item.get("ref")
+            kept = await self.store.load_attachment(ref) if isinstance(ref, str) and ATTACHMENT_ID.match(ref) else None
+            if kept is None or kept[0] != session:
+                raise BadRequest("an attachment 'ref' must come from POST /api/chat/attachments", status=404)
+            _, content_type, name, _ = kept
+            kind = "photo" if content_type.startswith("image/") else "document"
+            found.append(Attachment(kind, f"/api/chat/attachments/{ref}", name))
+        return tuple(found)
+
+    async def upload(self, request: Request) -> Response:
+        """A picture or file for the agent: the body is the file, ``Content-Type`` its type."""
+        check_origin(request, self.config.allowed_origins)
+        session = await self._session(request.headers.get(VISITOR_HEADER))
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in self.config.attachment_types:
+            raise BadRequest(f"files of type {content_type[:60] or '(none)'} are not accepted; send one of: "
+                             f"{', '.join(self.config.attachment_types)}", status=415)
+        limit = self.config.max_attachment_bytes
+        data = b""
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise BadRequest(f"the file is larger than {limit // 1000} KB", status=413)
+        if not data:
+            raise BadRequest("the file is empty")
+        name = unquote(request.headers.get("x-file-name", ""))[:120].strip() or "file"
+        attachment_id = uuid.uuid4().hex
+        await self.store.save_attachment(attachment_id, session, content_type, name, data)
+        return JSONResponse({"ref": attachment_id, "name": name, "size": len(data)}, status_code=201)
+
+    async def download(self, request: Request) -> Response:
+        """The file behind an attachment link (an unguessable id), never rendered as a page."""
+        attachment_id = request.path_params["attachment_id"]
+        kept = await self.store.load_attachment(attachment_id) if ATTACHMENT_ID.match(attachment_id) else None
+        if kept is None:
+            raise BadRequest("no such attachment (or it has expired)", status=404)
+        _, content_type, name, data = kept
+        disposition = "inline" if content_type.startswith("image/") else "attachment"
+        return Response(data, media_type=content_type, headers={
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, max-age=3600"})
 
     async def _earlier_replies(self, conversation_id: str, message_id: str) -> list[dict[str, Any]]:
         """The bot's lines that followed the customer's message ``message_id``."""

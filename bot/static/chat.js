@@ -117,14 +117,14 @@
   function fileLine(name) {
     const f = document.createElement("div");
     f.className = "file";
-    f.textContent = "📎 " + name;
+    f.textContent = "附件 File: " + name;
     return f;
   }
 
   function thumbs(seq) {
     const box = document.createElement("div");
     box.className = "rate";
-    [[true, "👍", "有帮助 Helpful"], [false, "👎", "没帮助 Not helpful"]].forEach(([helpful, icon, label]) => {
+    [[true, "有用 Yes", "有帮助 Helpful"], [false, "没用 No", "没帮助 Not helpful"]].forEach(([helpful, icon, label]) => {
       const b = document.createElement("button");
       b.type = "button";
       b.textContent = icon;
@@ -283,7 +283,7 @@
                    "X-File-Name": encodeURIComponent(f.name) } });
       const data = await r.json();
       if (!r.ok) { status(data.error || "文件未能发送 / The file was not sent"); return; }
-      say(f.name, f.name, [{ ref: data.ref, name: f.name }]);
+      say("", "", [{ ref: data.ref, name: f.name }]);  // no text: the bot must not read the file name as a question
     } catch (e) {
       status("文件未能发送，请重试 / The file was not sent, please retry");
     }

@@ -26,7 +26,7 @@
   });
   bubble.type = "button";
   bubble.id = "kefu-widget-bubble";
-  bubble.textContent = "💬 " + label;
+  bubble.textContent = label;
   bubble.setAttribute("aria-expanded", "false");
 
   const panel = styled("div", {

@@ -159,3 +159,36 @@ def test_thumbs_rate_the_chosen_answer(client: TestClient) -> None:
         "recorded": True}  # the other answer is its own vote
     bad = client.post("/api/feedback", json={"token": token, "seq": "x", "helpful": True})
     assert bad.status_code == 400 and "seq" in bad.json()["error"]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_a_picture_is_kept_for_the_agent_within_size_and_type_limits(client: TestClient) -> None:
+    token = visitor(client)
+    up = client.post("/api/chat/attachments", content=PNG,
+                     headers={"X-Kefu-Visitor": token, "Content-Type": "image/png", "X-File-Name": "%E5%8F%91%E7%A5%A8.png"})
+    assert up.status_code == 201 and up.json()["name"] == "发票.png" and up.json()["size"] == len(PNG)
+    ref = up.json()["ref"]
+    sent = client.post("/api/chat", json={"token": token, "attachments": [{"ref": ref}]})
+    assert sent.status_code == 200 and sent.json()["decision"]["action"] == "smalltalk"
+    assert "人工客服也能看到" in sent.json()["replies"][0]["text"]  # kept; please describe the problem
+    line = client.get("/api/chat/messages", headers={"X-Kefu-Visitor": token}).json()["messages"][0]
+    assert line["role"] == "customer" and line["attachments"] == [{"kind": "photo", "name": "发票.png"}]
+    file = client.get(f"/api/chat/attachments/{ref}")
+    assert file.content == PNG and file.headers["content-type"] == "image/png"
+    assert file.headers["x-content-type-options"] == "nosniff" and "sandbox" in file.headers["content-security-policy"]
+
+    html = client.post("/api/chat/attachments", content=b"<script>alert(1)</script>",
+                       headers={"X-Kefu-Visitor": token, "Content-Type": "text/html"})
+    assert html.status_code == 415 and "image/png" in html.json()["error"]
+    big = client.post("/api/chat/attachments", content=b"x" * 2_000_001,
+                      headers={"X-Kefu-Visitor": token, "Content-Type": "text/plain"})
+    assert big.status_code == 413 and "larger than" in big.json()["error"]
+    someone_else = visitor(client)
+    stolen = client.post("/api/chat", json={"token": someone_else, "attachments": [{"ref": ref}]})
+    assert stolen.status_code == 404 and "attachment" in stolen.json()["error"]
+    assert client.post("/api/chat", json={"token": token, "attachments": [{"ref": "../../etc"}]}).status_code == 404
+    assert client.post("/api/chat", json={"token": token, "attachments": "x"}).status_code == 400
+    assert client.get("/api/chat/attachments/" + "0" * 32).status_code == 404
+    assert client.post("/api/chat/attachments", content=PNG, headers={"Content-Type": "image/png"}).status_code in (400, 401)

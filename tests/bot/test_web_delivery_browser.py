@@ -62,7 +62,8 @@ def server(tmp_path: Path, cache_dir: Path, private_redis: RedisProcess) -> Iter
         f"knowledge:\n  cache_dir: {cache_dir}\nintents:\n  embeddings: false\n"
         f"store:\n  url: {private_redis.url}\n"
         "agents:\n  queue_update_seconds: 0\n  users:\n"
-        f"    - {{name: li, role: agent, password_hash: \"{hash_password(PASSWORD)}\"}}\n", encoding="utf-8")
+        f"    - {{name: li, role: agent, display_name: 小李, password_hash: \"{hash_password(PASSWORD)}\"}}\n",
+        encoding="utf-8")
     s = Server(config, free_port(), tmp_path / "serve.log")
     s.start()
     yield s
@@ -114,7 +115,8 @@ def test_reload_restart_and_two_tabs_show_every_message_once_in_order(server: Se
         csrf = {"X-CSRF-Token": agent.post("/api/agent/login", json={"name": "li", "password": PASSWORD}).json()["csrf"]}
         ticket = agent.get("/api/agent/tickets").json()["queued"][0]["id"]
         assert agent.post(f"/api/agent/tickets/{ticket}/claim", headers=csrf).status_code == 200
-        expect(one.locator(".msg.system")).to_have_count(1)  # "人工客服li已接入", pushed by the long poll
+        expect(one.locator(".msg.system")).to_have_count(1)  # pushed by the long poll
+        expect(one.locator(".msg.system")).to_contain_text("人工客服小李已接入")  # the display name, not the login
         same_everywhere(5)
         two.reload()
         same_everywhere(5)
@@ -130,11 +132,15 @@ def test_reload_restart_and_two_tabs_show_every_message_once_in_order(server: Se
         same_everywhere(6)  # sent once after the restart; the other tab resumed its poll
         assert shown(one)[-1][1] == "在吗？"
 
+        assert agent.post(f"/api/agent/tickets/{ticket}/typing", headers=csrf).status_code == 200
+        expect(two.locator("#typing")).to_be_visible()  # "the agent is typing…"
         sent = agent.post(f"/api/agent/tickets/{ticket}/messages", json={"text": "在的，您好！请看 https://shop.example/returns\n第二行"},
                           headers=csrf)
         assert sent.status_code == 200, sent.text
         reply = one.locator(".msg.agent")
         expect(reply).to_have_count(1)
+        expect(reply.locator(".who")).to_have_text("人工客服 小李")
+        expect(two.locator("#typing")).to_be_hidden()
         expect(reply.locator("a")).to_have_attribute("href", "https://shop.example/returns")  # a safe link
         assert "第二行" in reply.inner_text()
         same_everywhere(7)
