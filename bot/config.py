@@ -98,6 +98,7 @@ class HandoffConfig:
 class WebChannelConfig:
     enabled: bool = True
     secret: str = ""  # HMAC key of visitor tokens; empty: one is made and kept in the store
+    identity_secret: str = ""  # shared with your website: it signs data-customer (who the visitor is)
     allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget / call the chat API
     unsigned_sessions: bool = True  # also accept client-chosen 'session' ids in the JSON API
     poll_seconds: float = 20.0  # longest a GET /api/chat/messages waits for something new

@@ -34,6 +34,11 @@ def web_attachment(attachment_id: str) -> str:
     return f"{PREFIX}channel:web:attachment:{attachment_id}"
 
 
+def web_visitor_name(visitor_id: str) -> str:
+    """The customer name the website vouched for (a signed ``data-customer``), for agents."""
+    return f"{PREFIX}channel:web:visitor-name:{visitor_id}"
+
+
 def web_typing(conversation_id: str) -> str:
     """Short-lived marker "the agent is typing" (expires by itself), shown in the web chat."""
     return f"{PREFIX}channel:web:typing:{conversation_id}"

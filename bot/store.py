@@ -245,6 +245,19 @@ class Store:
             return None
         return str(found["owner"]), str(found["type"]), str(found["name"]), base64.b64decode(found["data"])
 
+    async def set_visitor_name(self, visitor_id: str, name: str) -> None:
+        try:
+            await self.redis.set(keys.web_visitor_name(visitor_id), name, ex=self._ttl_seconds)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def visitor_name(self, visitor_id: str) -> str:
+        """The name the website vouched for ("" if none)."""
+        try:
+            return str(await self.redis.get(keys.web_visitor_name(visitor_id)) or "")
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     async def set_typing(self, conversation_id: str, seconds: float) -> None:
         """Show "the agent is typing" to the customer for ``seconds`` (it lapses by itself)."""
         try:

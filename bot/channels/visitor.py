@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -56,6 +57,12 @@ class VisitorTokens:
         visitor_id = "v_" + secrets.token_hex(16)
         return visitor_id, f"{visitor_id}.{_signature(await self._key(), visitor_id)}"
 
+    async def for_customer(self, customer_id: str) -> str:
+        """The token of a customer the website vouched for: the same visitor on every device."""
+        key = await self._key()
+        visitor_id = "v_" + hmac.new(key, b"kefu-customer:" + customer_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{visitor_id}.{_signature(key, visitor_id)}"
+
     async def verify(self, token: str) -> str | None:
         """The visitor id of a genuine token, else None."""
         match = TOKEN.match(token)
@@ -95,3 +102,27 @@ def check_origin(request: Request, allowed: Sequence[str]) -> None:
     if urlsplit(origin).netloc == request.headers.get("host", ""):
         return  # the chat page (or the widget's frame) on Kefu's own origin
     raise BadRequest(f"origin {origin[:100]} is not in channels.web.allowed_origins", status=403)
+
+
+def signed_customer(value: str, secret: str, now: float) -> tuple[str, str]:
+    """(customer id, name) from the website's ``data-customer``: ``<payload>.<signature>``, the
+    payload base64url JSON ``{"id", "name", "exp"}``, the signature base64url HMAC-SHA256 of the
+    payload with ``channels.web.identity_secret``.  Anything else is one clear 400."""
+    if not secret:
+        raise BadRequest("'customer' is not accepted: channels.web.identity_secret is not set")
+    payload, _, signature = value.partition(".")
+    expected = base64.urlsafe_b64encode(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+    if not signature or not hmac.compare_digest(expected.decode().rstrip("="), signature.rstrip("=")):
+        raise BadRequest("'customer' is not signed with channels.web.identity_secret", status=401)
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("'customer' must be base64url JSON {\"id\", \"name\", \"exp\"} and its signature") from None
+    if not isinstance(data, dict):
+        raise BadRequest("'customer' must be base64url JSON {\"id\", \"name\", \"exp\"} and its signature")
+    customer_id, name, expires = data.get("id"), data.get("name", ""), data.get("exp")
+    if not isinstance(customer_id, str) or not 1 <= len(customer_id) <= 64 or not isinstance(name, str):
+        raise BadRequest("'customer' needs an 'id' of 1-64 characters and a 'name' string")
+    if not isinstance(expires, int | float) or isinstance(expires, bool) or expires < now:
+        raise BadRequest("'customer' has expired ('exp' is in the past); sign it again", status=401)
+    return customer_id, name.strip()[:32]

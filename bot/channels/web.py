@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.channels.visitor import VisitorTokens, check_origin, session_of
+from bot.channels.visitor import VisitorTokens, check_origin, session_of, signed_customer
 from bot.config import WebChannelConfig
 from bot.engine import Engine
 from bot.errors import BadRequest
@@ -143,9 +143,18 @@ class WebChannel:
         return await session_of(value, self.tokens, self.config.unsigned_sessions)
 
     async def visitor(self, request: Request) -> Response:
-        """A visitor token: the one sent if it is still valid (a returning browser), else a new one."""
+        """A visitor token: the one sent if it is still valid (a returning browser), else a new
+        one; for a customer the website signed (``customer``), that customer's own token."""
         check_origin(request, self.config.allowed_origins)
         body = await json_object(request, '{"token": "..."} or {}')
+        customer = body.get("customer")
+        if customer is not None:
+            if not isinstance(customer, str) or len(customer) > 2000:
+                raise BadRequest("'customer' must be the signed string from your website")
+            customer_id, name = signed_customer(customer, self.config.identity_secret, time.time())
+            token = await self.tokens.for_customer(customer_id)
+            await self.store.set_visitor_name(token.split(".")[0], name or customer_id)
+            return JSONResponse({"token": token, "new": body.get("token") != token, "name": name})
         old = body.get("token")
         if isinstance(old, str) and await self.tokens.verify(old) is not None:
             return JSONResponse({"token": old, "new": False})
@@ -165,8 +174,9 @@ class WebChannel:
         message_id = body.get("message_id") or uuid.uuid4().hex
         if not isinstance(message_id, str) or len(message_id) > 64:
             raise BadRequest("'message_id' must be a string of at most 64 characters")
-        msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(),
-                             attachments=attachments, display_name=str(body.get("name") or "")[:64])
+        vouched = await self.store.visitor_name(session) if session.startswith("v_") else ""
+        msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(), attachments=attachments,
+                             display_name=vouched or str(body.get("name") or "")[:64])
         result = await self.engine.handle(msg)
         if result.in_progress:  # the first copy is still being answered: come back for its result
             return JSONResponse({"error": "this message is still being answered; send it again",

@@ -19,6 +19,7 @@
   if (params.get("embed") === "1") document.body.classList.add("embed");
 
   let token = localStorage.getItem(TOKEN_KEY) || "";
+  let customer = new URLSearchParams(location.hash.slice(1)).get("customer") || "";  // signed by the site
   let lastSeq = 0;
   let language = "";
   let agentTyping = false;
@@ -174,10 +175,17 @@
   async function ensureToken(renew) {
     for (;;) {
       try {
-        const { r, data } = await api("/api/chat/visitor", renew || !token ? {} : { token });
+        const body = customer ? { customer } : {};
+        if (token && !renew) body.token = token;
+        const { r, data } = await api("/api/chat/visitor", body);
         if (r.ok && data.token) {
           if (data.token !== token) { token = data.token; localStorage.setItem(TOKEN_KEY, token); lastSeq = 0; }
           return;
+        }
+        if (customer && (r.status === 400 || r.status === 401)) {  // a bad signature: chat anonymously
+          console.warn("kefu: " + data.error);
+          customer = "";
+          continue;
         }
       } catch (e) { /* offline: try again */ }
       await sleep(2000);

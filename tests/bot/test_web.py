@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
 from bot.config import ChannelsConfig, Config, IntentsConfig, ServerConfig, WebChannelConfig
+from bot.runtime import Runtime
 from bot.server import create_app
 
 SHOP = "https://shop.example.com"
@@ -192,3 +199,46 @@ def test_a_picture_is_kept_for_the_agent_within_size_and_type_limits(client: Tes
     assert client.post("/api/chat", json={"token": token, "attachments": "x"}).status_code == 400
     assert client.get("/api/chat/attachments/" + "0" * 32).status_code == 404
     assert client.post("/api/chat/attachments", content=PNG, headers={"Content-Type": "image/png"}).status_code in (400, 401)
+
+
+@pytest.mark.parametrize("query", [{"after": "-1"}, {"after": "abc"}, {"after": "1.5"}, {"wait": "1e309"},
+                                   {"wait": "nan"}, {"after": "9" * 400}])
+def test_bad_poll_parameters_are_one_clear_400(client: TestClient, query: dict[str, str]) -> None:
+    token = visitor(client)
+    r = client.get("/api/chat/messages", params=query, headers={"X-Kefu-Visitor": token})
+    assert r.status_code == 400 and ("'after'" in r.json()["error"] or "'wait'" in r.json()["error"])
+
+
+def signed(secret: str, claims: dict[str, object]) -> str:
+    """What the website's backend computes for the widget's data-customer attribute."""
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    signature = base64.urlsafe_b64encode(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+    return f"{payload}.{signature.decode().rstrip('=')}"
+
+
+def test_a_customer_the_site_signed_is_known_to_the_agent_on_every_device(memory_config: Config) -> None:
+    config = Config(store=memory_config.store, knowledge=memory_config.knowledge,
+                    intents=IntentsConfig(embeddings=False),
+                    channels=ChannelsConfig(web=WebChannelConfig(identity_secret="site-secret")))
+    runtimes: list[Runtime] = []
+
+    async def factory(cfg: Config) -> Runtime:
+        runtimes.append(await Runtime.start(cfg))
+        return runtimes[-1]
+
+    with TestClient(create_app(config, factory)) as client:
+        claims = {"id": "u-1001", "name": "王女士", "exp": time.time() + 600}
+        phone = client.post("/api/chat/visitor", json={"customer": signed("site-secret", claims)}).json()
+        laptop = client.post("/api/chat/visitor", json={"customer": signed("site-secret", claims), "token": visitor(client)})
+        assert laptop.json()["token"] == phone["token"] and phone["name"] == "王女士"  # one customer, one record
+        client.post("/api/chat", json={"token": phone["token"], "text": "转人工"})
+        conv = asyncio.run(runtimes[0].store.load_conversation("web:" + phone["token"].split(".")[0]))
+        assert conv is not None and conv.profile.name == "王女士"  # the agent sees who it is
+        for bad, status, words in [
+            (signed("wrong-secret", claims), 401, "not signed"),
+            (signed("site-secret", {**claims, "exp": time.time() - 1}), 401, "expired"),
+            (signed("site-secret", {"name": "x", "exp": time.time() + 60}), 400, "'id'"),
+            ("garbage", 401, "not signed"),
+        ]:
+            r = client.post("/api/chat/visitor", json={"customer": bad})
+            assert r.status_code == status and words in r.json()["error"], r.text
