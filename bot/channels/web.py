@@ -269,10 +269,12 @@ class WebChannel:
         conversation_id = f"{CHANNEL}:{session}"
         deadline = time.monotonic() + wait
         last, typing = await self.store.watch(conversation_id)
+        pause = 0.1  # soon after a message the next one often follows; an idle page is checked each second
         while last == after and typing == was_typing and time.monotonic() < deadline and not self._stopping.is_set():
             if await request.is_disconnected():
                 return Response(status_code=204)
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
             last, typing = await self.store.watch(conversation_id)
         conv = await self.store.load_conversation(conversation_id)
         if conv is None:

@@ -172,6 +172,12 @@
     return { r, data };
   }
 
+  function resetView() {  // another conversation (a new visitor, or this one expired): show it from the start
+    log.querySelectorAll(".msg:not(.greeting):not(.pending), .status").forEach((el) => el.remove());
+    stored.clear();
+    lastSeq = 0;
+  }
+
   async function ensureToken(renew) {
     for (;;) {
       try {
@@ -179,7 +185,7 @@
         if (token && !renew) body.token = token;
         const { r, data } = await api("/api/chat/visitor", body);
         if (r.ok && data.token) {
-          if (data.token !== token) { token = data.token; localStorage.setItem(TOKEN_KEY, token); lastSeq = 0; }
+          if (data.token !== token) { token = data.token; localStorage.setItem(TOKEN_KEY, token); resetView(); }
           return;
         }
         if (customer && (r.status === 400 || r.status === 401)) {  // a bad signature: chat anonymously
@@ -218,10 +224,7 @@
   }
 
   function absorb(data) {
-    if (data.last < lastSeq) {  // the conversation expired and began again: start over
-      log.querySelectorAll(".msg:not(.greeting), .status").forEach((el) => el.remove());
-      lastSeq = 0;
-    }
+    if (data.last < lastSeq) resetView();  // the conversation expired and began again: start over
     (data.messages || []).forEach(show);
     if (data.language) language = data.language;
     setTyping(Boolean(data.typing) && data.state === "agent");
