@@ -7,13 +7,19 @@ Set KEFU_DOC_SCREENSHOTS=1 to refresh docs/img/widget.png (README).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -25,6 +31,16 @@ SHOP_PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>示例商城</title></head>
 <body><h1>示例商城 Example Shop</h1><p>春季新品上市。</p>
 <script src="{kefu}/widget.js" async></script></body></html>"""
+
+
+IDENTITY_SECRET = "shop-and-kefu-share-this"
+
+
+def signed(secret: str, claims: dict[str, object]) -> str:
+    """What the shop's backend puts in data-customer (README)."""
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    signature = base64.urlsafe_b64encode(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+    return f"{payload}.{signature.decode().rstrip('=')}"
 
 
 class Quiet(SimpleHTTPRequestHandler):
@@ -48,8 +64,12 @@ def sites(tmp_path: Path, cache_dir: Path) -> Iterator[tuple[str, str, str]]:
     kefu = f"http://127.0.0.1:{kefu_port}"
     shop, shop_url = site(tmp_path / "shop", SHOP_PAGE.format(kefu=kefu))
     other, other_url = site(tmp_path / "other", SHOP_PAGE.format(kefu=kefu))
+    for page, secret in (("member.html", IDENTITY_SECRET), ("forged.html", "not-the-secret")):
+        customer = signed(secret, {"id": "u-1001", "name": "王女士", "exp": int(time.time()) + 3600})
+        (tmp_path / "shop" / page).write_text(
+            SHOP_PAGE.format(kefu=kefu).replace('widget.js"', f'widget.js" data-customer="{customer}"'), encoding="utf-8")
     config = (f"knowledge:\n  cache_dir: {cache_dir}\nintents:\n  embeddings: false\n"
-              f"channels:\n  web:\n    allowed_origins: [\"{shop_url}\"]\n")
+              f"channels:\n  web:\n    allowed_origins: [\"{shop_url}\"]\n    identity_secret: {IDENTITY_SECRET}\n")
     try:
         with kefu_server(config, tmp_path, port=kefu_port) as base:
             yield base, shop_url, other_url
@@ -101,6 +121,24 @@ def test_one_script_tag_puts_the_chat_on_a_shop_page(sites: tuple[str, str, str]
         box = phone.locator("#kefu-widget-panel").bounding_box()
         assert box is not None and box["width"] == 375  # the whole screen on a phone
         expect(phone.frame_locator("#kefu-widget-panel iframe").locator("#send")).to_be_visible()
+
+        def visitor_in(url: str) -> str:
+            member = browser.new_page()
+            member.goto(url)
+            open_widget(member)
+            frame = member.frame_locator("#kefu-widget-panel iframe")
+            frame.locator("#text").fill("你好")
+            frame.locator("#text").press("Enter")
+            expect(frame.locator(".msg.bot[data-seq]")).to_have_count(1)
+            token = member.frames[1].evaluate("localStorage.getItem('kefu-visitor')")
+            member.close()
+            return str(token)
+
+        # a logged-in customer the shop vouched for: the same conversation as on their other devices
+        theirs = httpx.post(f"{kefu}/api/chat/visitor", json={"customer": signed(IDENTITY_SECRET, {
+            "id": "u-1001", "name": "王女士", "exp": int(time.time()) + 600})}).json()["token"]
+        assert visitor_in(shop + "/member.html") == theirs
+        assert visitor_in(shop + "/forged.html") not in ("", "None", theirs)  # a bad signature: anonymous, still served
 
         stranger = browser.new_page()
         blocked: list[str] = []
