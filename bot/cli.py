@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     add = agent_sub.add_parser("add", help="add (or reset) an agent; prompts for the password")
     add.add_argument("name")
     add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--display-name", default="", help="the name customers see when this agent joins (e.g. 小李)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     tok = agent_sub.add_parser("token", help="issue an API token for scripts (Authorization: Bearer ...)")
     tok.add_argument("name")
@@ -196,8 +197,10 @@ async def _serve_one(config: Config, listen: preflight.Listen, verbose: bool) ->
 
     failure: list[BaseException] = []
     app = _quiet_startup(create_app(config, ready), failure, verbose)
+    # Open web-chat long polls end within moments of a shutdown instead of holding it.
     server = uvicorn.Server(uvicorn.Config(app, host=listen.host, port=listen.port, log_level="info",
-                                           proxy_headers=True, lifespan="on"))
+                                           proxy_headers=True, lifespan="on",
+                                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
 
     async def announce() -> None:
         while not server.started:
@@ -255,7 +258,11 @@ def _serve_workers(config: Config, listen: preflight.Listen, workers: int) -> No
     # Each worker process builds its own app from the same config file (uvicorn imports the factory).
     os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
     uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers, host=listen.host,
-                port=listen.port, log_level="info", proxy_headers=True)
+                port=listen.port, log_level="info", proxy_headers=True,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+
+
+GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 def _actions(config: Config, args: argparse.Namespace) -> None:
@@ -405,6 +412,7 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
         if not durable:  # nowhere lasting to store it: print the config entry instead
             print("store.url is memory://, so add this agent to the config file instead:\n"
                   f"agents:\n  users:\n    - name: {args.name}\n      role: {args.role}\n"
+                  + (f"      display_name: {args.display_name}\n" if args.display_name else "") +
                   f"      password_hash: \"{hash_password(password)}\"")
             return
     elif not durable:
@@ -413,7 +421,7 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
     try:
         directory = AgentDirectory(redis, config.agents)
         if args.agent_command == "add":
-            await directory.add(args.name, password, args.role)
+            await directory.add(args.name, password, args.role, args.display_name)
             print(f"agent {args.name} ({args.role}) saved; they can log in at /agent")
         elif args.agent_command == "token":
             print(await directory.issue_token(args.name))

@@ -102,6 +102,15 @@ class HandoffConfig:
 @dataclass(frozen=True)
 class WebChannelConfig:
     enabled: bool = True
+    secret: str = ""  # HMAC key of visitor tokens; empty: one is made and kept in the store
+    identity_secret: str = ""  # shared with your website: it signs data-customer (who the visitor is)
+    allowed_origins: tuple[str, ...] = ()  # sites that may embed the widget / call the chat API
+    unsigned_sessions: bool = True  # also accept client-chosen 'session' ids in the JSON API
+    poll_seconds: float = 20.0  # longest a GET /api/chat/messages waits for something new
+    typing_seconds: float = 6.0  # how long "the agent is typing" shows after the agent's last key
+    max_attachment_bytes: int = 2_000_000  # a picture or file a visitor sends; above server.max_body_bytes is fine
+    attachment_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp",
+                                         "application/pdf", "text/plain")
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,7 @@ class AgentUserConfig:
     name: str = ""
     password_hash: str = ""
     role: str = "agent"  # agent | admin
+    display_name: str = ""  # the name customers see when this agent joins ("小李"); empty: the login name
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from bot.config import Config
 from bot.desk import AgentDesk, SurveyTurn
 from bot.errors import StoreUnavailable
-from bot.store import REDIS_ERRORS, RedisCommand, Store
+from bot.store import REDIS_ERRORS, Duplicate, RedisCommand, Store
 from bot.types import (
     Conversation,
     ConversationState,
@@ -68,9 +68,16 @@ class Engine:
         as are unlock and remember."""
         namespace = f"msg:{msg.channel}"
         start = await self.store.begin_turn(msg.conversation_id, namespace, msg.message_id)
-        if start is None:
-            log.info("duplicate %s message %s ignored", msg.channel, msg.message_id)
-            return TurnResult((), Conversation.start(msg), duplicate=True)
+        if isinstance(start, Duplicate):
+            log.info("duplicate %s message %s ignored%s", msg.channel, msg.message_id,
+                     " (its first turn is still running)" if start.in_progress else "")
+            return TurnResult((), Conversation.start(msg), duplicate=True, in_progress=start.in_progress)
+        if start.conversation is not None and _already_saved(start.conversation, msg.message_id):
+            # The turn was saved but not marked done (the worker died, or Redis failed, right
+            # after saving): the retry is a finished duplicate, never a second answer.
+            await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=True)
+            log.info("%s message %s was answered before its worker could mark it", msg.channel, msg.message_id)
+            return TurnResult((), start.conversation, duplicate=True)
         try:
             result = await self._turn(msg, start.conversation)
         except BaseException:
@@ -171,6 +178,12 @@ class Engine:
         conv = conv.evolve(state=survey.state, updated_at=line.at)
         await self.store.save_conversation(conv, lines)
         return TurnResult(survey.replies, conv.evolve(transcript=(*conv.transcript, *lines)))
+
+
+def _already_saved(conv: Conversation, message_id: str) -> bool:
+    """True if a customer line of this message id is in the stored transcript."""
+    return bool(message_id) and any(line.role is Role.CUSTOMER and line.meta.get("message_id") == message_id
+                                    for line in reversed(conv.transcript))
 
 
 def _recently_noted(conv: Conversation) -> bool:

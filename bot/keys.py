@@ -17,6 +17,33 @@ def transcript(conversation_id: str) -> str:
     return f"{PREFIX}transcript:{conversation_id}"
 
 
+def transcript_seq(conversation_id: str) -> str:
+    """Counter of the conversation's transcript lines ever saved: the last line's ``seq``."""
+    return f"{PREFIX}transcript-seq:{conversation_id}"
+
+
+def web_visitor_secret() -> str:
+    """The HMAC secret signing web-chat visitor tokens when ``channels.web.secret`` is empty,
+    made once by the first worker so every worker (and a restart) accepts the same tokens."""
+    return f"{PREFIX}channel:web:visitor-secret"
+
+
+def web_attachment(attachment_id: str) -> str:
+    """Hash of a picture or file a web visitor sent {owner, type, name, size, data (base64)},
+    kept for the agent as long as the transcript."""
+    return f"{PREFIX}channel:web:attachment:{attachment_id}"
+
+
+def web_visitor_name(visitor_id: str) -> str:
+    """The customer name the website vouched for (a signed ``data-customer``), for agents."""
+    return f"{PREFIX}channel:web:visitor-name:{visitor_id}"
+
+
+def web_typing(conversation_id: str) -> str:
+    """Short-lived marker "the agent is typing" (expires by itself), shown in the web chat."""
+    return f"{PREFIX}channel:web:typing:{conversation_id}"
+
+
 def seen(namespace: str, item_id: str) -> str:
     """Dedupe marker: a platform message/update id already taken by some worker."""
     return f"{PREFIX}seen:{namespace}:{item_id}"

@@ -54,7 +54,7 @@ async def _purge_conversations(redis: aioredis.Redis, cutoff: float) -> int:
             continue  # not ours to judge; never delete what cannot be read
         if updated < cutoff:
             removed += await redis.delete(keys.conversation(conversation_id), keys.transcript(conversation_id),
-                                          keys.outbox(conversation_id)) > 0
+                                          keys.transcript_seq(conversation_id), keys.outbox(conversation_id)) > 0
     return removed
 
 

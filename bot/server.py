@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -34,14 +36,16 @@ RuntimeFactory = Callable[[Config], Awaitable[Runtime]]
 
 
 class BodyLimit:
-    """Reject bodies over ``limit`` bytes with 413 before a handler reads them."""
+    """Reject bodies over ``limit`` bytes with 413 before a handler reads them (``uploads``:
+    paths that check a size limit of their own, e.g. web-chat attachments)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, uploads: tuple[str, ...] = ()) -> None:
         self.app = app
         self.limit = limit
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.uploads:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
@@ -62,11 +66,29 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class ChatCors:
+    """CORS for the customer-facing chat API only (``/api/chat…``, ``/api/feedback``), for the
+    sites in ``channels.web.allowed_origins``; the consoles' APIs stay same-origin."""
+
+    PATHS = ("/api/chat", "/api/feedback")
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=list(origins), allow_methods=["GET", "POST"],
+                                   allow_headers=["Content-Type", "X-Kefu-Visitor"], max_age=600)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.PATHS):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def build_channels(runtime: Runtime) -> list[Channel]:
     channels: list[Channel] = []
     config = runtime.config.channels
     if config.web.enabled:
-        channels.append(WebChannel(runtime.engine, runtime.store))
+        channels.append(WebChannel(runtime.engine, runtime.store, config.web))
     if config.telegram.enabled:
         from bot.channels.telegram import TelegramChannel  # PTB is imported only when used
 
@@ -160,7 +182,8 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) ->
     app = Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"])],
         lifespan=lifespan,
+        middleware=[Middleware(ChatCors, origins=config.channels.web.allowed_origins)],
         exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
                             Exception: _unexpected},
     )
-    return BodyLimit(app, config.server.max_body_bytes)
+    return BodyLimit(app, config.server.max_body_bytes, uploads=("/api/chat/attachments",))

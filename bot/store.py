@@ -8,13 +8,14 @@ except that it is not durable and not shared between processes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,10 +39,13 @@ from bot.types import (
 
 log = logging.getLogger(__name__)
 
-# KEYS: seen marker, lock, conversation, transcript.  ARGV: message id ('' = no claim), marker
-# value, claim seconds, lock token, lock milliseconds.  {0} duplicate, {1} locked, {2, doc, lines}.
+# KEYS: seen marker, lock, conversation, transcript.  ARGV: message id ('' = no claim), claim
+# marker, claim seconds, lock token, lock milliseconds.  {0, marker} duplicate, {1} locked,
+# {2, doc, lines}.  The marker says whether the first turn is still running ("run:…") or done.
 _BEGIN_TURN = """
-if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return {0} end
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  return {0, redis.call('GET', KEYS[1])}
+end
 if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'PX', ARGV[5]) then return {1} end
 return {2, redis.call('GET', KEYS[3]), redis.call('LRANGE', KEYS[4], 0, -1)}
 """
@@ -55,6 +59,34 @@ if ARGV[2] ~= '' then
 end
 return released
 """
+# KEYS: conversation, transcript, transcript seq.  ARGV: document, ttl, max lines, lines (JSON
+# objects).  Each line gets the next ``seq`` as its first field, in the same atomic step that
+# appends it, so ids are ordered and never reused even across workers.  Returns the last seq.
+_SAVE = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local n = #ARGV - 3
+local last
+if n > 0 then
+  last = redis.call('INCRBY', KEYS[3], n)
+  for i = 1, n do
+    redis.call('RPUSH', KEYS[2], '{"seq":' .. (last - n + i) .. ',' .. string.sub(ARGV[3 + i], 2))
+  end
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+else
+  last = tonumber(redis.call('GET', KEYS[3]) or '0')
+end
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return last
+"""
+RUNNING = "run:"  # claim marker of a turn in progress; a finished turn's marker is "done:<time>"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The message id was claimed before: its turn is finished, or still running somewhere."""
+
+    in_progress: bool
 
 
 @dataclass(frozen=True)
@@ -165,18 +197,71 @@ class Store:
             raise StoreUnavailable(str(exc)) from exc
         return _stored_conversation(raw, lines)
 
-    async def save_conversation(self, conv: Conversation, new_lines: Sequence[TranscriptLine] = ()) -> None:
-        """Save state and append ``new_lines`` atomically; the transcript stays bounded and expires."""
-        ttl = self._ttl_seconds
+    async def save_conversation(self, conv: Conversation, new_lines: Sequence[TranscriptLine] = ()) -> int:
+        """Save state and append ``new_lines`` atomically, numbering them; the transcript stays
+        bounded and expires.  Returns the seq of the conversation's last line."""
+        args: list[str | int] = [_conversation_to_json(conv), self._ttl_seconds, self.config.transcript_max,
+                *(json.dumps(replace(line, seq=0).to_json(), ensure_ascii=False) for line in new_lines)]
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(keys.conversation(conv.id), _conversation_to_json(conv), ex=ttl)
-                if new_lines:
-                    tkey = keys.transcript(conv.id)
-                    pipe.rpush(tkey, *(json.dumps(line.to_json(), ensure_ascii=False) for line in new_lines))
-                    pipe.ltrim(tkey, -self.config.transcript_max, -1)
-                    pipe.expire(tkey, ttl)
-                await pipe.execute()
+            last = await self.redis.eval(_SAVE, 3, keys.conversation(conv.id), keys.transcript(conv.id),
+                                         keys.transcript_seq(conv.id), *args)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return int(last)
+
+    async def last_seq(self, conversation_id: str) -> int:
+        """The seq of the conversation's last saved line (0: none): a cheap "anything new?"."""
+        try:
+            return int(await self.redis.get(keys.transcript_seq(conversation_id)) or 0)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def watch(self, conversation_id: str) -> tuple[int, bool]:
+        """The last line's seq and whether the agent is typing: what a waiting web page polls."""
+        try:
+            seq, typing = await self.redis.mget(keys.transcript_seq(conversation_id), keys.web_typing(conversation_id))
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return int(seq or 0), typing is not None
+
+    async def save_attachment(self, attachment_id: str, owner: str, content_type: str, name: str,
+                              data: bytes) -> None:
+        """Keep a visitor's file for the agent, as long as a transcript is kept."""
+        try:
+            await self.redis.hset(keys.web_attachment(attachment_id), mapping={
+                "owner": owner, "type": content_type, "name": name, "size": len(data),
+                "data": base64.b64encode(data).decode()})
+            await self.redis.expire(keys.web_attachment(attachment_id), self._ttl_seconds)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def load_attachment(self, attachment_id: str) -> tuple[str, str, str, bytes] | None:
+        """(owner, content type, name, bytes) of a kept file, or None."""
+        try:
+            found = await self.redis.hgetall(keys.web_attachment(attachment_id))
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if not found:
+            return None
+        return str(found["owner"]), str(found["type"]), str(found["name"]), base64.b64decode(found["data"])
+
+    async def set_visitor_name(self, visitor_id: str, name: str) -> None:
+        try:
+            await self.redis.set(keys.web_visitor_name(visitor_id), name, ex=self._ttl_seconds)
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def visitor_name(self, visitor_id: str) -> str:
+        """The name the website vouched for ("" if none)."""
+        try:
+            return str(await self.redis.get(keys.web_visitor_name(visitor_id)) or "")
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def set_typing(self, conversation_id: str, seconds: float) -> None:
+        """Show "the agent is typing" to the customer for ``seconds`` (it lapses by itself)."""
+        try:
+            await self.redis.set(keys.web_typing(conversation_id), "1", px=max(1, int(seconds * 1000)))
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -206,25 +291,27 @@ class Store:
         """Undo :meth:`first_time` when the work it guarded failed, so a retry is processed."""
         await self.redis.delete(keys.seen(namespace, item_id))
 
-    async def begin_turn(self, conversation_id: str, namespace: str, message_id: str) -> TurnStart | None:
+    async def begin_turn(self, conversation_id: str, namespace: str, message_id: str) -> TurnStart | Duplicate:
         """Claim the message id, take the conversation lock and load the conversation, in one
-        round trip when nobody else holds the lock.  None: the message is a duplicate.
+        round trip when nobody else holds the lock.
 
         The claim lasts as long as the lock may; :meth:`end_turn` makes it permanent (done) or
-        drops it (failed), so a retry after a worker died mid-turn is answered."""
+        drops it (failed), so a retry after a worker died mid-turn is answered.  A duplicate
+        says whether the first turn is still running, so the client retries instead of
+        taking "duplicate" for "answered"."""
         token = uuid.uuid4().hex
         lock_ms = max(1, int(self.config.conversation_lock_seconds * 1000))
         claim = max(1, int(self.config.conversation_lock_seconds))
         keys_ = [keys.seen(namespace, message_id or "-"), keys.lock(conversation_id),
                  keys.conversation(conversation_id), keys.transcript(conversation_id)]
         deadline = time.monotonic() + self.config.conversation_lock_seconds
-        args: list[str | int] = [message_id, str(time.time()), claim, token, lock_ms]
+        args: list[str | int] = [message_id, RUNNING + token, claim, token, lock_ms]
         delay = 0.01
         try:
             while True:
                 status, *loaded = await self.redis.eval(_BEGIN_TURN, 4, *keys_, *args)
                 if int(status) == 0:
-                    return None
+                    return Duplicate(in_progress=str(loaded[0] or "").startswith(RUNNING))
                 if int(status) == 2:
                     return TurnStart(token, _stored_conversation(*loaded))
                 args[0] = ""  # claimed; now only wait for the lock
@@ -248,7 +335,7 @@ class Store:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.eval(_END_TURN, 2, keys.lock(conversation_id), keys.seen(namespace, message_id or "-"),
-                          start.token, message_id, ttl, str(time.time()))
+                          start.token, message_id, ttl, f"done:{time.time()}")
                 for command in also:
                     pipe.execute_command(*command)
                 released, *extra = await pipe.execute(raise_on_error=False)

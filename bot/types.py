@@ -107,17 +107,24 @@ class HandoffRequest:
 
 @dataclass(frozen=True)
 class TranscriptLine:
+    """One message of a conversation.  ``seq`` is assigned by the store when the line is saved:
+    1, 2, 3… per conversation, so a client can ask for "everything after N" without trusting
+    any clock (0: not saved yet)."""
+
     role: Role
     text: str
     at: float
     meta: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role.value, "text": self.text, "at": self.at, "meta": self.meta}
+        data = {"role": self.role.value, "text": self.text, "at": self.at, "meta": self.meta}
+        return {"seq": self.seq, **data} if self.seq else data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TranscriptLine:
-        return cls(Role(data["role"]), data["text"], float(data["at"]), dict(data.get("meta") or {}))
+        return cls(Role(data["role"]), data["text"], float(data["at"]), dict(data.get("meta") or {}),
+                   int(data.get("seq") or 0))
 
 
 @dataclass(frozen=True)
@@ -214,3 +221,4 @@ class TurnResult:
     decision: Decision | None = None
     handoff: HandoffRequest | None = None
     duplicate: bool = False
+    in_progress: bool = False  # a duplicate whose first turn has not finished: the client should retry

@@ -37,12 +37,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def kefu_server(config_text: str, tmp: Path, *extra_args: str) -> Iterator[str]:
-    """Run ``kefu serve`` as a user would, on a free loopback port; yield its base URL."""
-    port = free_port()
+def kefu_server(config_text: str, tmp: Path, *extra_args: str, port: int | None = None) -> Iterator[str]:
+    """Run ``kefu serve`` as a user would, on a free loopback port (or ``port``: a restart
+    at the same address); yield its base URL."""
+    port = port or free_port()
     config = tmp / "serve.yaml"
     config.write_text(config_text, encoding="utf-8")
-    log = (tmp / "serve.log").open("w")
+    log = (tmp / "serve.log").open("a")
     proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "serve", "--port", str(port), *extra_args],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -38,7 +38,7 @@ class AdminConsole:
         self.runtime = runtime
         self.api = AdminApi(runtime, agents, recorder) if agents is not None else None
         self.sync = KnowledgeSync(runtime)
-        self.feedback = Feedback(runtime.store, recorder)
+        self.feedback = Feedback(runtime.store, recorder, runtime.config.channels.web)
 
     def routes(self) -> list[BaseRoute]:
         feedback = Route("/api/feedback", self.feedback.vote, methods=["POST"])

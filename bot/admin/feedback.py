@@ -2,12 +2,12 @@
 
 A thumbs-down puts the question among the unanswered ones (四个不漏: a wrong answer the customer
 noticed is as much a gap as a question the bot could not answer).  Public like the web chat
-itself: the session id is the customer's own secret; one vote per answer.
+itself: the visitor token (or the session id) is the customer's own secret; one vote per
+answer, which is the bot line ``seq`` when given, else the latest answer.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -15,33 +15,37 @@ from starlette.responses import JSONResponse, Response
 
 from bot import keys
 from bot.admin.recorder import TurnRecorder, day_of
+from bot.channels.visitor import VisitorTokens, check_origin, session_of
+from bot.config import WebChannelConfig
 from bot.errors import BadRequest
+from bot.json_body import json_object
 from bot.store import Store
 from bot.types import Role
 
-SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # the web chat's session ids
-
 
 class Feedback:
-    def __init__(self, store: Store, recorder: TurnRecorder) -> None:
+    def __init__(self, store: Store, recorder: TurnRecorder, web: WebChannelConfig | None = None) -> None:
         self.store = store
         self.recorder = recorder
+        self.web = web or WebChannelConfig()
+        self.tokens = VisitorTokens(store.redis, self.web.secret)
 
     async def vote(self, request: Request) -> Response:
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            raise BadRequest("body must be JSON") from None
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        session, helpful = body.get("session"), body.get("helpful")
-        if not isinstance(session, str) or not SESSION.match(session):
-            raise BadRequest("'session' must be the web chat's session id")
+        check_origin(request, self.web.allowed_origins)
+        body = await json_object(request, '{"token": "...", "seq": 12, "helpful": true}')
+        session = await session_of(body.get("token", body.get("session")), self.tokens, self.web.unsigned_sessions)
+        helpful, seq = body.get("helpful"), body.get("seq")
         if not isinstance(helpful, bool):
             raise BadRequest("'helpful' must be true or false")
+        if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
+            raise BadRequest("'seq' must be the number of the answer being rated")
         conv = await self.store.load_conversation(f"web:{session}")
+        lines = list(conv.transcript if conv else ())
+        if seq is not None:  # the customer line just before the rated answer
+            at = next((i for i, line in enumerate(lines) if line.seq == seq and line.role is Role.BOT), 0)
+            lines = lines[:at]
         asked = None
-        for line in reversed(conv.transcript if conv else ()):
+        for line in reversed(lines):
             if line.role is Role.CUSTOMER and isinstance(line.meta.get("decision"), dict):
                 asked = line
                 break

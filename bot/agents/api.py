@@ -8,6 +8,7 @@ a browser never attaches that header on its own.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from typing import Any
 
@@ -48,6 +49,12 @@ class AgentApi:
 
     async def agent(self, request: Request) -> Agent:
         """The caller, or 401; state-changing browser requests must carry the CSRF token."""
+        agent = await self._caller(request)
+        if not agent.display_name:  # what the customer will see when this agent writes or joins
+            agent = dataclasses.replace(agent, display_name=await self.directory.display_name(agent.name))
+        return agent
+
+    async def _caller(self, request: Request) -> Agent:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             agent = await self.directory.by_token(header[7:].strip())
@@ -78,6 +85,7 @@ class AgentApi:
             Route(f"{p}/tickets/{{ticket_id}}/export", self.export, methods=["GET"]),
             Route(f"{p}/tickets/{{ticket_id}}/claim", self.claim, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/messages", self.message, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/typing", self.typing, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/notes", self.note, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/transfer", self.transfer, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/resolve", self.resolve, methods=["POST"]),
@@ -153,6 +161,11 @@ class AgentApi:
         if deferred:  # kept by the channel, sent when it can (e.g. WeChat's 48-hour window)
             return JSONResponse({"line": line_json(line), "deferred": deferred}, status_code=202)
         return JSONResponse({"line": line_json(line), "deferred": None})
+
+    async def typing(self, request: Request) -> Response:
+        """The agent is typing a reply: the customer's web chat shows it for a few seconds."""
+        await self.desk.typing(request.path_params["ticket_id"], await self.agent(request))
+        return JSONResponse({"typing": True})
 
     async def note(self, request: Request) -> Response:
         agent = await self.agent(request)
@@ -239,6 +252,9 @@ OPENAPI: dict[str, Any] = {
             "Send a message to the customer on their channel (202 + `deferred` if the channel queued it "
             "for later, 502 if it refused it)",
             ticket=True, body={"text": _STR})},
+        "/api/agent/tickets/{ticket_id}/typing": {"post": _op(
+            "The agent is typing: the customer's web chat shows \"the agent is typing\" for a few seconds",
+            ticket=True)},
         "/api/agent/tickets/{ticket_id}/notes": {"post": _op("Add an internal note (never sent to the customer)",
                                                              ticket=True, body={"text": _STR})},
         "/api/agent/tickets/{ticket_id}/transfer": {"post": _op("Transfer to another agent", ticket=True,

@@ -55,6 +55,11 @@ def _token_digest(token: str) -> str:
 class Agent:
     name: str
     role: str
+    display_name: str = ""  # what customers see ("小李"); the login name when empty
+
+    @property
+    def shown(self) -> str:
+        return self.display_name or self.name
 
     @property
     def admin(self) -> bool:
@@ -75,11 +80,13 @@ class AgentDirectory:
         self.redis = redis
         self.config = config
         self._configured: dict[str, tuple[str, str]] = {}
+        self._display: dict[str, str] = {}
         for i, user in enumerate(config.users):
             if not user.name or user.role not in ROLES or not user.password_hash.startswith("scrypt$"):
                 raise ConfigError(f"agents.users[{i}]: needs a name, role agent|admin and a password_hash "
                                   "made by `kefu agent add`")
             self._configured[user.name] = (user.password_hash, user.role)
+            self._display[user.name] = user.display_name
 
     async def _record(self, name: str) -> tuple[str, str] | None:
         if name in self._configured:
@@ -90,12 +97,21 @@ class AgentDirectory:
         data = json.loads(raw)
         return str(data["password_hash"]), str(data["role"])
 
-    async def add(self, name: str, password: str, role: str) -> None:
+    async def display_name(self, name: str) -> str:
+        """The name customers see for agent ``name`` ("" if none was set)."""
+        if name in self._configured:
+            return self._display.get(name, "")
+        raw = await self.redis.hget(keys.agent_users(), name)
+        return str(json.loads(raw).get("display_name") or "") if raw else ""
+
+    async def add(self, name: str, password: str, role: str, display_name: str = "") -> None:
         if role not in ROLES:
             raise BadRequest(f"role must be one of {', '.join(ROLES)}")
         if not name.strip() or len(name) > 64:
             raise BadRequest("an agent name is 1-64 characters")
-        record = {"password_hash": hash_password(password), "role": role}
+        if len(display_name) > 32:
+            raise BadRequest("a display name is at most 32 characters")
+        record = {"password_hash": hash_password(password), "role": role, "display_name": display_name.strip()}
         await self.redis.hset(keys.agent_users(), name, json.dumps(record))
 
     async def get(self, name: str) -> Agent | None:

@@ -73,6 +73,7 @@ class HumanDesk:
         self.store = store
         self.config: AgentsConfig = config.agents
         self.handoff_config: HandoffConfig = config.handoff
+        self.typing_seconds = config.channels.web.typing_seconds
         self.hours = ServiceHours(config.service_hours)
         self.mask_exports = config.security.mask_exports
         self.clock = clock
@@ -229,18 +230,19 @@ class HumanDesk:
 
     async def _tell(self, ticket: Ticket, make: Callable[[str], Reply], *, role: Role = Role.SYSTEM,
                     state: ConversationState | None = None, agent: str = "", kind: str = "",
-                    strict: bool = False) -> tuple[TranscriptLine, str]:
+                    strict: bool = False, agent_name: str = "") -> tuple[TranscriptLine, str]:
         """Save a message to the customer's transcript (optionally changing who is responsible)
         and deliver it on their channel.  ``strict``: a delivery failure is raised to the agent.
         Returns the line and, if the channel had to hold it back, why."""
         async with self.store.conversation_lock(ticket.conversation_id):
-            line, conv, reply = await self._write(ticket, make, role=role, state=state, agent=agent, kind=kind)
+            line, conv, reply = await self._write(ticket, make, role=role, state=state, agent=agent, kind=kind,
+                                                  agent_name=agent_name)
         deferred = await self._publish_and_deliver(ticket, line, conv, reply, strict=strict)
         return line, deferred
 
     async def _write(self, ticket: Ticket, make: Callable[[str], Reply], *, role: Role = Role.SYSTEM,
                      state: ConversationState | None = None, agent: str = "",
-                     kind: str = "") -> tuple[TranscriptLine, Conversation, Reply]:
+                     kind: str = "", agent_name: str = "") -> tuple[TranscriptLine, Conversation, Reply]:
         """The transcript half of :meth:`_tell`; the caller holds the conversation lock."""
         conv = await self.store.load_conversation(ticket.conversation_id)
         if conv is None:
@@ -249,6 +251,8 @@ class HumanDesk:
         meta: dict[str, Any] = {"kind": kind} if kind else {}
         if agent:
             meta["agent"] = agent
+        if agent_name:
+            meta["agent_name"] = agent_name  # the display name the customer sees
         if reply.suggestions:
             meta["suggestions"] = [{"label": s.label, "payload": s.payload} for s in reply.suggestions]
         line = TranscriptLine(role, reply.text, self.clock(), meta)
@@ -303,7 +307,7 @@ class HumanDesk:
                 who = f" by {current.owner}" if current.owner else ""
                 raise BadRequest(f"ticket {ticket_id} is already {current.status}{who}", status=409)
             ticket = await self._ticket(ticket_id)
-            written = await self._write(ticket, lambda lang: Reply(say("agent_joined", lang, agent=agent.name)),
+            written = await self._write(ticket, lambda lang: Reply(say("agent_joined", lang, agent=agent.shown)),
                                         state=ConversationState.AGENT, kind="agent_joined")
         await self.events.publish("ticket", ticket=ticket.to_json(), change="claimed")
         await self._publish_and_deliver(ticket, *written, strict=False)
@@ -318,7 +322,13 @@ class HumanDesk:
         ticket = await self._ticket(ticket_id)
         self._owned(ticket, agent)
         return await self._tell(ticket, lambda lang: Reply(text), role=Role.AGENT, agent=agent.name,
-                                state=ConversationState.AGENT, strict=True)
+                                agent_name=agent.shown, state=ConversationState.AGENT, strict=True)
+
+    async def typing(self, ticket_id: str, agent: Agent) -> None:
+        """Show "the agent is typing" in the customer's chat (web chat only; it lapses by itself)."""
+        ticket = await self._ticket(ticket_id)
+        self._owned(ticket, agent)
+        await self.store.set_typing(ticket.conversation_id, self.typing_seconds)
 
     async def note(self, ticket_id: str, agent: Agent, text: str) -> dict[str, Any]:
         text = text.strip()

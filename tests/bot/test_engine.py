@@ -9,8 +9,10 @@ import threading
 
 import redis.asyncio as aioredis
 
+from bot import keys
 from bot.config import Config, SecurityConfig
 from bot.runtime import Runtime
+from bot.store import TurnStart
 from bot.types import Action, Conversation, ConversationState, Decision, InboundMessage, Role, TurnResult
 from intents.base import IntentLayer
 
@@ -165,3 +167,30 @@ async def test_a_repeated_question_is_decided_on_the_loop_a_new_one_in_a_worker_
     assert watcher.threads[1] == loop_thread  # its vector is remembered: no thread hop
     assert first.decision is not None and again.decision is not None
     assert (again.decision.action, again.decision.entry_id) == (first.decision.action, first.decision.entry_id)
+
+
+async def test_a_resend_while_the_first_copy_is_answered_is_told_to_retry(runtime: Runtime) -> None:
+    # another worker has claimed wx-20 and is mid-turn: the resend must not pass for "answered"
+    other = await runtime.store.begin_turn("web:c20", "msg:web", "wx-20")
+    assert isinstance(other, TurnStart)
+    busy = await say(runtime, "怎么退货", chat="c20", message_id="wx-20")
+    assert busy.duplicate and busy.in_progress and busy.replies == ()
+    await runtime.store.end_turn("web:c20", other, "msg:web", "wx-20", done=False)  # that turn failed
+    retried = await say(runtime, "怎么退货", chat="c20", message_id="wx-20")
+    assert not retried.duplicate and retried.decision is not None and retried.decision.action is Action.ANSWER
+    done = await say(runtime, "怎么退货", chat="c20", message_id="wx-20")
+    assert done.duplicate and not done.in_progress
+
+
+async def test_a_turn_saved_but_never_marked_done_is_not_answered_twice(runtime: Runtime) -> None:
+    first = await say(runtime, "怎么退货", chat="c21", message_id="wx-21")
+    assert first.replies
+    # the worker died (or Redis failed) after saving the turn and before marking it: the claim lapses
+    await runtime.store.redis.delete(keys.seen("msg:web", "wx-21"))
+    again = await say(runtime, "怎么退货", chat="c21", message_id="wx-21")
+    assert again.duplicate and not again.in_progress and again.replies == ()
+    stored = await runtime.store.load_conversation("web:c21")
+    assert stored is not None
+    assert [line.role for line in stored.transcript] == [Role.CUSTOMER, Role.BOT]
+    assert [line.seq for line in stored.transcript] == [1, 2]
+    assert (await say(runtime, "怎么退货", chat="c21", message_id="wx-21")).duplicate  # now remembered as done

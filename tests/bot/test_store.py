@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from bot import keys
-from bot.store import Store
+from bot.store import Duplicate, Store, TurnStart
 from bot.types import (
     Candidate,
     Conversation,
@@ -103,14 +103,16 @@ async def test_begin_turn_claims_locks_and_loads_in_one_step(store: Store) -> No
     conv = Conversation.start(InboundMessage("web", "u1", "u1", "hi", "m0"))
     await store.save_conversation(conv, [TranscriptLine(Role.CUSTOMER, "hi", 1.0)])
     first = await store.begin_turn(conv.id, "msg:web", "m1")
-    assert first is not None and first.conversation is not None and first.conversation.transcript[0].text == "hi"
-    assert await store.begin_turn(conv.id, "msg:web", "m1") is None  # the same message: a duplicate
+    assert isinstance(first, TurnStart) and first.conversation is not None
+    assert first.conversation.transcript[0].text == "hi"
+    # the same message while its turn runs: a duplicate that is not finished (the client retries)
+    assert await store.begin_turn(conv.id, "msg:web", "m1") == Duplicate(in_progress=True)
 
     order: list[str] = []
 
     async def second_message() -> None:
         start = await store.begin_turn(conv.id, "msg:web", "m2")  # waits for the lock
-        assert start is not None
+        assert isinstance(start, TurnStart)
         order.append("second")
         await store.end_turn(conv.id, start, "msg:web", "m2", done=True)
 
@@ -120,13 +122,30 @@ async def test_begin_turn_claims_locks_and_loads_in_one_step(store: Store) -> No
     await store.end_turn(conv.id, first, "msg:web", "m1", done=True)
     await waiting
     assert order == ["first", "second"]
-    assert await store.begin_turn(conv.id, "msg:web", "m1") is None  # done: remembered
+    assert await store.begin_turn(conv.id, "msg:web", "m1") == Duplicate(in_progress=False)  # done: remembered
 
 
 async def test_a_failed_turn_lets_the_retry_in(store: Store) -> None:
     start = await store.begin_turn("web:u2", "msg:web", "m1")
-    assert start is not None and start.conversation is None
+    assert isinstance(start, TurnStart) and start.conversation is None
     await store.end_turn("web:u2", start, "msg:web", "m1", done=False)
     retry = await store.begin_turn("web:u2", "msg:web", "m1")
-    assert retry is not None
+    assert isinstance(retry, TurnStart)
     await store.end_turn("web:u2", retry, "msg:web", "m1", done=True)
+
+
+async def test_lines_get_ordered_ids_that_survive_trimming(store: Store) -> None:
+    conv = Conversation.start(InboundMessage("web", "u3", "u3", "hi", "m0"))
+    assert await store.save_conversation(conv, [TranscriptLine(Role.CUSTOMER, "一", 1.0),
+                                                TranscriptLine(Role.BOT, "二", 1.0)]) == 2
+    assert await store.save_conversation(conv) == 2  # state only: no new ids
+    assert await store.save_conversation(conv, [TranscriptLine(Role.AGENT, "三", 0.5)]) == 3  # clock went back
+    loaded = await store.load_conversation(conv.id)
+    assert loaded is not None
+    assert [(line.seq, line.text) for line in loaded.transcript] == [(1, "一"), (2, "二"), (3, "三")]
+    assert await store.last_seq(conv.id) == 3
+    for n in range(store.config.transcript_max):
+        await store.save_conversation(conv, [TranscriptLine(Role.CUSTOMER, f"m{n}", 2.0)])
+    loaded = await store.load_conversation(conv.id)
+    assert loaded is not None and len(loaded.transcript) == store.config.transcript_max
+    assert loaded.transcript[-1].seq == 3 + store.config.transcript_max  # trimmed, never renumbered

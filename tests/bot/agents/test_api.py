@@ -31,7 +31,8 @@ def password_hash() -> str:
 @pytest.fixture
 def console(store: Store, desk_config: Config, clock: Clock, channel: RecordingChannel,
             password_hash: str) -> AgentConsole:
-    users = (AgentUserConfig("li", password_hash, "agent"), AgentUserConfig("wang", password_hash, "agent"),
+    users = (AgentUserConfig("li", password_hash, "agent", display_name="小李"),
+             AgentUserConfig("wang", password_hash, "agent"),
              AgentUserConfig("boss", password_hash, "admin"))
     config = dataclasses.replace(desk_config, agents=dataclasses.replace(desk_config.agents, users=users))
     desk = HumanDesk(store, config, clock=clock)
@@ -169,3 +170,26 @@ def test_users_in_config_need_a_real_hash(store: Store) -> None:
 
     with pytest.raises(ConfigError, match=r"agents.users\[0\]"):
         AgentDirectory(store.redis, AgentsConfig(users=(AgentUserConfig("li", "plaintext", "agent"),)))
+
+
+async def test_the_customer_sees_the_display_name_and_when_the_agent_types(
+        client: httpx.AsyncClient, console: AgentConsole) -> None:
+    csrf = await login(client, "li")
+    conv, _ = await hand_off(console.desk, "c7", ["转人工"])
+    ticket_id = (await client.get("/api/agent/tickets")).json()["queued"][0]["id"]
+    early = await client.post(f"/api/agent/tickets/{ticket_id}/typing", headers=csrf)
+    assert early.status_code == 409  # not claimed: nobody is typing to this customer yet
+    assert (await client.post(f"/api/agent/tickets/{ticket_id}/claim", headers=csrf)).status_code == 200
+    assert (await client.post(f"/api/agent/tickets/{ticket_id}/typing", headers=csrf)).status_code == 200
+    assert (await console.desk.store.watch(conv.id))[1] is True
+    wang = await login(client, "wang")
+    other = await client.post(f"/api/agent/tickets/{ticket_id}/typing", headers=wang)
+    assert other.status_code == 403  # not wang's ticket
+    csrf = await login(client, "li")
+    assert (await client.post(f"/api/agent/tickets/{ticket_id}/messages", json={"text": "您好"},
+                              headers=csrf)).status_code == 200
+    stored = await console.desk.store.load_conversation(conv.id)
+    assert stored is not None
+    joined, said = stored.transcript[-2:]
+    assert "小李" in joined.text and "li" not in joined.text  # "人工客服小李已接入", never the login
+    assert said.meta["agent_name"] == "小李" and said.meta["agent"] == "li"
