@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.types import Conversation, ConversationState, HandoffRequest, Reply, TranscriptLine
+from bot.types import Conversation, ConversationState, HandoffRequest, Reply, Role, TranscriptLine
+from handlers.texts import say
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,11 @@ class AgentDesk(Protocol):
         with the queue position or replaced by an out-of-hours notice)."""
         ...
 
+    async def while_waiting(self, conversation: Conversation, line: TranscriptLine) -> tuple[Reply, ...]:
+        """What to tell a customer who writes while queued (the message reached the agent; an
+        escalation moves them up); saved with their line by the engine."""
+        ...
+
     async def customer_wrote(self, conversation: Conversation, line: TranscriptLine) -> None: ...
 
     async def cancelled(self, conversation: Conversation) -> None: ...
@@ -46,6 +52,15 @@ class LoggingDesk:
                           replies: tuple[Reply, ...] = ()) -> tuple[Reply, ...]:
         log.info("handoff %s: %s (%s)", conversation.id, request.reason, request.detail)
         return replies
+
+    async def while_waiting(self, conversation: Conversation, line: TranscriptLine) -> tuple[Reply, ...]:
+        """"Please hold on", once per handoff."""
+        for earlier in reversed(conversation.transcript):
+            if earlier.role is Role.BOT:
+                if earlier.meta.get("kind") == "waiting_note":
+                    return ()
+                break
+        return (Reply(say("waiting_note", conversation.language)),)
 
     async def customer_wrote(self, conversation: Conversation, line: TranscriptLine) -> None:
         log.info("customer wrote while waiting in %s", conversation.id)

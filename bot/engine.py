@@ -139,8 +139,8 @@ class Engine:
             conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
             replies = (Reply(say("cancel_handoff", language)),)
             await self.desk.cancelled(conv)
-        elif conv.state is ConversationState.WAITING and not _recently_noted(conv):
-            replies = (Reply(say("waiting_note", language)),)
+        elif conv.state is ConversationState.WAITING:
+            replies = await self.desk.while_waiting(conv.evolve(language=language), line)
         lines = [line] + [TranscriptLine(Role.BOT, r.text, line.at, {"kind": "waiting_note"}) for r in replies]
         conv = conv.evolve(language=language, updated_at=line.at)
         await self.store.save_conversation(conv, lines)
@@ -171,14 +171,6 @@ class Engine:
         conv = conv.evolve(state=survey.state, updated_at=line.at)
         await self.store.save_conversation(conv, lines)
         return TurnResult(survey.replies, conv.evolve(transcript=(*conv.transcript, *lines)))
-
-
-def _recently_noted(conv: Conversation) -> bool:
-    """True if the bot already said "please hold on" since the handoff; don't repeat it."""
-    for line in reversed(conv.transcript):
-        if line.role is Role.BOT:
-            return line.meta.get("kind") == "waiting_note"
-    return False
 
 
 def _reply_meta(reply: Reply) -> dict[str, object]:

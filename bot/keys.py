@@ -92,6 +92,27 @@ def agent_active() -> str:
     return f"{PREFIX}agents:active"
 
 
+def agent_owned(agent: str) -> str:
+    """Set of the open ticket ids an agent owns: their load, checked against their chat limit
+    (with ``agent=""`` the prefix the Lua scripts append an owner's name to)."""
+    return f"{PREFIX}agents:owned:{agent}"
+
+
+def agent_last_assigned() -> str:
+    """Hash: agent name → when the desk last assigned them a ticket (round robin, tie-breaks)."""
+    return f"{PREFIX}agents:last-assigned"
+
+
+def agent_status() -> str:
+    """Hash: agent name → JSON {status: online|busy|away|offline, since} chosen in the console."""
+    return f"{PREFIX}agents:status"
+
+
+def agent_closed() -> str:
+    """Sorted set of closed ticket ids scored by closing time: the resolved list and its search."""
+    return f"{PREFIX}agents:closed"
+
+
 def agent_customer_tickets(channel: str, user_id: str) -> str:
     """List of a customer's ticket ids, newest last: the agent sees earlier tickets."""
     return f"{PREFIX}agents:customer:{channel}:{user_id}"

@@ -19,7 +19,6 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.agents.api import AgentApi
-from bot.agents.auth import AgentDirectory
 from bot.agents.desk import HumanDesk
 from bot.channels.base import Channel
 from bot.store import REDIS_ERRORS
@@ -33,7 +32,7 @@ class AgentConsole:
     def __init__(self, desk: HumanDesk, channels: Mapping[str, Channel]) -> None:
         self.desk = desk
         self.config = desk.config
-        self.directory = AgentDirectory(desk.store.redis, desk.config)
+        self.directory = desk.directory
         self.api = AgentApi(desk, self.directory, desk.config)
         desk.attach_channels(channels)
         self._sla: asyncio.Task[None] | None = None

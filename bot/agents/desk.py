@@ -11,20 +11,22 @@ own channel with ``Channel.deliver``.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from bot import keys
-from bot.agents.auth import Agent
+from bot.agents.auth import Agent, AgentDirectory
 from bot.agents.events import EventBus
 from bot.agents.hours import ServiceHours
 from bot.agents.survey import ask, ask_comment, is_no_comment, parse_rating
-from bot.agents.tickets import Ticket, TicketStore, candidates_json, summarize
+from bot.agents.tickets import PRIORITY, Ticket, TicketStore, candidates_json, mask_phones, summarize
 from bot.channels.base import Channel, DeliveryDeferred
 from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
@@ -43,10 +45,14 @@ from bot.types import (
 )
 from handlers import handoff as handoff_handler
 from handlers.texts import say
+from intents.escalation import detect_escalation
 
 log = logging.getLogger(__name__)
-PRESENCE_SECONDS = 90
+PRESENCE_SECONDS = 90  # a console that has not been heard from this long is offline
 MAX_MESSAGE = 4000
+STATUSES = ("online", "busy", "away")  # what an agent picks; "offline" = logged out or not connected
+ACK_QUIET_SECONDS = 30.0  # while waiting, at most one "it reached the agent" per this many seconds
+_CONTACT = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
 
 
 class DeliveryFailed(BadRequest):
@@ -56,8 +62,14 @@ class DeliveryFailed(BadRequest):
         super().__init__(message, status=502)
 
 
-def _queue_moved(position: int, wait: int) -> Callable[[str], Reply]:
+def _queue_moved(position: int, wait: int | None) -> Callable[[str], Reply]:
+    if wait is None:  # nobody online: the place is true, a wait would be a guess
+        return lambda language: Reply(say("queue_moved_no_agent", language, position=position))
     return lambda language: Reply(say("queue_moved", language, position=position, wait=wait))
+
+
+def _said(key: str, **values: Any) -> Callable[[str], Reply]:
+    return lambda language: Reply(say(key, language, **values))
 
 
 def line_json(line: TranscriptLine) -> dict[str, Any]:
@@ -78,6 +90,7 @@ class HumanDesk:
         self.clock = clock
         self.tickets = TicketStore(store.redis, clock)
         self.events = EventBus(store.redis)
+        self.directory = AgentDirectory(store.redis, config.agents)
         self.channels: Mapping[str, Channel] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -100,24 +113,73 @@ class HumanDesk:
                          "summary": t.summary, "rating": t.rating or None} for t in earlier[-5:]],
             "handoff_at": now,
         }
+        online = 0 if after_hours else await self.online_agents()
         ticket, created = await self.tickets.open(
             conversation, request, after_hours=after_hours, context=context,
-            summary=summarize(conversation, request, len(earlier)))
+            summary=summarize(conversation, request, len(earlier)), group=self.route(conversation, request),
+            left_message=after_hours or online == 0)
         if created:
             log.info("ticket %s opened for %s (%s)", ticket.id, conversation.id, request.reason)
             await self.events.publish("ticket", ticket=ticket.to_json(), change="opened")
+            self._soon(self.assign_waiting())
         language = conversation.language
+        apology = say("complaint_apology", language) if request.reason == "complaint" else ""
         if after_hours:
-            apology = say("complaint_apology", language) if request.reason == "complaint" else ""
             when = self.hours.describe_next_open(now, language)
             return (Reply(apology + say("after_hours", language, when=when)),)
         position = await self.tickets.position(ticket.id) or 1
-        wait = await self.estimate(position)
         await self.tickets.set_fields(ticket.id, last_position=str(position), last_position_at=repr(now))
+        if online == 0:  # open, but nobody is there: say so, take a message (service rule 6)
+            return (Reply(apology + say("no_agent_online", language, position=position)),)
+        wait = await self.estimate(position)
         decision = Decision(Action.HANDOFF, language, "handoff", reason=request.reason, detail=request.detail)
         reply, _ = handoff_handler.start(decision, HandoffConfig(expected_wait_minutes=wait))
         queue_line = say("queue_position", language, position=position, wait=wait)
         return (Reply(reply.text + "\n" + queue_line), *replies[1:])
+
+    def route(self, conversation: Conversation, request: HandoffRequest) -> str:
+        """The skill group a new ticket goes to: the first whose languages or entry patterns match."""
+        top = request.candidates[0].entry_id if request.candidates else ""
+        for group in self.config.groups:
+            if conversation.language in group.languages:
+                return group.name
+            if top and any(fnmatch.fnmatchcase(top, pattern) for pattern in group.entries):
+                return group.name
+        return ""
+
+    async def while_waiting(self, conversation: Conversation, line: TranscriptLine) -> tuple[Reply, ...]:
+        """What a customer who writes while queued is told (the engine saves it with their line).
+
+        An escalation ("我要打12315") moves the ticket up and says so; a phone number or e-mail is
+        kept on the ticket for a call back; anything else is confirmed as passed on, at most once
+        per ``ACK_QUIET_SECONDS`` so a burst of short lines gets one answer, not five."""
+        language = conversation.language
+        ticket = await self.tickets.open_for(conversation.id)
+        history = [t.text for t in conversation.transcript if t.role is Role.CUSTOMER]
+        escalation = detect_escalation(line.text, history[-6:])
+        if ticket is not None and escalation is not None and escalation.reason == "complaint":
+            raised = await self.tickets.reprioritise(ticket, PRIORITY["complaint"])
+            await self.tickets.add_note(ticket.id, "system", f"customer escalated while waiting: {escalation.detail}",
+                                        kind="escalated")
+            await self.tickets.set_fields(ticket.id, detail=escalation.detail)
+            if raised:
+                fresh = await self.tickets.get(ticket.id)
+                await self.events.publish("ticket", ticket=(fresh or ticket).to_json(), change="raised")
+                self._soon(self.assign_waiting())
+            position = await self.tickets.position(ticket.id) or 1
+            return (Reply(say("complaint_apology", language) + say("waiting_raised", language, position=position)),)
+        contact = _CONTACT.search(line.text)
+        if ticket is not None and contact is not None:
+            await self.tickets.set_fields(ticket.id, contact=contact.group(0))
+            fresh = await self.tickets.get(ticket.id)
+            await self.events.publish("ticket", ticket=(fresh or ticket).to_json(), change="contact")
+            return (Reply(say("contact_noted", language, contact=mask_phones(contact.group(0)))),)
+        for earlier in reversed(conversation.transcript):
+            if earlier.role is Role.BOT and earlier.meta.get("kind") in ("waiting_note", "waiting_ack"):
+                if line.at - earlier.at < ACK_QUIET_SECONDS:
+                    return ()
+                return (Reply(say("waiting_ack", language)),)
+        return (Reply(say("waiting_note", language)),)
 
     async def customer_wrote(self, conversation: Conversation, line: TranscriptLine) -> None:
         ticket = await self.tickets.open_for(conversation.id)
@@ -165,21 +227,127 @@ class HumanDesk:
 
     # ----- queue information -------------------------------------------------------------------
 
+    async def last_seen(self) -> dict[str, float]:
+        rows: list[tuple[str, float]] = await self.store.redis.zrange(  # type: ignore[assignment]
+            keys.agent_presence(), 0, -1, withscores=True)
+        return {str(name): float(score) for name, score in rows}
+
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        """Every agent's presence: what they chose, made "offline" when their console is gone."""
+        now = self.clock()
+        seen = await self.last_seen()
+        chosen: dict[str, str] = await self.store.redis.hgetall(keys.agent_status())  # type: ignore[assignment]
+        result: dict[str, dict[str, Any]] = {}
+        for name in set(seen) | set(chosen):
+            data: dict[str, Any] = json.loads(chosen[name]) if name in chosen else {
+                "status": "online", "since": seen.get(name, 0.0)}
+            alive = seen.get(name, 0.0) >= now - PRESENCE_SECONDS
+            status = data["status"] if alive else "offline"
+            result[name] = {"status": status, "since": float(data.get("since") or 0), "last_seen": seen.get(name, 0.0)}
+        return result
+
     async def online_agents(self) -> int:
-        return int(await self.store.redis.zcount(keys.agent_presence(), self.clock() - PRESENCE_SECONDS, "+inf"))
+        """Agents who can answer now (online or busy, console connected): the wait estimate's divisor."""
+        return sum(1 for p in (await self.statuses()).values() if p["status"] in ("online", "busy"))
 
     async def mark_online(self, agent: str) -> None:
+        """A console heartbeat.  Coming back after a logout counts as choosing "online"."""
         await self.store.redis.zadd(keys.agent_presence(), {agent: self.clock()})
+        raw = await self.store.redis.hget(keys.agent_status(), agent)
+        if raw is None or json.loads(raw)["status"] == "offline":
+            await self.set_status(agent, "online")
+
+    async def set_status(self, agent: str, status: str) -> dict[str, Any]:
+        """online (gets new chats) · busy (keeps chats, gets none) · away · offline (logout)."""
+        if status not in (*STATUSES, "offline"):
+            raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
+        presence = {"status": status, "since": self.clock()}
+        await self.store.redis.hset(keys.agent_status(), agent, json.dumps(presence))
+        await self.events.publish("presence", agent=agent, **presence)
+        if status == "online":
+            self._soon(self.assign_waiting())
+        return presence
+
+    def limit(self, agent: Agent) -> int:
+        """How many chats the agent may hold at once; 0 = unlimited."""
+        return agent.max_chats or self.config.max_chats
 
     async def estimate(self, position: int) -> int:
         """Rough minutes until a human answers the ``position``-th waiting customer."""
         agents = max(1, await self.online_agents())
         return max(1, math.ceil(position * self.config.minutes_per_ticket / agents))
 
+    async def assign_waiting(self) -> int:
+        """Hand waiting tickets, in queue order, to online agents below their limit (least busy
+        or round robin, within the ticket's skill group); returns how many were assigned.
+
+        Safe from any number of workers at once: each assignment is one Lua script that checks
+        the ticket is still waiting and the agent still below their limit."""
+        strategy = self.config.auto_assign
+        if strategy not in ("least_busy", "round_robin") or not self.hours.is_open(self.clock()):
+            return 0
+        presence = await self.statuses()
+        available = [a for a in await self.directory.all()
+                     if not a.disabled and presence.get(a.name, {}).get("status") == "online"]
+        if not available:
+            return 0
+        assigned = 0
+        for ticket in await self.tickets.queued():
+            candidates = [(a.name, self.limit(a) or 1_000_000) for a in available
+                          if not ticket.group or ticket.group in a.groups]
+            if not candidates:
+                continue
+            owner = await self.tickets.assign(ticket.id, candidates, strategy)
+            if not owner:
+                continue
+            assigned += 1
+            log.info("ticket %s assigned to %s (%s)", ticket.id, owner, strategy)
+            try:
+                await self._joined(ticket.id, owner, change="assigned")
+            except (BadRequest, *REDIS_ERRORS) as exc:
+                log.warning("ticket %s assigned to %s, but the customer was not told: %s", ticket.id, owner, exc)
+        if assigned:
+            self._soon(self.announce_positions())
+        return assigned
+
+    async def return_absent(self) -> int:
+        """Re-queue the chats of agents gone longer than ``offline_grace_minutes`` (logged out,
+        browser closed or dead), at their old place, telling each customer; returns how many."""
+        now = self.clock()
+        grace = self.config.offline_grace_minutes * 60
+        if grace <= 0:  # switched off: chats stay with their owner
+            return 0
+        presence = await self.statuses()
+        returned = 0
+        for ticket in await self.tickets.active():
+            state = presence.get(ticket.owner, {"status": "offline", "since": 0.0, "last_seen": 0.0})
+            if state["status"] != "offline":
+                continue
+            gone_at = max(state["last_seen"], state["since"]) if state["since"] else state["last_seen"]
+            gone_at = max(gone_at, ticket.claimed_at)
+            if now - gone_at < grace or not await self.tickets.requeue(ticket, expected_owner=ticket.owner):
+                continue
+            returned += 1
+            minutes = max(1, int((now - gone_at) // 60))
+            await self.tickets.add_note(ticket.id, "system", f"back to the queue: {ticket.owner} offline for "
+                                        f"{minutes} min", kind="returned")
+            fresh = await self._ticket(ticket.id)
+            await self.events.publish("ticket", ticket=fresh.to_json(), change="returned", previous=ticket.owner)
+            position = await self.tickets.position(ticket.id) or 1
+            try:
+                await self._tell(fresh, _said("agent_gone", position=position), state=ConversationState.WAITING,
+                                 kind="returned")
+            except (BadRequest, *REDIS_ERRORS) as exc:
+                log.info("return notice for %s not sent: %s", ticket.id, exc)
+        if returned:
+            await self.assign_waiting()
+        return returned
+
     async def announce_positions(self) -> None:
         """Tell waiting customers who moved up; at most once per ``queue_update_seconds`` each."""
         if not self.hours.is_open(self.clock()):
             return
+        online = await self.online_agents()
         for index, ticket in enumerate(await self.tickets.queued()):
             if index >= 20:
                 break
@@ -191,7 +359,7 @@ class HumanDesk:
             if self.clock() - last_at < self.config.queue_update_seconds:
                 continue
             await self.tickets.set_fields(ticket.id, last_position=str(position), last_position_at=repr(self.clock()))
-            wait = await self.estimate(position)
+            wait = await self.estimate(position) if online else None
             try:
                 await self._tell(ticket, _queue_moved(position, wait), kind="queue_update")
             except (BadRequest, *REDIS_ERRORS) as exc:
@@ -297,17 +465,26 @@ class HumanDesk:
 
     async def claim(self, ticket_id: str, agent: Agent) -> Ticket:
         ticket = await self._ticket(ticket_id)
-        async with self.store.conversation_lock(ticket.conversation_id):
-            if not await self.tickets.claim(ticket_id, agent.name):
-                current = await self._ticket(ticket_id)
-                who = f" by {current.owner}" if current.owner else ""
-                raise BadRequest(f"ticket {ticket_id} is already {current.status}{who}", status=409)
-            ticket = await self._ticket(ticket_id)
-            written = await self._write(ticket, lambda lang: Reply(say("agent_joined", lang, agent=agent.name)),
-                                        state=ConversationState.AGENT, kind="agent_joined")
-        await self.events.publish("ticket", ticket=ticket.to_json(), change="claimed")
-        await self._publish_and_deliver(ticket, *written, strict=False)
+        limit = self.limit(agent)
+        got = await self.tickets.claim(ticket_id, agent.name, limit)
+        if got == -1:
+            raise BadRequest(f"you already have {limit} chats (your limit); resolve one first", status=409)
+        if not got:
+            current = await self._ticket(ticket_id)
+            who = f" by {current.owner}" if current.owner else ""
+            raise BadRequest(f"ticket {ticket_id} is already {current.status}{who}", status=409)
+        ticket = await self._joined(ticket.id, agent.name, change="claimed")
         self._soon(self.announce_positions())
+        return ticket
+
+    async def _joined(self, ticket_id: str, owner: str, change: str) -> Ticket:
+        """After a claim or an assignment: the customer is told who joined, consoles are told."""
+        ticket = await self._ticket(ticket_id)
+        async with self.store.conversation_lock(ticket.conversation_id):
+            written = await self._write(ticket, _said("agent_joined", agent=owner),
+                                        state=ConversationState.AGENT, kind="agent_joined")
+        await self.events.publish("ticket", ticket=ticket.to_json(), change=change)
+        await self._publish_and_deliver(ticket, *written, strict=False)
         return ticket
 
     async def send(self, ticket_id: str, agent: Agent, text: str) -> tuple[TranscriptLine, str]:
@@ -317,8 +494,11 @@ class HumanDesk:
             raise BadRequest(f"a message is 1-{MAX_MESSAGE} characters")
         ticket = await self._ticket(ticket_id)
         self._owned(ticket, agent)
-        return await self._tell(ticket, lambda lang: Reply(text), role=Role.AGENT, agent=agent.name,
+        sent = await self._tell(ticket, lambda lang: Reply(text), role=Role.AGENT, agent=agent.name,
                                 state=ConversationState.AGENT, strict=True)
+        if not ticket.first_response_at:  # the team view's first-response time
+            await self.store.redis.hsetnx(keys.agent_ticket(ticket.id), "first_response_at", repr(self.clock()))
+        return sent
 
     async def note(self, ticket_id: str, agent: Agent, text: str) -> dict[str, Any]:
         text = text.strip()
@@ -334,7 +514,13 @@ class HumanDesk:
         self._owned(ticket, agent)
         if to.name == ticket.owner:
             raise BadRequest(f"{to.name} already owns ticket {ticket_id}", status=409)
-        if not await self.tickets.transfer(ticket_id, to.name, "" if agent.admin else agent.name):
+        if to.disabled:
+            raise BadRequest(f"{to.name} is disabled", status=409)
+        limit = self.limit(to)
+        got = await self.tickets.transfer(ticket_id, to.name, "" if agent.admin else agent.name, limit)
+        if got == -1:
+            raise BadRequest(f"{to.name} already has {limit} chats (their limit)", status=409)
+        if not got:
             raise BadRequest(f"ticket {ticket_id} changed meanwhile; reload", status=409)
         await self.tickets.add_note(ticket_id, agent.name, f"transferred {ticket.owner} → {to.name}", kind="transfer")
         ticket = await self._ticket(ticket_id)
@@ -343,9 +529,67 @@ class HumanDesk:
                          kind="agent_transferred")
         return ticket
 
-    async def resolve(self, ticket_id: str, agent: Agent) -> Ticket:
-        """Close the ticket, give the conversation back to the bot and ask for a rating."""
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.config.groups if g.name]
+
+    async def transfer_to_group(self, ticket_id: str, agent: Agent, group: str) -> Ticket:
+        """Back to the queue for a skill group (售后, English...): the next free agent of that group
+        gets it, at the customer's old place in the queue."""
+        if group not in self.group_names():
+            raise BadRequest(f"no group {group!r}; groups: {', '.join(self.group_names()) or 'none configured'}",
+                             status=404)
+        ticket = await self._ticket(ticket_id)
+        self._owned(ticket, agent)
+        if not await self.tickets.requeue(ticket, "" if agent.admin else agent.name, group=group):
+            raise BadRequest(f"ticket {ticket_id} changed meanwhile; reload", status=409)
+        await self.tickets.add_note(ticket_id, agent.name, f"transferred {ticket.owner} → group {group}",
+                                    kind="transfer")
+        ticket = await self._ticket(ticket_id)
+        await self.events.publish("ticket", ticket=ticket.to_json(), change="transferred", group=group)
+        await self._tell(ticket, _said("group_transferred", group=group), state=ConversationState.WAITING,
+                         kind="agent_transferred")
+        await self.assign_waiting()
+        return await self._ticket(ticket_id)
+
+    async def reassign(self, ticket_id: str, lead: Agent, to: Agent) -> Ticket:
+        """A team lead moves a waiting or claimed ticket to an agent."""
+        if not lead.admin:
+            raise BadRequest("admins only", status=403)
+        ticket = await self._ticket(ticket_id)
+        if ticket.status == "queued":
+            return await self.claim(ticket_id, to)
+        return await self.transfer(ticket_id, lead, to)
+
+    async def resolve(self, ticket_id: str, agent: Agent, wrapup: Mapping[str, Any] | None = None) -> Ticket:
+        """Close the ticket with its wrap-up (会话小结), give the conversation back to the bot and
+        ask for a rating."""
+        clean = self.check_wrapup(wrapup or {})
+        if clean:
+            ticket = await self._ticket(ticket_id)
+            self._owned(ticket, agent)
+            await self.tickets.set_fields(ticket_id, wrapup=json.dumps(clean, ensure_ascii=False))
         return await self._close(ticket_id, agent, "resolved", ask, ConversationState.CLOSED, "survey")
+
+    def check_wrapup(self, wrapup: Mapping[str, Any]) -> dict[str, Any]:
+        """{category, tags, outcome}, each optional; one clear line for what is wrong."""
+        unknown = set(wrapup) - {"category", "tags", "outcome"}
+        if unknown:
+            raise BadRequest(f"wrap-up: unknown field(s) {', '.join(sorted(unknown))}; use category, tags, outcome")
+        category = wrapup.get("category", "")
+        if not isinstance(category, str) or len(category) > 60:
+            raise BadRequest("wrap-up 'category' must be text of at most 60 characters")
+        tags = wrapup.get("tags", [])
+        if isinstance(tags, str):
+            tags = [t for t in re.split(r"[,，、\s]+", tags) if t]
+        if not isinstance(tags, list) or len(tags) > 10 or \
+                not all(isinstance(t, str) and 0 < len(t.strip()) <= 30 for t in tags):
+            raise BadRequest("wrap-up 'tags' must be up to 10 words of at most 30 characters each")
+        outcome = wrapup.get("outcome", "")
+        if not isinstance(outcome, str) or len(outcome) > 200:
+            raise BadRequest("wrap-up 'outcome' must be one line of at most 200 characters")
+        clean: dict[str, Any] = {"category": category.strip(), "tags": [t.strip() for t in tags],
+                                 "outcome": outcome.strip()}
+        return clean if any(clean.values()) else {}
 
     async def hand_back(self, ticket_id: str, agent: Agent) -> Ticket:
         """Return the conversation to the bot without a survey (e.g. the customer only had an FAQ)."""
@@ -365,6 +609,7 @@ class HumanDesk:
                 await self.store.redis.set(keys.agent_survey(ticket.conversation_id), json.dumps(survey), ex=ttl)
             ticket = await self._ticket(ticket_id)
             written = await self._write(ticket, make, state=state, kind=kind)
+            await self.tickets.set_fields(ticket_id, text=_searchable(written[1], ticket.created_at))
         await self.events.publish("ticket", ticket=ticket.to_json(), change=status)
         await self._publish_and_deliver(ticket, *written, strict=False)
         return ticket
@@ -387,7 +632,7 @@ class HumanDesk:
         redis = self.store.redis
         lease = max(1, int(self.config.sla_check_seconds))
         if not await redis.set(keys.agent_sla_lock(), "1", nx=True, ex=lease):
-            return {"escalated": 0, "reminded": 0}
+            return {"escalated": 0, "reminded": 0, "returned": 0, "assigned": 0}
         now = self.clock()
         escalated = reminded = 0
         if self.hours.is_open(now):
@@ -402,13 +647,15 @@ class HumanDesk:
                                                 kind="escalated")
                     fresh = await self.tickets.get(ticket.id)
                     await self.events.publish("escalated", ticket=(fresh or ticket).to_json(), minutes=minutes)
+        returned = await self.return_absent()
+        assigned = await self.assign_waiting()
         due: list[str] = await redis.zrangebyscore(keys.agent_followups(), "-inf", now)  # type: ignore[assignment]
         for raw in due:
             if await redis.zrem(keys.agent_followups(), raw):  # only one worker wins each reminder
                 reminded += 1
                 reminder = json.loads(raw)
                 await self.events.publish("reminder", **reminder)
-        return {"escalated": escalated, "reminded": reminded}
+        return {"escalated": escalated, "reminded": reminded, "returned": returned, "assigned": assigned}
 
     async def pending_reminders(self, agent: str) -> list[dict[str, Any]]:
         rows: list[str] = await self.store.redis.zrange(keys.agent_followups(), 0, -1)  # type: ignore[assignment]
@@ -422,6 +669,73 @@ class HumanDesk:
         return {"ratings": items, "count": len(scores),
                 "average": round(sum(scores) / len(scores), 2) if scores else None}
 
+    async def resolved(self, *, text: str = "", agent: str = "", tag: str = "", customer: str = "",
+                       since: float = 0.0, until: float = 0.0, limit: int = 50) -> list[dict[str, Any]]:
+        """Closed tickets, newest first, matching every filter given: a word from the conversation,
+        its wrap-up or summary; the agent; a wrap-up tag or category; the customer's name or id;
+        a closing-time range."""
+        needle, who, label = text.strip().lower(), customer.strip().lower(), tag.strip().lower()
+        found: list[dict[str, Any]] = []
+        for ticket in await self.tickets.closed(since):
+            if until and ticket.closed_at > until:
+                continue
+            if agent and ticket.owner != agent:
+                continue
+            wrap = ticket.wrapup
+            if label and label not in [t.lower() for t in wrap.get("tags", [])] and \
+                    label != str(wrap.get("category", "")).lower():
+                continue
+            if who and who not in ticket.customer_name.lower() and who not in ticket.user_id.lower():
+                continue
+            if needle:
+                raw = await self.store.redis.hget(keys.agent_ticket(ticket.id), "text") or ""
+                haystack = " ".join([str(raw), ticket.summary, json.dumps(wrap, ensure_ascii=False), ticket.comment])
+                if needle not in haystack.lower():
+                    continue
+            found.append(ticket.to_json())
+            if len(found) >= limit:
+                break
+        return found
+
+    async def csat(self, agent: str, days: float = 30) -> dict[str, Any]:
+        """The agent's own satisfaction ratings: what customers thought of *their* help."""
+        scores = [t.rating for t in await self.tickets.closed(self.clock() - days * 86_400)
+                  if t.owner == agent and t.rating]
+        return {"count": len(scores), "average": round(sum(scores) / len(scores), 2) if scores else None}
+
+    async def team(self, lead: Agent, days: float = 7) -> dict[str, Any]:
+        """The team lead's live view: each agent's presence and load, their open chats, and over
+        the last ``days`` their first-response times, SLA breaches and CSAT."""
+        if not lead.admin:
+            raise BadRequest("admins only", status=403)
+        now = self.clock()
+        presence = await self.statuses()
+        active = await self.tickets.active()
+        closed = await self.tickets.closed(now - days * 86_400)
+        sla = self.config.unclaimed_sla_minutes * 60
+        rows = []
+        for agent in await self.directory.all():
+            mine = [t for t in active if t.owner == agent.name]
+            handled = [t for t in (*mine, *closed) if t.owner == agent.name]
+            responses = [t.first_response_at - t.claimed_at for t in handled if t.first_response_at and t.claimed_at]
+            late = sum(1 for r in responses if r > sla)
+            late += sum(1 for t in mine if not t.first_response_at and now - t.claimed_at > sla)
+            ratings = [t.rating for t in closed if t.owner == agent.name and t.rating]
+            state = presence.get(agent.name, {"status": "offline", "since": 0.0, "last_seen": 0.0})
+            rows.append({
+                **agent.to_json(), "status": state["status"], "status_since": state["since"],
+                "last_seen": state["last_seen"], "load": len(mine), "limit": self.limit(agent),
+                "open": [t.to_json() for t in mine],
+                "resolved": sum(1 for t in closed if t.owner == agent.name and t.status == "resolved"),
+                "first_response_seconds": round(sum(responses) / len(responses)) if responses else None,
+                "sla_breaches": late,
+                "csat": round(sum(ratings) / len(ratings), 2) if ratings else None,
+            })
+        queued = await self.tickets.queued()
+        return {"agents": rows, "queued": len(queued), "groups": self.group_names(),
+                "escalated_waiting": sum(1 for t in queued if t.escalated_at), "days": days,
+                "online": sum(1 for r in rows if r["status"] in ("online", "busy"))}
+
     async def inbox(self, agent: Agent) -> dict[str, Any]:
         now = self.clock()
         queued = []
@@ -431,9 +745,12 @@ class HumanDesk:
         others: list[dict[str, Any]] = []
         for ticket in await self.tickets.active():
             (mine if ticket.owner == agent.name else others).append(ticket.to_json())
+        presence = (await self.statuses()).get(agent.name, {"status": "offline"})
         return {"queued": queued, "mine": mine, "others": others,
                 "service_open": self.hours.is_open(now), "online_agents": await self.online_agents(),
-                "reminders": await self.pending_reminders(agent.name)}
+                "reminders": await self.pending_reminders(agent.name), "status": presence["status"],
+                "load": len(mine), "limit": self.limit(agent), "csat": await self.csat(agent.name),
+                "groups": self.group_names()}
 
     async def export(self, ticket_id: str) -> str:
         """The ticket's conversation as plain text for records or escalation by e-mail; phone and
@@ -464,3 +781,10 @@ class HumanDesk:
             "notes": await self.tickets.notes(ticket.id),
             "earlier_tickets": [t.to_json() for t in history if t.id != ticket.id],
         }
+
+
+def _searchable(conv: Conversation, since: float) -> str:
+    """The words of a closed ticket's conversation, kept on the ticket for the resolved search
+    (the conversation itself goes on, and expires on its own schedule)."""
+    lines = [line.text for line in conv.transcript if line.at >= since - 3600 and line.role is not Role.SYSTEM]
+    return "\n".join(lines)[-8000:]
