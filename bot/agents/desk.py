@@ -612,6 +612,7 @@ class HumanDesk:
             await self.tickets.set_fields(ticket_id, text=_searchable(written[1], ticket.created_at))
         await self.events.publish("ticket", ticket=ticket.to_json(), change=status)
         await self._publish_and_deliver(ticket, *written, strict=False)
+        self._soon(self.assign_waiting())  # a chat slot came free
         return ticket
 
     async def follow_up(self, ticket_id: str, agent: Agent, minutes: float, text: str) -> dict[str, Any]:
