@@ -25,6 +25,7 @@ from bot import keys
 from bot.agents.auth import Agent, AgentDirectory
 from bot.agents.events import EventBus
 from bot.agents.hours import ServiceHours
+from bot.agents.packet import build_packet
 from bot.agents.survey import ask, ask_comment, is_no_comment, parse_rating
 from bot.agents.tickets import PRIORITY, Ticket, TicketStore, candidates_json, mask_phones, summarize
 from bot.channels.base import Channel, DeliveryDeferred
@@ -46,6 +47,7 @@ from bot.types import (
 from handlers import handoff as handoff_handler
 from handlers.texts import say
 from intents.escalation import detect_escalation
+from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger(__name__)
 PRESENCE_SECONDS = 90  # a console that has not been heard from this long is offline
@@ -92,10 +94,24 @@ class HumanDesk:
         self.events = EventBus(store.redis)
         self.directory = AgentDirectory(store.redis, config.agents)
         self.channels: Mapping[str, Channel] = {}
+        self.knowledge: Callable[[], KnowledgeBase] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     def attach_channels(self, channels: Mapping[str, Channel]) -> None:
         self.channels = channels
+
+    def attach_knowledge(self, knowledge: Callable[[], KnowledgeBase]) -> None:
+        """The live knowledge base, so the console can offer the bot's candidates as answers."""
+        self.knowledge = knowledge
+
+    def candidate_answers(self, ticket: Ticket) -> list[dict[str, Any]]:
+        """The bot's candidates with their answer text in the customer's language ("send this")."""
+        kb = self.knowledge() if self.knowledge is not None else None
+        found = []
+        for candidate in ticket.context.get("candidates", []):
+            entry = kb.get(candidate["entry_id"]) if kb is not None else None
+            found.append({**candidate, "answer": entry.answer_in(ticket.language) if entry is not None else ""})
+        return found
 
     # ----- engine side -------------------------------------------------------------------------
 
@@ -112,6 +128,7 @@ class HumanDesk:
             "earlier": [{"id": t.id, "reason": t.reason, "status": t.status, "created_at": t.created_at,
                          "summary": t.summary, "rating": t.rating or None} for t in earlier[-5:]],
             "handoff_at": now,
+            "packet": build_packet(conversation, request),
         }
         online = 0 if after_hours else await self.online_agents()
         ticket, created = await self.tickets.open(
@@ -781,6 +798,7 @@ class HumanDesk:
             "transcript": [] if conv is None else [line_json(line) for line in conv.transcript],
             "notes": await self.tickets.notes(ticket.id),
             "earlier_tickets": [t.to_json() for t in history if t.id != ticket.id],
+            "candidate_answers": self.candidate_answers(ticket),
         }
 
 
