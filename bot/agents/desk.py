@@ -597,7 +597,7 @@ class HumanDesk:
             raise BadRequest("wrap-up 'category' must be text of at most 60 characters")
         tags = wrapup.get("tags", [])
         if isinstance(tags, str):
-            tags = [t for t in re.split(r"[,，、\s]+", tags) if t]
+            tags = [t for t in re.split(r"[,，、]+", tags) if t.strip()]
         if not isinstance(tags, list) or len(tags) > 10 or \
                 not all(isinstance(t, str) and 0 < len(t.strip()) <= 30 for t in tags):
             raise BadRequest("wrap-up 'tags' must be up to 10 words of at most 30 characters each")
