@@ -27,6 +27,10 @@ class SurveyTurn:
 
 
 class AgentDesk(Protocol):
+    async def accepts(self, conversation: Conversation) -> bool:
+        """False for a customer on the blocked list (abuse): the bot stays, no human is called."""
+        ...
+
     async def open_ticket(self, conversation: Conversation, request: HandoffRequest,
                           replies: tuple[Reply, ...] = ()) -> tuple[Reply, ...]:
         """Queue the conversation; return the replies to send (``replies``, possibly amended
@@ -48,6 +52,9 @@ class AgentDesk(Protocol):
 
 
 class LoggingDesk:
+    async def accepts(self, conversation: Conversation) -> bool:
+        return True
+
     async def open_ticket(self, conversation: Conversation, request: HandoffRequest,
                           replies: tuple[Reply, ...] = ()) -> tuple[Reply, ...]:
         log.info("handoff %s: %s (%s)", conversation.id, request.reason, request.detail)

@@ -120,6 +120,11 @@ class Engine:
                          "confidence": round(decision.confidence, 4), "reason": decision.reason}
         lines = [replace(customer_line, meta={**meta, "decision": decision_meta})]
         replies = outcome.replies
+        if outcome.handoff is not None and not await self.desk.accepts(conv):
+            log.info("handoff refused for blocked customer %s", conv.id)
+            conv = conv.evolve(state=ConversationState.BOT, handoff=None)
+            replies = (Reply(say("handoff_refused", decision.language)),)
+            outcome = replace(outcome, handoff=None)
         if outcome.handoff is not None:
             # Queue first (idempotent per conversation), then save: a crash in between leaves a
             # ticket an agent can still claim, never a customer waiting in no queue.

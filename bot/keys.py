@@ -113,6 +113,11 @@ def agent_closed() -> str:
     return f"{PREFIX}agents:closed"
 
 
+def agent_blocked() -> str:
+    """Hash: "channel:user_id" → JSON {name, reason, by, at}: customers who may not reach an agent."""
+    return f"{PREFIX}agents:blocked"
+
+
 def agent_customer_tickets(channel: str, user_id: str) -> str:
     """List of a customer's ticket ids, newest last: the agent sees earlier tickets."""
     return f"{PREFIX}agents:customer:{channel}:{user_id}"

@@ -116,6 +116,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "已记下您的联系方式（{contact}），人工客服会在这里回复您，必要时也会通过它联系您。",
         "en": "Noted your contact ({contact}); the agent will reply here and may also use it to reach you.",
     },
+    "handoff_refused": {
+        "zh": "抱歉，目前无法为您转接人工客服。您的消息已记录；常见问题仍然可以直接问我。",
+        "en": "Sorry, I can't connect you to an agent at the moment. Your message is on record, and you can "
+              "still ask me common questions.",
+    },
     "agent_gone": {
         "zh": "抱歉，为您服务的人工客服暂时离线了。您已回到队列（第{position}位），下一位有空的同事会接着为您处理，"
               "对话记录都在，您不用重复描述。",

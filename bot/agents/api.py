@@ -120,6 +120,8 @@ class AgentApi:
             Route(f"{p}/status", self.status, methods=["POST"]),
             Route(f"{p}/team", self.team, methods=["GET"]),
             Route(f"{p}/resolved", self.resolved, methods=["GET"]),
+            Route(f"{p}/blocked", self.blocked, methods=["GET"]),
+            Route(f"{p}/blocked/{{channel}}/{{user_id}}", self.unblock, methods=["DELETE"]),
             Route(f"{p}/canned", self.canned, methods=["GET"]),
             Route(f"{p}/ratings", self.ratings, methods=["GET"]),
             Route(f"{p}/tickets", self.tickets, methods=["GET"]),
@@ -130,6 +132,7 @@ class AgentApi:
             Route(f"{p}/tickets/{{ticket_id}}/notes", self.note, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/transfer", self.transfer, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/reassign", self.reassign, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/block", self.block, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/resolve", self.resolve, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/handback", self.handback, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/followups", self.followup, methods=["POST"]),
@@ -288,6 +291,22 @@ class AgentApi:
         ticket = await self.desk.transfer(request.path_params["ticket_id"], agent, target)
         return JSONResponse({"ticket": ticket.to_json()})
 
+    async def block(self, request: Request) -> Response:
+        """``{reason}``: the ticket's customer may no longer reach an agent (abuse)."""
+        agent = await self.agent(request)
+        reason = _text(await json_object(request), "reason")
+        ticket = await self.desk.block(request.path_params["ticket_id"], agent, reason)
+        return JSONResponse({"ticket": ticket.to_json()})
+
+    async def blocked(self, request: Request) -> Response:
+        await self.agent(request)
+        return JSONResponse({"blocked": await self.desk.blocked()})
+
+    async def unblock(self, request: Request) -> Response:
+        lead = await self.admin(request)
+        await self.desk.unblock(lead, request.path_params["channel"], request.path_params["user_id"])
+        return JSONResponse({"ok": True})
+
     async def reassign(self, request: Request) -> Response:
         """A team lead gives a waiting or claimed ticket to ``{to}``."""
         lead = await self.admin(request)
@@ -374,6 +393,9 @@ OPENAPI: dict[str, Any] = {
                   "disabled": {"type": "boolean"}, "password": _STR},
             optional=("role", "groups", "max_chats", "disabled", "password")),
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}]}},
+        "/api/agent/blocked": {"get": _op("The blocked customers, newest first, with who blocked them and why")},
+        "/api/agent/blocked/{channel}/{user_id}": {"delete": {**_op("Unblock a customer (admins)"), "parameters": [
+            {"name": n, "in": "path", "required": True, "schema": _STR} for n in ("channel", "user_id")]}},
         "/api/agent/status": {"post": _op("Set your presence: online (gets new chats), busy (keeps chats), away",
                                           body={"status": {"type": "string", "enum": list(STATUSES)}})},
         "/api/agent/team": {"get": _op("Team lead view (admins): each agent's presence, load and open chats; "
@@ -400,6 +422,9 @@ OPENAPI: dict[str, Any] = {
         "/api/agent/tickets/{ticket_id}/transfer": {"post": _op(
             "Transfer to another agent (`to`) or back to the queue for a skill group (`group`)", ticket=True,
             body={"to": _STR, "group": _STR}, optional=("to", "group"))},
+        "/api/agent/tickets/{ticket_id}/block": {"post": _op(
+            "Block the ticket's customer (abuse): the ticket closes; the bot still answers them, no handoff "
+            "reaches an agent until an admin unblocks", ticket=True, body={"reason": _STR})},
         "/api/agent/tickets/{ticket_id}/reassign": {"post": _op(
             "Give a waiting or claimed ticket to an agent (admins)", ticket=True, body={"to": _STR})},
         "/api/agent/tickets/{ticket_id}/resolve": {"post": {**_op(

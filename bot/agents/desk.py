@@ -154,6 +154,47 @@ class HumanDesk:
         queue_line = say("queue_position", language, position=position, wait=wait)
         return (Reply(reply.text + "\n" + queue_line), *replies[1:])
 
+    async def accepts(self, conversation: Conversation) -> bool:
+        return not await self.store.redis.hexists(keys.agent_blocked(),
+                                                  f"{conversation.channel}:{conversation.user_id}")
+
+    async def block(self, ticket_id: str, agent: Agent, reason: str) -> Ticket:
+        """Put the ticket's customer on the blocked list (abuse) and close the ticket: the bot
+        keeps answering them, but no handoff reaches an agent until an admin unblocks them."""
+        reason = reason.strip()
+        if not reason or len(reason) > 200:
+            raise BadRequest("'reason' must say why, in at most 200 characters")
+        ticket = await self._ticket(ticket_id)
+        if ticket.status == "claimed":
+            self._owned(ticket, agent)
+        record = {"name": ticket.customer_name, "reason": reason, "by": agent.name, "at": self.clock(),
+                  "channel": ticket.channel, "user_id": ticket.user_id}
+        await self.store.redis.hset(keys.agent_blocked(), f"{ticket.channel}:{ticket.user_id}",
+                                    json.dumps(record, ensure_ascii=False))
+        await self.tickets.add_note(ticket.id, agent.name, f"customer blocked: {reason}", kind="blocked")
+        log.info("customer %s:%s blocked by %s", ticket.channel, ticket.user_id, agent.name)
+        if ticket.open:
+            async with self.store.conversation_lock(ticket.conversation_id):
+                if await self.tickets.close(ticket, "blocked"):
+                    written = await self._write(ticket, _said("handed_back"), state=ConversationState.BOT,
+                                                kind="handed_back")
+                    await self._publish_and_deliver(ticket, *written, strict=False)
+        fresh = await self._ticket(ticket_id)
+        await self.events.publish("ticket", ticket=fresh.to_json(), change="blocked")
+        self._soon(self.assign_waiting())
+        return fresh
+
+    async def blocked(self) -> list[dict[str, Any]]:
+        rows: dict[str, str] = await self.store.redis.hgetall(keys.agent_blocked())  # type: ignore[assignment]
+        return sorted((json.loads(raw) for raw in rows.values()), key=lambda r: -float(r["at"]))
+
+    async def unblock(self, lead: Agent, channel: str, user_id: str) -> None:
+        if not lead.admin:
+            raise BadRequest("admins only", status=403)
+        if not await self.store.redis.hdel(keys.agent_blocked(), f"{channel}:{user_id}"):
+            raise BadRequest(f"{channel}:{user_id} is not blocked", status=404)
+        log.info("customer %s:%s unblocked by %s", channel, user_id, lead.name)
+
     def route(self, conversation: Conversation, request: HandoffRequest) -> str:
         """The skill group a new ticket goes to: the first whose languages or entry patterns match."""
         top = request.candidates[0].entry_id if request.candidates else ""

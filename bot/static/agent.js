@@ -234,6 +234,7 @@
     $("claim").hidden = t.status !== "queued";
     $("export").href = `/api/agent/tickets/${encodeURIComponent(id)}/export`;
     ["transfer", "transfer-to", "handback", "resolve"].forEach((b) => { $(b).hidden = !mine; });
+    $("block").hidden = !(mine || t.status === "queued");
     $("composer").hidden = !mine;
     if (mine && state.filledFor !== id) {  /* once per ticket: keep what the agent has typed */
       state.filledFor = id;
@@ -471,7 +472,28 @@
     });
   }
 
+  async function loadBlocked() {
+    let data;
+    try { data = await api("GET", "/blocked"); } catch (e) { return; }
+    const rows = $("blocked-rows");
+    rows.replaceChildren();
+    data.blocked.forEach((b) => {
+      const tr = el("tr");
+      [`${b.name || "—"} (${b.channel}:${b.user_id})`, b.reason, b.by, day(b.at)].forEach((v) => tr.appendChild(el("td", "", v)));
+      const td = el("td");
+      td.appendChild(button("解除 Unblock", "ghost mini", async () => {
+        try { await api("DELETE", `/blocked/${encodeURIComponent(b.channel)}/${encodeURIComponent(b.user_id)}`); toast("已解除 Unblocked"); }
+        catch (e) { toast("✖ " + e.message, true); }
+        loadBlocked();
+      }));
+      tr.appendChild(td);
+      rows.appendChild(tr);
+    });
+    if (!data.blocked.length) { const tr = el("tr"); tr.appendChild(el("td", "empty", "—")); rows.appendChild(tr); }
+  }
+
   async function loadPeople() {
+    loadBlocked();
     let data;
     try { data = await api("GET", "/agents"); } catch (e) { toast("✖ " + e.message, true); return; }
     state.agents = data.agents;
@@ -573,6 +595,10 @@
     if (confirm(`转接给 Transfer to ${kind === "group" ? "组 group " : ""}${name}?`)) {
       act("/transfer", body, () => toast("已转接 Transferred to " + name));
     }
+  });
+  $("block").addEventListener("click", () => {
+    const reason = prompt("拉黑原因（同事可见）· Why block this customer? (colleagues see it)");
+    if (reason && reason.trim()) act("/block", { reason: reason.trim() }, () => toast("已拉黑 Blocked"));
   });
   $("handback").addEventListener("click", () => act("/handback", undefined, () => toast("已转回机器人 Handed back")));
   $("resolve").addEventListener("click", () => {

@@ -10,13 +10,15 @@ import itertools
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, Config, IntentsConfig, load_config
+from bot.errors import BadRequest
 from bot.runtime import Runtime
-from bot.types import InboundMessage, TurnResult
-from tests.bot.agents.conftest import LI, Clock, RecordingChannel
+from bot.types import Action, ConversationState, InboundMessage, TurnResult
+from tests.bot.agents.conftest import BOSS, LI, Clock, RecordingChannel
 
 _ids = itertools.count()
 ROOT = Path(__file__).resolve().parents[3]
@@ -116,3 +118,33 @@ def test_the_shipped_config_and_faq_agree_about_service_hours() -> None:
     for language in ("zh", "en"):
         assert not clock_times.search(hours["answer"][language]), hours["answer"][language]
     assert "留言" in hours["answer"]["zh"] and "leave a message" in hours["answer"]["en"]
+
+
+async def test_a_blocked_customer_keeps_the_bot_but_reaches_no_agent_until_unblocked(
+        config: Config, redis_client: object) -> None:
+    clock = Clock()
+    runtime, desk = await start(config, redis_client, clock)
+    await desk.mark_online("li")
+    await say(runtime, "转人工", "troll")
+    ticket = await desk.tickets.open_for("web:troll")
+    assert ticket is not None
+    await desk.claim(ticket.id, LI)
+    with pytest.raises(BadRequest) as no_reason:
+        await desk.block(ticket.id, LI, "  ")
+    assert "reason" in str(no_reason.value)
+    await desk.block(ticket.id, LI, "反复辱骂坐席")
+    assert (await desk.tickets.get(ticket.id)).status == "blocked"  # type: ignore[union-attr]
+    assert [b["reason"] for b in await desk.blocked()] == ["反复辱骂坐席"]
+
+    refused = await say(runtime, "转人工，快点", "troll")
+    assert "无法为您转接人工客服" in refused.replies[0].text
+    assert refused.conversation.state is ConversationState.BOT and await desk.tickets.open_for("web:troll") is None
+    answered = await say(runtime, "怎么退货", "troll")  # the bot still helps with the FAQ
+    assert answered.decision is not None and answered.decision.action is Action.ANSWER
+
+    with pytest.raises(BadRequest) as not_admin:
+        await desk.unblock(LI, "web", "troll")
+    assert not_admin.value.status == 403
+    await desk.unblock(BOSS, "web", "troll")
+    again = await say(runtime, "转人工", "troll")
+    assert "第1位" in again.replies[0].text and await desk.tickets.open_for("web:troll") is not None
