@@ -118,6 +118,16 @@ def agent_blocked() -> str:
     return f"{PREFIX}agents:blocked"
 
 
+def agent_customer_card(customer_id: str) -> str:
+    """JSON customer profile the agents keep across channels {name, identities, attributes}."""
+    return f"{PREFIX}agents:card:{customer_id}"
+
+
+def agent_identities() -> str:
+    """Hash: "channel:user_id" → customer id, for identities linked into one customer's profile."""
+    return f"{PREFIX}agents:identities"
+
+
 def agent_customer_tickets(channel: str, user_id: str) -> str:
     """List of a customer's ticket ids, newest last: the agent sees earlier tickets."""
     return f"{PREFIX}agents:customer:{channel}:{user_id}"

@@ -121,6 +121,9 @@ class AgentApi:
             Route(f"{p}/team", self.team, methods=["GET"]),
             Route(f"{p}/resolved", self.resolved, methods=["GET"]),
             Route(f"{p}/blocked", self.blocked, methods=["GET"]),
+            Route(f"{p}/customers/{{channel}}/{{user_id}}", self.customer, methods=["GET"]),
+            Route(f"{p}/customers/{{channel}}/{{user_id}}", self.update_customer, methods=["PATCH"]),
+            Route(f"{p}/customers/{{channel}}/{{user_id}}/link", self.link_customer, methods=["POST"]),
             Route(f"{p}/blocked/{{channel}}/{{user_id}}", self.unblock, methods=["DELETE"]),
             Route(f"{p}/canned", self.canned, methods=["GET"]),
             Route(f"{p}/ratings", self.ratings, methods=["GET"]),
@@ -298,6 +301,34 @@ class AgentApi:
         ticket = await self.desk.block(request.path_params["ticket_id"], agent, reason)
         return JSONResponse({"ticket": ticket.to_json()})
 
+    async def customer(self, request: Request) -> Response:
+        await self.agent(request)
+        params = request.path_params
+        return JSONResponse(await self.desk.customer(params["channel"], params["user_id"]))
+
+    async def update_customer(self, request: Request) -> Response:
+        """``{name?, attributes?: {key: text | null}}``."""
+        await self.agent(request)
+        body = await json_object(request)
+        unknown = set(body) - {"name", "attributes"}
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(sorted(unknown))}; use name, attributes")
+        name, attributes = body.get("name"), body.get("attributes")
+        if name is not None and not isinstance(name, str):
+            raise BadRequest("'name' must be a string")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise BadRequest("'attributes' must be an object of name → text (null removes one)")
+        params = request.path_params
+        return JSONResponse(await self.desk.update_customer(params["channel"], params["user_id"], name=name,
+                                                            attributes=attributes))
+
+    async def link_customer(self, request: Request) -> Response:
+        """``{identity: "telegram:12345"}``: the same person on another channel."""
+        await self.agent(request)
+        identity = _text(await json_object(request), "identity").strip()
+        params = request.path_params
+        return JSONResponse(await self.desk.link_customer(params["channel"], params["user_id"], identity))
+
     async def blocked(self, request: Request) -> Response:
         await self.agent(request)
         return JSONResponse({"blocked": await self.desk.blocked()})
@@ -362,6 +393,7 @@ def _op(summary: str, *, body: dict[str, Any] | None = None, ticket: bool = Fals
 
 
 _STR = {"type": "string"}
+_CUSTOMER = [{"name": n, "in": "path", "required": True, "schema": _STR} for n in ("channel", "user_id")]
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "Kefu agent API", "version": "1",
@@ -393,9 +425,18 @@ OPENAPI: dict[str, Any] = {
                   "disabled": {"type": "boolean"}, "password": _STR},
             optional=("role", "groups", "max_chats", "disabled", "password")),
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}]}},
+        "/api/agent/customers/{channel}/{user_id}": {
+            "get": _op("A customer's profile across linked channels: name, channel ids, every ticket with its "
+                       "outcome and rating, open follow-ups, attributes"),
+            "patch": _op("Set the customer's name and attributes ({key: text}, null removes one)",
+                         body={"name": _STR, "attributes": {"type": "object"}}, optional=("name", "attributes")),
+            "parameters": _CUSTOMER},
+        "/api/agent/customers/{channel}/{user_id}/link": {"post": {**_op(
+            "Link another channel id of the same person (`identity`: channel:user_id) into this profile",
+            body={"identity": _STR}), "parameters": _CUSTOMER}},
         "/api/agent/blocked": {"get": _op("The blocked customers, newest first, with who blocked them and why")},
-        "/api/agent/blocked/{channel}/{user_id}": {"delete": {**_op("Unblock a customer (admins)"), "parameters": [
-            {"name": n, "in": "path", "required": True, "schema": _STR} for n in ("channel", "user_id")]}},
+        "/api/agent/blocked/{channel}/{user_id}": {"delete": {**_op("Unblock a customer (admins)"),
+                                                              "parameters": _CUSTOMER}},
         "/api/agent/status": {"post": _op("Set your presence: online (gets new chats), busy (keeps chats), away",
                                           body={"status": {"type": "string", "enum": list(STATUSES)}})},
         "/api/agent/team": {"get": _op("Team lead view (admins): each agent's presence, load and open chats; "

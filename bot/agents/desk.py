@@ -154,6 +154,80 @@ class HumanDesk:
         queue_line = say("queue_position", language, position=position, wait=wait)
         return (Reply(reply.text + "\n" + queue_line), *replies[1:])
 
+    # ----- the customer across channels --------------------------------------------------------
+
+    async def _card(self, identity: str) -> tuple[str, dict[str, Any]]:
+        customer_id = str(await self.store.redis.hget(keys.agent_identities(), identity) or identity)
+        raw = await self.store.redis.get(keys.agent_customer_card(customer_id))
+        card: dict[str, Any] = json.loads(raw) if raw else {"name": "", "identities": [identity], "attributes": {}}
+        return customer_id, card
+
+    async def customer(self, channel: str, user_id: str) -> dict[str, Any]:
+        """One customer's profile across their linked channels: name, channel ids, every ticket
+        with its outcome and rating, open follow-ups and the attributes agents noted."""
+        customer_id, card = await self._card(f"{channel}:{user_id}")
+        tickets: list[Ticket] = []
+        for identity in card["identities"]:
+            ident_channel, _, ident_user = identity.partition(":")
+            tickets += await self.tickets.customer_history(ident_channel, ident_user)
+        tickets.sort(key=lambda t: t.created_at, reverse=True)
+        ids = {t.id for t in tickets}
+        rows: list[str] = await self.store.redis.zrange(keys.agent_followups(), 0, -1)  # type: ignore[assignment]
+        followups = [r for r in (json.loads(raw) for raw in rows) if r["ticket_id"] in ids]
+        name = card.get("name") or next((t.customer_name for t in tickets if t.customer_name), "")
+        ratings = [t.rating for t in tickets if t.rating]
+        return {"id": customer_id, "name": name, "identities": card["identities"],
+                "attributes": card.get("attributes", {}), "followups": followups,
+                "tickets": [t.to_json() for t in tickets],
+                "csat": round(sum(ratings) / len(ratings), 2) if ratings else None}
+
+    async def update_customer(self, channel: str, user_id: str, *, name: str | None = None,
+                              attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Set the name and free-form attributes (a value of null removes one)."""
+        customer_id, card = await self._card(f"{channel}:{user_id}")
+        if name is not None:
+            if len(name) > 64:
+                raise BadRequest("'name' is at most 64 characters")
+            card["name"] = name.strip()
+        if attributes is not None:
+            current: dict[str, str] = dict(card.get("attributes", {}))
+            for key, value in attributes.items():
+                if not isinstance(key, str) or not 0 < len(key.strip()) <= 30:
+                    raise BadRequest("an attribute name is 1-30 characters")
+                if value is None:
+                    current.pop(key.strip(), None)
+                elif isinstance(value, str | int | float) and not isinstance(value, bool) and len(str(value)) <= 200:
+                    current[key.strip()] = str(value)
+                else:
+                    raise BadRequest(f"attribute {key!r}: a value is text of at most 200 characters, or null to remove")
+            if len(current) > 30:
+                raise BadRequest("at most 30 attributes per customer")
+            card["attributes"] = current
+        await self.store.redis.set(keys.agent_customer_card(customer_id), json.dumps(card, ensure_ascii=False))
+        return await self.customer(channel, user_id)
+
+    async def link_customer(self, channel: str, user_id: str, other: str) -> dict[str, Any]:
+        """The same person on another channel ("telegram:12345"): one profile, all their tickets."""
+        ident_channel, sep, ident_user = other.partition(":")
+        if not sep or not ident_channel or not ident_user or len(other) > 200:
+            raise BadRequest("'identity' must be channel:user_id, e.g. telegram:12345")
+        customer_id, card = await self._card(f"{channel}:{user_id}")
+        other_id, other_card = await self._card(other)
+        if other_id == customer_id:
+            raise BadRequest(f"{other} is already this customer", status=409)
+        merged = list(dict.fromkeys([*card["identities"], *other_card["identities"]]))
+        card["identities"] = merged
+        card["attributes"] = {**other_card.get("attributes", {}), **card.get("attributes", {})}
+        card["name"] = card.get("name") or other_card.get("name", "")
+        async with self.store.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.agent_customer_card(customer_id), json.dumps(card, ensure_ascii=False))
+            for identity in merged:
+                pipe.hset(keys.agent_identities(), identity, customer_id)
+            if other_id != customer_id:
+                pipe.delete(keys.agent_customer_card(other_id))
+            await pipe.execute()
+        return await self.customer(channel, user_id)
+
     async def accepts(self, conversation: Conversation) -> bool:
         return not await self.store.redis.hexists(keys.agent_blocked(),
                                                   f"{conversation.channel}:{conversation.user_id}")
@@ -840,6 +914,7 @@ class HumanDesk:
             "notes": await self.tickets.notes(ticket.id),
             "earlier_tickets": [t.to_json() for t in history if t.id != ticket.id],
             "candidate_answers": self.candidate_answers(ticket),
+            "customer": await self.customer(ticket.channel, ticket.user_id),
         }
 
 

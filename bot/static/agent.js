@@ -305,12 +305,14 @@
       cands.appendChild(row);
     });
     if (!answers.length) cands.appendChild(el("div", "empty", "—"));
+    renderCustomer(d);
     const earlier = $("ctx-earlier");
     earlier.replaceChildren();
-    d.earlier_tickets.forEach((e) => earlier.appendChild(el("div", "cand",
-      `${new Date(e.created_at * 1000).toLocaleDateString()} ${REASON[e.reason] || e.reason} · ${e.status}`
+    const before = d.customer ? d.customer.tickets.filter((e) => e.id !== t.id) : d.earlier_tickets;
+    before.forEach((e) => earlier.appendChild(el("div", "cand",
+      `${new Date(e.created_at * 1000).toLocaleDateString()} ${e.channel} ${REASON[e.reason] || e.reason} · ${e.status}`
       + `${e.wrapup && e.wrapup.outcome ? " · " + e.wrapup.outcome : ""}${e.rating ? " · ★" + e.rating : ""}`)));
-    if (!d.earlier_tickets.length) earlier.appendChild(el("div", "empty", "首次 first ticket"));
+    if (!before.length) earlier.appendChild(el("div", "empty", "首次 first ticket"));
     const notes = $("notes");
     notes.replaceChildren();
     d.notes.forEach((n) => {
@@ -319,6 +321,29 @@
       div.appendChild(el("div", "", n.text));
       notes.appendChild(div);
     });
+  }
+
+  function renderCustomer(d) {
+    const box = $("ctx-customer");
+    box.replaceChildren();
+    const c = d.customer;
+    if (!c) return;
+    box.appendChild(el("div", "", (c.name || who(d.ticket)) + (c.csat ? ` · ★${c.csat}` : "")));
+    const ids = el("div", "ids");
+    c.identities.forEach((i) => ids.appendChild(el("span", "badge", i)));
+    box.appendChild(ids);
+    Object.entries(c.attributes).forEach(([k, v]) => {
+      const row = el("div", "attr", `${k}: ${v}`);
+      row.appendChild(button("×", "ghost", () => patchCustomer({ attributes: { [k]: null } })));
+      box.appendChild(row);
+    });
+    c.followups.forEach((f) => box.appendChild(el("div", "attr", `⏰ ${f.agent} · ${day(f.due)} · ${f.text || ""}`)));
+  }
+  async function patchCustomer(body) {
+    const t = state.detail.ticket;
+    try { await api("PATCH", `/customers/${encodeURIComponent(t.channel)}/${encodeURIComponent(t.user_id)}`, body); }
+    catch (e) { toast("✖ " + e.message, true); }
+    openTicket(state.current);
   }
 
   async function act(path, body, after) {
@@ -599,6 +624,23 @@
   $("block").addEventListener("click", () => {
     const reason = prompt("拉黑原因（同事可见）· Why block this customer? (colleagues see it)");
     if (reason && reason.trim()) act("/block", { reason: reason.trim() }, () => toast("已拉黑 Blocked"));
+  });
+  $("attr-add").addEventListener("click", () => {
+    const text = $("attr-text").value;
+    const at = text.search(/[=:：]/);
+    if (at < 1) { toast("请写成 key=value · write key=value", true); return; }
+    patchCustomer({ attributes: { [text.slice(0, at).trim()]: text.slice(at + 1).trim() } });
+    $("attr-text").value = "";
+  });
+  $("link-add").addEventListener("click", async () => {
+    const identity = $("link-text").value.trim();
+    if (!identity) return;
+    const t = state.detail.ticket;
+    try {
+      await api("POST", `/customers/${encodeURIComponent(t.channel)}/${encodeURIComponent(t.user_id)}/link`, { identity });
+      $("link-text").value = ""; toast("已关联 Linked " + identity);
+    } catch (e) { toast("✖ " + e.message, true); }
+    openTicket(state.current);
   });
   $("handback").addEventListener("click", () => act("/handback", undefined, () => toast("已转回机器人 Handed back")));
   $("resolve").addEventListener("click", () => {

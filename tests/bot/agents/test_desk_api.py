@@ -169,3 +169,37 @@ async def test_transfer_to_a_group_over_the_api(client: httpx.AsyncClient, conso
     moved = await client.post(f"/api/agent/tickets/{ticket_id}/transfer", json={"group": "English"}, headers=li)
     assert moved.status_code == 200 and moved.json()["ticket"]["status"] == "queued"
     assert moved.json()["ticket"]["group"] == "English"
+
+
+async def test_one_customer_across_channels_with_outcomes_followups_and_attributes(
+        client: httpx.AsyncClient, console: AgentConsole, clock: Clock) -> None:
+    li = await as_(client, "li")
+    desk = console.desk
+    await hand_off(desk, "web1", ["台灯坏了"], reason="complaint")
+    web = (await desk.tickets.queued())[0]
+    await client.post(f"/api/agent/tickets/{web.id}/claim", headers=li)
+    await client.post(f"/api/agent/tickets/{web.id}/resolve", headers=li,
+                      json={"wrapup": {"category": "质量问题", "outcome": "补发新台灯"}})
+    clock.advance(60)
+    await hand_off(desk, "tg1", ["补发的还没到"], reason="human_request", channel="telegram")
+    tg = (await desk.tickets.queued())[0]
+    await client.post(f"/api/agent/tickets/{tg.id}/claim", headers=li)
+    await client.post(f"/api/agent/tickets/{tg.id}/followups", headers=li, json={"minutes": 60, "text": "查物流"})
+
+    bad = await client.post("/api/agent/customers/telegram/u-tg1/link", headers=li, json={"identity": "u-web1"})
+    assert bad.status_code == 400 and "channel:user_id" in bad.json()["error"]
+    linked = await client.post("/api/agent/customers/telegram/u-tg1/link", headers=li, json={"identity": "web:u-web1"})
+    assert linked.status_code == 200
+    profile = (await client.get("/api/agent/customers/web/u-web1")).json()  # either channel id: one customer
+    assert sorted(profile["identities"]) == ["telegram:u-tg1", "web:u-web1"]
+    assert [t["channel"] for t in profile["tickets"]] == ["telegram", "web"]
+    assert profile["tickets"][1]["wrapup"]["outcome"] == "补发新台灯"
+    assert [f["text"] for f in profile["followups"]] == ["查物流"]
+
+    wrong = await client.patch("/api/agent/customers/web/u-web1", headers=li, json={"attributes": {"会员": ["gold"]}})
+    assert wrong.status_code == 400 and "会员" in wrong.json()["error"]
+    await client.patch("/api/agent/customers/web/u-web1", headers=li,
+                       json={"name": "张女士", "attributes": {"会员等级": "金穗", "偏好": "只接受补发"}})
+    await client.patch("/api/agent/customers/telegram/u-tg1", headers=li, json={"attributes": {"偏好": None}})
+    detail = (await client.get(f"/api/agent/tickets/{tg.id}")).json()
+    assert detail["customer"]["name"] == "张女士" and detail["customer"]["attributes"] == {"会员等级": "金穗"}
