@@ -51,8 +51,8 @@
     $("toasts").appendChild(t);
     setTimeout(() => t.remove(), 8000);
   }
-  function notify(text) {
-    toast(text, true);
+  function notify(text, calm) {
+    toast(text, !calm);
     if ("Notification" in window && Notification.permission === "granted") new Notification("Kefu", { body: text });
   }
 
@@ -102,7 +102,7 @@
       scheduleInbox(); refreshCurrent(); scheduleTeam();
       const data = ev.data ? JSON.parse(ev.data) : {};
       if (data.change === "assigned" && data.ticket && data.ticket.owner === state.me) {
-        notify(`新会话已分配给您 New chat assigned: ${who(data.ticket)}`);
+        notify(`新会话已分配给您 New chat assigned: ${who(data.ticket)}`, true);
       }
     }));
     src.addEventListener("presence", scheduleTeam);

@@ -110,7 +110,11 @@ def test_a_shift_two_agents_assignment_group_transfer_wrapup_team_view_and_searc
     expect(li.locator("#ctx-packet")).to_contain_text("生气")
     expect(li.locator("#ctx-first")).to_contain_text("抱歉")
     expect(li.locator("#transfer-to")).to_have_value("")
+    li.locator("#context").evaluate("pane => { pane.scrollTop = 0; }")
     li.screenshot(path=str(img / "agent-packet.png"))
+    li.fill("#attr-text", "会员=金穗")  # noted on the customer's profile, which follows them to wang
+    li.click("#attr-add")
+    expect(li.locator("#ctx-customer")).to_contain_text("会员: 金穗")
     li.select_option("#transfer-to", "group:English")
     li.once("dialog", lambda dialog: dialog.accept())
     li.click("#transfer")
@@ -119,6 +123,7 @@ def test_a_shift_two_agents_assignment_group_transfer_wrapup_team_view_and_searc
     wang.locator("#mine .ticket", has_text="台灯").click()
     expect(wang.locator("#transcript .line.system").nth(-2)).to_contain_text("English")
     expect(wang.locator("#transcript .line.system").last).to_contain_text("人工客服wang已接入")
+    expect(wang.locator("#ctx-customer")).to_contain_text("会员: 金穗")
     expect(wang.locator("#my-load")).to_contain_text("2/2")
 
     # wang answers the English customer with a "/" shortcut and resolves with a wrap-up
@@ -189,6 +194,8 @@ def _layout_is_tidy(page: Page) -> None:
     title = page.locator("#chat-title").bounding_box()
     assert head is not None and title is not None
     assert head["height"] <= 3.2 * title["height"] + 20, (head, title)
+    fits = page.locator("#chat-head .actions").evaluate("row => row.scrollWidth <= row.clientWidth + 1")
+    assert fits, "the chat actions do not fit on one row"
 
 
 def test_claim_never_covers_the_summary_and_the_header_fits(served: tuple[Browser, str]) -> None:
@@ -212,4 +219,13 @@ def test_claim_never_covers_the_summary_and_the_header_fits(served: tuple[Browse
         ticket.click()
         expect(page.locator("#claim")).to_be_visible()
         _layout_is_tidy(page)
+        if width == 1440:  # abuse: li blocks the customer; the lead sees who and why
+            page.once("dialog", lambda dialog: dialog.accept("反复辱骂"))
+            page.click("#block")
+            expect(page.locator("#queued .ticket")).to_have_count(0)
         page.close()
+    boss = browser.new_context(viewport={"width": 1440, "height": 800}).new_page()
+    log_in(boss, base, "boss")
+    boss.click("#tabs .tab[data-tab=people]")
+    expect(boss.locator("#blocked-rows")).to_contain_text("反复辱骂")
+    expect(boss.locator("#blocked-rows")).to_contain_text("li")
