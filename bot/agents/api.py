@@ -426,11 +426,11 @@ OPENAPI: dict[str, Any] = {
             optional=("role", "groups", "max_chats", "disabled", "password")),
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}]}},
         "/api/agent/customers/{channel}/{user_id}": {
-            "get": _op("A customer's profile across linked channels: name, channel ids, every ticket with its "
-                       "outcome and rating, open follow-ups, attributes"),
-            "patch": _op("Set the customer's name and attributes ({key: text}, null removes one)",
-                         body={"name": _STR, "attributes": {"type": "object"}}, optional=("name", "attributes")),
-            "parameters": _CUSTOMER},
+            "get": {**_op("A customer's profile across linked channels: name, channel ids, every ticket with its "
+                          "outcome and rating, open follow-ups, attributes"), "parameters": _CUSTOMER},
+            "patch": {**_op("Set the customer's name and attributes ({key: text}, null removes one)",
+                            body={"name": _STR, "attributes": {"type": "object"}}, optional=("name", "attributes")),
+                      "parameters": _CUSTOMER}},
         "/api/agent/customers/{channel}/{user_id}/link": {"post": {**_op(
             "Link another channel id of the same person (`identity`: channel:user_id) into this profile",
             body={"identity": _STR}), "parameters": _CUSTOMER}},

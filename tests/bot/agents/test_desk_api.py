@@ -5,12 +5,14 @@ agent management."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bot.agents.api import OPENAPI
 from bot.agents.auth import hash_password
 from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
@@ -203,3 +205,20 @@ async def test_one_customer_across_channels_with_outcomes_followups_and_attribut
     await client.patch("/api/agent/customers/telegram/u-tg1", headers=li, json={"attributes": {"偏好": None}})
     detail = (await client.get(f"/api/agent/tickets/{tg.id}")).json()
     assert detail["customer"]["name"] == "张女士" and detail["customer"]["attributes"] == {"会员等级": "金穗"}
+
+
+ADMIN_ONLY = [(method.upper(), re.sub(r"\{(\w+)\}", "x", path)) for path, ops in OPENAPI["paths"].items()
+              for method, op in ops.items() if "(admins)" in op.get("summary", "")]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ONLY)
+async def test_team_lead_routes_are_refused_to_agents(client: httpx.AsyncClient, method: str, path: str) -> None:
+    li = await as_(client, "li")
+    r = await client.request(method, path, json={"to": "li", "name": "x", "password": "long-enough-1"}, headers=li)
+    assert r.status_code == 403 and "admins only" in r.json()["error"], (method, path, r.text)
+
+
+def test_every_team_lead_route_is_listed() -> None:
+    assert {path for _, path in ADMIN_ONLY} >= {"/api/agent/team", "/api/agent/agents", "/api/agent/agents/x",
+                                                 "/api/agent/tickets/x/reassign", "/api/agent/blocked/x/x",
+                                                 "/api/agent/ratings"}
