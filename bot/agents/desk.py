@@ -909,6 +909,7 @@ class HumanDesk:
             "conversation": None if conv is None else {
                 "id": conv.id, "state": conv.state.value, "language": conv.language,
                 "profile": conv.profile.to_json(),
+                "slots": {k: v for k, v in conv.slots.items() if not k.startswith("_")},  # the order card
             },
             "transcript": [] if conv is None else [line_json(line) for line in conv.transcript],
             "notes": await self.tickets.notes(ticket.id),

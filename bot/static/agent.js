@@ -338,6 +338,14 @@
       box.appendChild(row);
     });
     c.followups.forEach((f) => box.appendChild(el("div", "attr", `⏰ ${f.agent} · ${day(f.due)} · ${f.text || ""}`)));
+    const slots = Object.entries((d.conversation && d.conversation.slots) || {});
+    if (slots.length) {  /* what a business action (order lookup...) found or asked for */
+      const card = el("dl", "order-card");
+      card.appendChild(el("dt", "", "订单 Order"));
+      card.appendChild(el("dd", "", ""));
+      slots.forEach(([k, v]) => { card.appendChild(el("dt", "", k)); card.appendChild(el("dd", "", String(v))); });
+      box.appendChild(card);
+    }
   }
   async function patchCustomer(body) {
     const t = state.detail.ticket;

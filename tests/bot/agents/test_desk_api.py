@@ -222,3 +222,12 @@ def test_every_team_lead_route_is_listed() -> None:
     assert {path for _, path in ADMIN_ONLY} >= {"/api/agent/team", "/api/agent/agents", "/api/agent/agents/x",
                                                  "/api/agent/tickets/x/reassign", "/api/agent/blocked/x/x",
                                                  "/api/agent/ratings"}
+
+
+async def test_an_order_a_business_action_looked_up_is_on_the_ticket(console: AgentConsole) -> None:
+    desk = console.desk
+    conv, _ = await hand_off(desk, "o1", ["我的订单A1001到哪了", "转人工"], reason="human_request")
+    await desk.store.save_conversation(conv.evolve(slots={"order_id": "A1001", "order_status": "运输中"}), [])
+    ticket = await desk.tickets.open_for(conv.id)
+    assert ticket is not None
+    assert (await desk.detail(ticket.id))["conversation"]["slots"] == {"order_id": "A1001", "order_status": "运输中"}
