@@ -116,6 +116,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "已记下您的联系方式（{contact}），人工客服会在这里回复您，必要时也会通过它联系您。",
         "en": "Noted your contact ({contact}); the agent will reply here and may also use it to reach you.",
     },
+    "action_failed_sorry": {
+        "zh": "抱歉，这个查询暂时没能完成，给您添麻烦了。",
+        "en": "Sorry, I couldn't complete that lookup just now. ",
+    },
     "handoff_refused": {
         "zh": "抱歉，目前无法为您转接人工客服。您的消息已记录；常见问题仍然可以直接问我。",
         "en": "Sorry, I can't connect you to an agent at the moment. Your message is on record, and you can "

@@ -140,7 +140,8 @@ class HumanDesk:
             await self.events.publish("ticket", ticket=ticket.to_json(), change="opened")
             self._soon(self.assign_waiting())
         language = conversation.language
-        apology = say("complaint_apology", language) if request.reason == "complaint" else ""
+        apology = {"complaint": say("complaint_apology", language),
+                   "action_failed": say("action_failed_sorry", language)}.get(request.reason, "")
         if after_hours:
             when = self.hours.describe_next_open(now, language)
             return (Reply(apology + say("after_hours", language, when=when)),)

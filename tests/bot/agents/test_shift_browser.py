@@ -125,6 +125,10 @@ def test_a_shift_two_agents_assignment_group_transfer_wrapup_team_view_and_searc
     expect(wang.locator("#transcript .line.system").last).to_contain_text("人工客服wang已接入")
     expect(wang.locator("#ctx-customer")).to_contain_text("会员: 金穗")
     expect(wang.locator("#my-load")).to_contain_text("2/2")
+    wang.reload()  # everything is in Redis: a reload (on either worker) shows the same desk
+    expect(wang.locator("#live")).to_contain_text("live")
+    expect(wang.locator("#mine .ticket")).to_have_count(2)
+    expect(wang.locator("#status")).to_have_value("online")
 
     # wang answers the English customer with a "/" shortcut and resolves with a wrap-up
     wang.locator("#mine .ticket", has_text="lost").click()
@@ -158,6 +162,8 @@ def test_a_shift_two_agents_assignment_group_transfer_wrapup_team_view_and_searc
     boss.screenshot(path=str(img / "agent-team.png"))
     li.select_option("#status", "busy")
     expect(boss.locator("#team-rows tr[data-agent=li]")).to_contain_text("忙碌")  # live, over SSE
+    li.reload()
+    expect(li.locator("#status")).to_have_value("busy")  # kept across a reload
 
     # ... and finds the resolved conversation by a word from it
     boss.click("#tabs .tab[data-tab=resolved]")
