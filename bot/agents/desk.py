@@ -307,7 +307,10 @@ class HumanDesk:
             fresh = await self.tickets.get(ticket.id)
             await self.events.publish("ticket", ticket=(fresh or ticket).to_json(), change="contact")
             return (Reply(say("contact_noted", language, contact=mask_phones(contact.group(0)))),)
+        since = ticket.created_at if ticket is not None else 0.0
         for earlier in reversed(conversation.transcript):
+            if earlier.at < since:  # a note from an earlier handoff does not count for this one
+                break
             if earlier.role is Role.BOT and earlier.meta.get("kind") in ("waiting_note", "waiting_ack"):
                 if line.at - earlier.at < ACK_QUIET_SECONDS:
                     return ()
