@@ -58,7 +58,7 @@
 
   function showLogin() {
     if (state.source) { state.source.close(); state.source = null; }
-    state.current = null; state.detail = null; state.inbox = null;
+    state.current = null; state.detail = null; state.inbox = null; state.filledFor = null;
     $("chat-head").hidden = true; $("composer").hidden = true; $("ctx").hidden = true; $("ctx-empty").hidden = false;
     $("transcript").replaceChildren(el("div", "", "从左侧选择一个会话 · Pick a ticket on the left"));
     $("transcript").firstChild.id = "placeholder";
@@ -87,6 +87,8 @@
     cat.firstChild.value = "";
     CATEGORIES.forEach((c) => { const o = el("option", "", c); o.value = c; cat.appendChild(o); });
     await refreshInbox();
+    const left = state.inbox ? state.inbox.queued.filter((t) => t.left_message).length : 0;
+    if (left) toast(`有 ${left} 条客户留言等您回复 · ${left} message(s) left while nobody was online`, true);
     if (me.role === "admin") refreshCsat();
     connect();
     if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();

@@ -217,6 +217,9 @@ def test_claim_never_covers_the_summary_and_the_header_fits(served: tuple[Browse
         expect(page.locator("#status")).to_have_value("away")
         ticket = page.locator("#queued .ticket").first
         expect(ticket).to_be_visible()
+        expect(ticket).to_contain_text("留言")  # left while nobody was online: the agent is told on arrival
+        if width == 1024:
+            expect(page.locator("#toasts")).to_contain_text("1 条客户留言")
         claim = ticket.locator(".claim").bounding_box()
         summary = ticket.locator(".summary").bounding_box()
         assert claim is not None and summary is not None
