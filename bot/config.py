@@ -167,12 +167,23 @@ class AgentUserConfig:
     password_hash: str = ""
     role: str = "agent"  # agent | admin
     display_name: str = ""  # the name customers see when this agent joins ("小李"); empty: the login name
+    groups: tuple[str, ...] = ()  # skill groups (e.g. 售后, English) whose tickets they are given
+    max_chats: int = 0  # concurrent chats; 0: agents.max_chats
 
 
 @dataclass(frozen=True)
 class CannedReplyConfig:
     title: str = ""
     text: str = ""
+
+
+@dataclass(frozen=True)
+class SkillGroupConfig:
+    """A team that gets certain tickets: by the customer's language or the bot's best entry."""
+
+    name: str = ""
+    languages: tuple[str, ...] = ()  # e.g. [en]: English-speaking customers
+    entries: tuple[str, ...] = ()  # entry id patterns of the bot's best guess, e.g. [refund-*, return-*]
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,10 @@ class AgentsConfig:
     queue_update_seconds: float = 60.0  # at most one position update per customer this often
     survey_hours: float = 24.0  # a rating given later than this is not taken as a rating
     canned: tuple[CannedReplyConfig, ...] = ()
+    auto_assign: str = "off"  # off | least_busy | round_robin: the desk hands waiting tickets to online agents
+    max_chats: int = 5  # concurrent chats per agent (auto-assignment, claims, transfers); 0: no limit
+    offline_grace_minutes: float = 3.0  # an agent gone this long (logout, dead browser): their chats re-queue
+    groups: tuple[SkillGroupConfig, ...] = ()
 
 
 @dataclass(frozen=True)

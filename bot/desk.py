@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.types import Conversation, ConversationState, HandoffRequest, Reply, TranscriptLine
+from bot.types import Conversation, ConversationState, HandoffRequest, Reply, Role, TranscriptLine
+from handlers.texts import say
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,19 @@ class SurveyTurn:
 
 
 class AgentDesk(Protocol):
+    async def accepts(self, conversation: Conversation) -> bool:
+        """False for a customer on the blocked list (abuse): the bot stays, no human is called."""
+        ...
+
     async def open_ticket(self, conversation: Conversation, request: HandoffRequest,
                           replies: tuple[Reply, ...] = ()) -> tuple[Reply, ...]:
         """Queue the conversation; return the replies to send (``replies``, possibly amended
         with the queue position or replaced by an out-of-hours notice)."""
+        ...
+
+    async def while_waiting(self, conversation: Conversation, line: TranscriptLine) -> tuple[Reply, ...]:
+        """What to tell a customer who writes while queued (the message reached the agent; an
+        escalation moves them up); saved with their line by the engine."""
         ...
 
     async def customer_wrote(self, conversation: Conversation, line: TranscriptLine) -> None: ...
@@ -42,10 +52,22 @@ class AgentDesk(Protocol):
 
 
 class LoggingDesk:
+    async def accepts(self, conversation: Conversation) -> bool:
+        return True
+
     async def open_ticket(self, conversation: Conversation, request: HandoffRequest,
                           replies: tuple[Reply, ...] = ()) -> tuple[Reply, ...]:
         log.info("handoff %s: %s (%s)", conversation.id, request.reason, request.detail)
         return replies
+
+    async def while_waiting(self, conversation: Conversation, line: TranscriptLine) -> tuple[Reply, ...]:
+        """"Please hold on", once per handoff."""
+        for earlier in reversed(conversation.transcript):
+            if earlier.role is Role.BOT:
+                if earlier.meta.get("kind") == "waiting_note":
+                    return ()
+                break
+        return (Reply(say("waiting_note", conversation.language)),)
 
     async def customer_wrote(self, conversation: Conversation, line: TranscriptLine) -> None:
         log.info("customer wrote while waiting in %s", conversation.id)

@@ -127,6 +127,11 @@ class Engine:
                          "confidence": round(decision.confidence, 4), "reason": decision.reason}
         lines = [replace(customer_line, meta={**meta, "decision": decision_meta})]
         replies = outcome.replies
+        if outcome.handoff is not None and not await self.desk.accepts(conv):
+            log.info("handoff refused for blocked customer %s", conv.id)
+            conv = conv.evolve(state=ConversationState.BOT, handoff=None)
+            replies = (Reply(say("handoff_refused", decision.language)),)
+            outcome = replace(outcome, handoff=None)
         if outcome.handoff is not None:
             # Queue first (idempotent per conversation), then save: a crash in between leaves a
             # ticket an agent can still claim, never a customer waiting in no queue.
@@ -146,8 +151,8 @@ class Engine:
             conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
             replies = (Reply(say("cancel_handoff", language)),)
             await self.desk.cancelled(conv)
-        elif conv.state is ConversationState.WAITING and not _recently_noted(conv):
-            replies = (Reply(say("waiting_note", language)),)
+        elif conv.state is ConversationState.WAITING:
+            replies = await self.desk.while_waiting(conv.evolve(language=language), line)
         lines = [line] + [TranscriptLine(Role.BOT, r.text, line.at, {"kind": "waiting_note"}) for r in replies]
         conv = conv.evolve(language=language, updated_at=line.at)
         await self.store.save_conversation(conv, lines)
@@ -184,14 +189,6 @@ def _already_saved(conv: Conversation, message_id: str) -> bool:
     """True if a customer line of this message id is in the stored transcript."""
     return bool(message_id) and any(line.role is Role.CUSTOMER and line.meta.get("message_id") == message_id
                                     for line in reversed(conv.transcript))
-
-
-def _recently_noted(conv: Conversation) -> bool:
-    """True if the bot already said "please hold on" since the handoff; don't repeat it."""
-    for line in reversed(conv.transcript):
-        if line.role is Role.BOT:
-            return line.meta.get("kind") == "waiting_note"
-    return False
 
 
 def _reply_meta(reply: Reply) -> dict[str, object]:

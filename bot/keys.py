@@ -119,6 +119,42 @@ def agent_active() -> str:
     return f"{PREFIX}agents:active"
 
 
+def agent_owned(agent: str) -> str:
+    """Set of the open ticket ids an agent owns: their load, checked against their chat limit
+    (with ``agent=""`` the prefix the Lua scripts append an owner's name to)."""
+    return f"{PREFIX}agents:owned:{agent}"
+
+
+def agent_last_assigned() -> str:
+    """Hash: agent name → when the desk last assigned them a ticket (round robin, tie-breaks)."""
+    return f"{PREFIX}agents:last-assigned"
+
+
+def agent_status() -> str:
+    """Hash: agent name → JSON {status: online|busy|away|offline, since} chosen in the console."""
+    return f"{PREFIX}agents:status"
+
+
+def agent_closed() -> str:
+    """Sorted set of closed ticket ids scored by closing time: the resolved list and its search."""
+    return f"{PREFIX}agents:closed"
+
+
+def agent_blocked() -> str:
+    """Hash: "channel:user_id" → JSON {name, reason, by, at}: customers who may not reach an agent."""
+    return f"{PREFIX}agents:blocked"
+
+
+def agent_customer_card(customer_id: str) -> str:
+    """JSON customer profile the agents keep across channels {name, identities, attributes}."""
+    return f"{PREFIX}agents:card:{customer_id}"
+
+
+def agent_identities() -> str:
+    """Hash: "channel:user_id" → customer id, for identities linked into one customer's profile."""
+    return f"{PREFIX}agents:identities"
+
+
 def agent_customer_tickets(channel: str, user_id: str) -> str:
     """List of a customer's ticket ids, newest last: the agent sees earlier tickets."""
     return f"{PREFIX}agents:customer:{channel}:{user_id}"

@@ -113,6 +113,8 @@ class Runtime:
         self._knowledge = knowledge
         self._reload_lock = asyncio.Lock()
         self.engine = Engine(config, store, lambda: self._knowledge.layer, lambda: self._knowledge.kb, desk)
+        if isinstance(desk, HumanDesk):
+            desk.attach_knowledge(lambda: self._knowledge.kb)
 
     @property
     def knowledge(self) -> LiveKnowledge:

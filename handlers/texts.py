@@ -105,6 +105,50 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "排队更新：您现在排在第{position}位，预计还需等待约{wait}分钟，感谢您的耐心。",
         "en": "Queue update: you are now number {position}; about {wait} more minutes. Thank you for waiting.",
     },
+    "queue_moved_no_agent": {
+        "zh": "排队更新：您现在排在第{position}位，人工客服一上线就会按顺序回复您，感谢您的耐心。",
+        "en": "Queue update: you are now number {position}; an agent will reply in turn as soon as one is "
+              "online. Thank you for waiting.",
+    },
+    "no_agent_online": {
+        "zh": "现在暂时没有人工客服在线，您的请求已登记，排在第{position}位。您可以直接在这里留言，"
+              "方便的话留下手机号或邮箱；人工客服上线后会第一时间回复您，完整对话都会保留，您不用重复描述。",
+        "en": "No agent is online right now. Your request is on record as number {position} in the queue. "
+              "Please leave your message here, with a phone number or e-mail if you like; the first agent "
+              "to come online will reply, and they will see this whole conversation.",
+    },
+    "waiting_ack": {
+        "zh": "已转达给人工客服，请稍候。",
+        "en": "Passed on to the agent; please hold on.",
+    },
+    "waiting_raised": {
+        "zh": "您的情况已转达并为您加急处理，您现在排在第{position}位，人工客服会优先回复您。",
+        "en": "I've passed this on and marked your request urgent; you are now number {position}, and an "
+              "agent will reply to you first.",
+    },
+    "contact_noted": {
+        "zh": "已记下您的联系方式（{contact}），人工客服会在这里回复您，必要时也会通过它联系您。",
+        "en": "Noted your contact ({contact}); the agent will reply here and may also use it to reach you.",
+    },
+    "action_failed_sorry": {
+        "zh": "抱歉，这个查询暂时没能完成，给您添麻烦了。",
+        "en": "Sorry, I couldn't complete that lookup just now. ",
+    },
+    "handoff_refused": {
+        "zh": "抱歉，目前无法为您转接人工客服。您的消息已记录；常见问题仍然可以直接问我。",
+        "en": "Sorry, I can't connect you to an agent at the moment. Your message is on record, and you can "
+              "still ask me common questions.",
+    },
+    "agent_gone": {
+        "zh": "抱歉，为您服务的人工客服暂时离线了。您已回到队列（第{position}位），下一位有空的同事会接着为您处理，"
+              "对话记录都在，您不用重复描述。",
+        "en": "Sorry, the agent helping you has gone offline. You're back in the queue (number {position}); the "
+              "next free colleague will continue and will see this whole conversation.",
+    },
+    "group_transferred": {
+        "zh": "已为您转接给{group}的同事，请稍候，对话记录已一并转交，您不用重复描述。",
+        "en": "You've been transferred to our {group} team; please hold on. They can see this whole conversation.",
+    },
     "complaint_apology": {
         "zh": "非常抱歉给您带来了不好的体验，您的心情我完全理解。",
         "en": "I'm truly sorry about this experience, and I understand how frustrating it is. ",

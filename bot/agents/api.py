@@ -8,7 +8,7 @@ a browser never attaches that header on its own.
 
 from __future__ import annotations
 
-import dataclasses
+import datetime
 import hmac
 from typing import Any
 
@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.agents.auth import Agent, AgentDirectory
-from bot.agents.desk import HumanDesk, line_json
+from bot.agents.desk import STATUSES, HumanDesk, line_json
 from bot.config import AgentsConfig
 from bot.errors import BadRequest
 from bot.json_body import json_object
@@ -34,6 +34,47 @@ DEFAULT_CANNED = (
 )
 
 
+def _groups(body: dict[str, Any], known: list[str]) -> tuple[str, ...] | None:
+    if "groups" not in body:
+        return None
+    groups = body["groups"]
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise BadRequest("'groups' must be a list of group names")
+    unknown = [g for g in groups if g not in known]
+    if unknown:
+        raise BadRequest(f"unknown group(s) {', '.join(unknown)}; configured: {', '.join(known) or 'none'}")
+    return tuple(groups)
+
+
+def _max_chats(body: dict[str, Any]) -> int | None:
+    if "max_chats" not in body:
+        return None
+    value = body["max_chats"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise BadRequest("'max_chats' must be a whole number from 0 (the default limit) to 100")
+    return value
+
+
+def _day(text: str, key: str, zone: datetime.tzinfo) -> float:
+    """Midnight starting the day, in the desk's time zone (service_hours.timezone)."""
+    if not text:
+        return 0.0
+    try:
+        return datetime.datetime.combine(datetime.date.fromisoformat(text), datetime.time(), zone).timestamp()
+    except ValueError:
+        raise BadRequest(f"'{key}' must be a date YYYY-MM-DD, got {text[:20]!r}") from None
+
+
+def _display_name(body: dict[str, Any]) -> str | None:
+    """The optional ``display_name`` (what customers see, e.g. 小李); None when the body has none."""
+    value = body.get("display_name")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("'display_name' must be a string")
+    return value
+
+
 def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
@@ -48,10 +89,16 @@ class AgentApi:
         self.config = config
 
     async def agent(self, request: Request) -> Agent:
-        """The caller, or 401; state-changing browser requests must carry the CSRF token."""
+        """The caller (their presence refreshed), or 401; state-changing browser requests must
+        carry the CSRF token."""
         agent = await self._caller(request)
-        if not agent.display_name:  # what the customer will see when this agent writes or joins
-            agent = dataclasses.replace(agent, display_name=await self.directory.display_name(agent.name))
+        await self.desk.mark_online(agent.name)
+        return agent
+
+    async def admin(self, request: Request) -> Agent:
+        agent = await self.agent(request)
+        if not agent.admin:
+            raise BadRequest("admins only", status=403)
         return agent
 
     async def _caller(self, request: Request) -> Agent:
@@ -78,6 +125,16 @@ class AgentApi:
             Route(f"{p}/logout", self.logout, methods=["POST"]),
             Route(f"{p}/me", self.me, methods=["GET"]),
             Route(f"{p}/agents", self.agents, methods=["GET"]),
+            Route(f"{p}/agents", self.add_agent, methods=["POST"]),
+            Route(f"{p}/agents/{{name}}", self.update_agent, methods=["PATCH"]),
+            Route(f"{p}/status", self.status, methods=["POST"]),
+            Route(f"{p}/team", self.team, methods=["GET"]),
+            Route(f"{p}/resolved", self.resolved, methods=["GET"]),
+            Route(f"{p}/blocked", self.blocked, methods=["GET"]),
+            Route(f"{p}/customers/{{channel}}/{{user_id}}", self.customer, methods=["GET"]),
+            Route(f"{p}/customers/{{channel}}/{{user_id}}", self.update_customer, methods=["PATCH"]),
+            Route(f"{p}/customers/{{channel}}/{{user_id}}/link", self.link_customer, methods=["POST"]),
+            Route(f"{p}/blocked/{{channel}}/{{user_id}}", self.unblock, methods=["DELETE"]),
             Route(f"{p}/canned", self.canned, methods=["GET"]),
             Route(f"{p}/ratings", self.ratings, methods=["GET"]),
             Route(f"{p}/tickets", self.tickets, methods=["GET"]),
@@ -88,6 +145,8 @@ class AgentApi:
             Route(f"{p}/tickets/{{ticket_id}}/typing", self.typing, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/notes", self.note, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/transfer", self.transfer, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/reassign", self.reassign, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/block", self.block, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/resolve", self.resolve, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/handback", self.handback, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/followups", self.followup, methods=["POST"]),
@@ -107,7 +166,8 @@ class AgentApi:
         return response
 
     async def logout(self, request: Request) -> Response:
-        await self.agent(request)
+        agent = await self._caller(request)
+        await self.desk.set_status(agent.name, "offline")  # their chats re-queue after the grace period
         token = request.cookies.get(COOKIE)
         if token:
             await self.directory.logout(token)
@@ -123,7 +183,73 @@ class AgentApi:
 
     async def agents(self, request: Request) -> Response:
         await self.agent(request)
-        return JSONResponse({"agents": [{"name": a.name, "role": a.role} for a in await self.directory.all()]})
+        presence = await self.desk.statuses()
+        return JSONResponse({"agents": [
+            {**a.to_json(), "status": presence.get(a.name, {}).get("status", "offline")}
+            for a in await self.directory.all()], "groups": self.desk.group_names()})
+
+    async def add_agent(self, request: Request) -> Response:
+        """A team lead adds an agent (stored in Redis, like `kefu agent add`)."""
+        await self.admin(request)
+        body = await json_object(request)
+        name, password = _text(body, "name").strip(), _text(body, "password")
+        if await self.directory.get(name) is not None:
+            raise BadRequest(f"an agent named {name!r} already exists", status=409)
+        agent = await self.directory.add(name, password, str(body.get("role") or "agent"),
+                                         _display_name(body) or "", _groups(body, self.desk.group_names()) or (),
+                                         _max_chats(body) or 0)
+        return JSONResponse({"agent": agent.to_json()}, status_code=201)
+
+    async def update_agent(self, request: Request) -> Response:
+        """Role, display name, groups, chat limit, disabled, new password; only what the body names changes."""
+        lead = await self.admin(request)
+        body = await json_object(request)
+        unknown = set(body) - {"role", "display_name", "groups", "max_chats", "disabled", "password"}
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(sorted(unknown))}; "
+                             "use role, display_name, groups, max_chats, disabled, password")
+        name = request.path_params["name"]
+        disabled = body.get("disabled")
+        if disabled is not None and not isinstance(disabled, bool):
+            raise BadRequest("'disabled' must be true or false")
+        if disabled and name == lead.name:
+            raise BadRequest("you cannot disable yourself", status=409)
+        password = body.get("password")
+        if password is not None and not isinstance(password, str):
+            raise BadRequest("'password' must be a string")
+        role = body.get("role")
+        if role is not None and not isinstance(role, str):
+            raise BadRequest("'role' must be agent or admin")
+        agent = await self.directory.update(name, role=role, groups=_groups(body, self.desk.group_names()),
+                                            max_chats=_max_chats(body), disabled=disabled, password=password,
+                                            display_name=_display_name(body))
+        if agent.disabled:
+            await self.desk.set_status(agent.name, "offline")
+        return JSONResponse({"agent": agent.to_json()})
+
+    async def status(self, request: Request) -> Response:
+        """The caller's presence: online (gets new chats) · busy (keeps chats, gets none) · away."""
+        agent = await self.agent(request)
+        status = (await json_object(request)).get("status")
+        if status not in STATUSES:
+            raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
+        return JSONResponse({"presence": await self.desk.set_status(agent.name, str(status))})
+
+    async def team(self, request: Request) -> Response:
+        return JSONResponse(await self.desk.team(await self.admin(request)))
+
+    async def resolved(self, request: Request) -> Response:
+        """Closed conversations, filtered: q (a word), agent, tag, customer, since/until (YYYY-MM-DD)."""
+        await self.agent(request)
+        query = request.query_params
+        zone = self.desk.hours.zone
+        since, until = _day(query.get("since", ""), "since", zone), _day(query.get("until", ""), "until", zone)
+        if until:
+            until += 86_400  # the whole closing day
+        found = await self.desk.resolved(text=query.get("q", "")[:200], agent=query.get("agent", ""),
+                                         tag=query.get("tag", ""), customer=query.get("customer", ""),
+                                         since=since, until=until)
+        return JSONResponse({"tickets": found, "count": len(found)})
 
     async def canned(self, request: Request) -> Response:
         await self.agent(request)
@@ -173,15 +299,80 @@ class AgentApi:
         return JSONResponse({"note": note})
 
     async def transfer(self, request: Request) -> Response:
+        """``{to}`` a colleague, or ``{group}`` back to the queue for a skill group."""
         agent = await self.agent(request)
-        target = await self.directory.get(_text(await json_object(request), "to"))
+        body = await json_object(request)
+        if "group" in body and "to" not in body:
+            ticket = await self.desk.transfer_to_group(request.path_params["ticket_id"], agent,
+                                                       _text(body, "group"))
+            return JSONResponse({"ticket": ticket.to_json()})
+        target = await self.directory.get(_text(body, "to"))
         if target is None:
             raise BadRequest("no such agent", status=404)
         ticket = await self.desk.transfer(request.path_params["ticket_id"], agent, target)
         return JSONResponse({"ticket": ticket.to_json()})
 
+    async def block(self, request: Request) -> Response:
+        """``{reason}``: the ticket's customer may no longer reach an agent (abuse)."""
+        agent = await self.agent(request)
+        reason = _text(await json_object(request), "reason")
+        ticket = await self.desk.block(request.path_params["ticket_id"], agent, reason)
+        return JSONResponse({"ticket": ticket.to_json()})
+
+    async def customer(self, request: Request) -> Response:
+        await self.agent(request)
+        params = request.path_params
+        return JSONResponse(await self.desk.customer(params["channel"], params["user_id"]))
+
+    async def update_customer(self, request: Request) -> Response:
+        """``{name?, attributes?: {key: text | null}}``."""
+        await self.agent(request)
+        body = await json_object(request)
+        unknown = set(body) - {"name", "attributes"}
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(sorted(unknown))}; use name, attributes")
+        name, attributes = body.get("name"), body.get("attributes")
+        if name is not None and not isinstance(name, str):
+            raise BadRequest("'name' must be a string")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise BadRequest("'attributes' must be an object of name → text (null removes one)")
+        params = request.path_params
+        return JSONResponse(await self.desk.update_customer(params["channel"], params["user_id"], name=name,
+                                                            attributes=attributes))
+
+    async def link_customer(self, request: Request) -> Response:
+        """``{identity: "telegram:12345"}``: the same person on another channel."""
+        await self.agent(request)
+        identity = _text(await json_object(request), "identity").strip()
+        params = request.path_params
+        return JSONResponse(await self.desk.link_customer(params["channel"], params["user_id"], identity))
+
+    async def blocked(self, request: Request) -> Response:
+        await self.agent(request)
+        return JSONResponse({"blocked": await self.desk.blocked()})
+
+    async def unblock(self, request: Request) -> Response:
+        lead = await self.admin(request)
+        await self.desk.unblock(lead, request.path_params["channel"], request.path_params["user_id"])
+        return JSONResponse({"ok": True})
+
+    async def reassign(self, request: Request) -> Response:
+        """A team lead gives a waiting or claimed ticket to ``{to}``."""
+        lead = await self.admin(request)
+        target = await self.directory.get(_text(await json_object(request), "to"))
+        if target is None:
+            raise BadRequest("no such agent", status=404)
+        ticket = await self.desk.reassign(request.path_params["ticket_id"], lead, target)
+        return JSONResponse({"ticket": ticket.to_json()})
+
     async def resolve(self, request: Request) -> Response:
-        ticket = await self.desk.resolve(request.path_params["ticket_id"], await self.agent(request))
+        """Resolve with an optional wrap-up body ``{category, tags, outcome}``."""
+        agent = await self.agent(request)
+        body = await json_object(request) if await request.body() else {}
+        wrapup = body.get("wrapup", {})
+        if not isinstance(wrapup, dict):
+            raise BadRequest("'wrapup' must be an object {category, tags, outcome}")
+        ticket = await self.desk.resolve(request.path_params["ticket_id"], agent, wrapup)
         return JSONResponse({"ticket": ticket.to_json()})
 
     async def handback(self, request: Request) -> Response:
@@ -211,14 +402,16 @@ def _op(summary: str, *, body: dict[str, Any] | None = None, ticket: bool = Fals
     if ticket:
         op["parameters"] = [{"name": "ticket_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "properties": body, "required": [k for k in body if k not in optional]}}}}
+        required = [k for k in body if k not in optional]
+        op["requestBody"] = {"required": bool(required), "content": {"application/json": {"schema": {
+            "type": "object", "properties": body, "required": required}}}}
     if public:
         op["security"] = []
     return op
 
 
 _STR = {"type": "string"}
+_CUSTOMER = [{"name": n, "in": "path", "required": True, "schema": _STR} for n in ("channel", "user_id")]
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "Kefu agent API", "version": "1",
@@ -238,7 +431,40 @@ OPENAPI: dict[str, Any] = {
                                          body={"name": _STR, "password": _STR}, public=True)},
         "/api/agent/logout": {"post": _op("Log out")},
         "/api/agent/me": {"get": _op("The logged-in agent and the session's CSRF token")},
-        "/api/agent/agents": {"get": _op("All agents (transfer targets)")},
+        "/api/agent/agents": {
+            "get": _op("All agents with their presence, groups and chat limits; the configured skill groups"),
+            "post": _op("Add an agent (admins)", body={"name": _STR, "password": _STR, "role": _STR,
+                                                        "display_name": _STR,
+                                                        "groups": {"type": "array", "items": _STR},
+                                                        "max_chats": {"type": "integer"}},
+                        optional=("role", "display_name", "groups", "max_chats"))},
+        "/api/agent/agents/{name}": {"patch": {**_op(
+            "Change an agent (admins): role, display_name, groups, max_chats, disabled, password; only the "
+            "fields given",
+            body={"role": _STR, "display_name": _STR, "groups": {"type": "array", "items": _STR},
+                  "max_chats": {"type": "integer"}, "disabled": {"type": "boolean"}, "password": _STR},
+            optional=("role", "display_name", "groups", "max_chats", "disabled", "password")),
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}]}},
+        "/api/agent/customers/{channel}/{user_id}": {
+            "get": {**_op("A customer's profile across linked channels: name, channel ids, every ticket with its "
+                          "outcome and rating, open follow-ups, attributes"), "parameters": _CUSTOMER},
+            "patch": {**_op("Set the customer's name and attributes ({key: text}, null removes one)",
+                            body={"name": _STR, "attributes": {"type": "object"}}, optional=("name", "attributes")),
+                      "parameters": _CUSTOMER}},
+        "/api/agent/customers/{channel}/{user_id}/link": {"post": {**_op(
+            "Link another channel id of the same person (`identity`: channel:user_id) into this profile",
+            body={"identity": _STR}), "parameters": _CUSTOMER}},
+        "/api/agent/blocked": {"get": _op("The blocked customers, newest first, with who blocked them and why")},
+        "/api/agent/blocked/{channel}/{user_id}": {"delete": {**_op("Unblock a customer (admins)"),
+                                                              "parameters": _CUSTOMER}},
+        "/api/agent/status": {"post": _op("Set your presence: online (gets new chats), busy (keeps chats), away",
+                                          body={"status": {"type": "string", "enum": list(STATUSES)}})},
+        "/api/agent/team": {"get": _op("Team lead view (admins): each agent's presence, load and open chats; "
+                                       "first-response times, SLA breaches and CSAT over 7 days")},
+        "/api/agent/resolved": {"get": {**_op("Closed conversations, newest first, filtered by a word (q), agent, "
+                                              "wrap-up tag or category, customer, closing dates"),
+                                        "parameters": [{"name": n, "in": "query", "required": False, "schema": _STR}
+                                                       for n in ("q", "agent", "tag", "customer", "since", "until")]}},
         "/api/agent/canned": {"get": _op("Canned replies")},
         "/api/agent/ratings": {"get": _op("Recent satisfaction ratings and their average (admins)")},
         "/api/agent/tickets": {"get": _op("Inbox: waiting tickets in queue order, mine, others', reminders")},
@@ -257,10 +483,19 @@ OPENAPI: dict[str, Any] = {
             ticket=True)},
         "/api/agent/tickets/{ticket_id}/notes": {"post": _op("Add an internal note (never sent to the customer)",
                                                              ticket=True, body={"text": _STR})},
-        "/api/agent/tickets/{ticket_id}/transfer": {"post": _op("Transfer to another agent", ticket=True,
-                                                                body={"to": _STR})},
-        "/api/agent/tickets/{ticket_id}/resolve": {"post": _op(
-            "Resolve: back to the bot, and the customer is asked for a 1-5 rating", ticket=True)},
+        "/api/agent/tickets/{ticket_id}/transfer": {"post": _op(
+            "Transfer to another agent (`to`) or back to the queue for a skill group (`group`)", ticket=True,
+            body={"to": _STR, "group": _STR}, optional=("to", "group"))},
+        "/api/agent/tickets/{ticket_id}/block": {"post": _op(
+            "Block the ticket's customer (abuse): the ticket closes; the bot still answers them, no handoff "
+            "reaches an agent until an admin unblocks", ticket=True, body={"reason": _STR})},
+        "/api/agent/tickets/{ticket_id}/reassign": {"post": _op(
+            "Give a waiting or claimed ticket to an agent (admins)", ticket=True, body={"to": _STR})},
+        "/api/agent/tickets/{ticket_id}/resolve": {"post": {**_op(
+            "Resolve with an optional wrap-up: back to the bot, and the customer is asked for a 1-5 rating",
+            ticket=True, body={"wrapup": {"type": "object", "properties": {
+                "category": _STR, "tags": {"type": "array", "items": _STR}, "outcome": _STR}}},
+            optional=("wrapup",))}},
         "/api/agent/tickets/{ticket_id}/handback": {"post": _op("Hand back to the bot without a survey",
                                                                 ticket=True)},
         "/api/agent/tickets/{ticket_id}/followups": {"post": _op(

@@ -55,6 +55,10 @@ def _token_digest(token: str) -> str:
 class Agent:
     name: str
     role: str
+    groups: tuple[str, ...] = ()
+    max_chats: int = 0  # 0: the desk's default (agents.max_chats)
+    disabled: bool = False
+    configured: bool = False  # from the config file: not editable in the console
     display_name: str = ""  # what customers see ("小李"); the login name when empty
 
     @property
@@ -64,6 +68,24 @@ class Agent:
     @property
     def admin(self) -> bool:
         return self.role == "admin"
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "role": self.role, "display_name": self.display_name,
+                "groups": list(self.groups), "max_chats": self.max_chats,
+                "disabled": self.disabled, "configured": self.configured}
+
+
+@dataclass(frozen=True)
+class _Record:
+    password_hash: str
+    agent: Agent
+
+
+def _agent_from(name: str, data: dict[str, object]) -> Agent:
+    groups = data.get("groups") or []
+    return Agent(name, str(data.get("role", "agent")), tuple(str(g) for g in groups) if isinstance(groups, list)
+                 else (), int(str(data.get("max_chats") or 0)), bool(data.get("disabled")),
+                 display_name=str(data.get("display_name") or ""))
 
 
 @dataclass(frozen=True)
@@ -79,49 +101,86 @@ class AgentDirectory:
     def __init__(self, redis: aioredis.Redis, config: AgentsConfig) -> None:
         self.redis = redis
         self.config = config
-        self._configured: dict[str, tuple[str, str]] = {}
-        self._display: dict[str, str] = {}
+        self._configured: dict[str, _Record] = {}
         for i, user in enumerate(config.users):
             if not user.name or user.role not in ROLES or not user.password_hash.startswith("scrypt$"):
                 raise ConfigError(f"agents.users[{i}]: needs a name, role agent|admin and a password_hash "
                                   "made by `kefu agent add`")
-            self._configured[user.name] = (user.password_hash, user.role)
-            self._display[user.name] = user.display_name
+            if user.max_chats < 0:
+                raise ConfigError(f"agents.users[{i}].max_chats: must be 0 (the default) or more")
+            self._configured[user.name] = _Record(user.password_hash, Agent(
+                user.name, user.role, tuple(user.groups), user.max_chats, configured=True,
+                display_name=user.display_name))
 
-    async def _record(self, name: str) -> tuple[str, str] | None:
+    async def _record(self, name: str) -> _Record | None:
         if name in self._configured:
             return self._configured[name]
         raw = await self.redis.hget(keys.agent_users(), name)
         if raw is None:
             return None
         data = json.loads(raw)
-        return str(data["password_hash"]), str(data["role"])
+        return _Record(str(data["password_hash"]), _agent_from(name, data))
 
     async def display_name(self, name: str) -> str:
         """The name customers see for agent ``name`` ("" if none was set)."""
-        if name in self._configured:
-            return self._display.get(name, "")
-        raw = await self.redis.hget(keys.agent_users(), name)
-        return str(json.loads(raw).get("display_name") or "") if raw else ""
+        record = await self._record(name)
+        return "" if record is None else record.agent.display_name
 
-    async def add(self, name: str, password: str, role: str, display_name: str = "") -> None:
+    async def add(self, name: str, password: str, role: str, display_name: str = "", groups: tuple[str, ...] = (),
+                  max_chats: int = 0) -> Agent:
         if role not in ROLES:
             raise BadRequest(f"role must be one of {', '.join(ROLES)}")
         if not name.strip() or len(name) > 64:
             raise BadRequest("an agent name is 1-64 characters")
         if len(display_name) > 32:
             raise BadRequest("a display name is at most 32 characters")
-        record = {"password_hash": hash_password(password), "role": role, "display_name": display_name.strip()}
-        await self.redis.hset(keys.agent_users(), name, json.dumps(record))
+        if len(password) < 8:
+            raise BadRequest("a password is at least 8 characters")
+        record = {"password_hash": hash_password(password), "role": role, "display_name": display_name.strip(),
+                  "groups": list(groups), "max_chats": max_chats}
+        await self.redis.hset(keys.agent_users(), name, json.dumps(record, ensure_ascii=False))
+        return _agent_from(name, record)
+
+    async def update(self, name: str, *, role: str | None = None, groups: tuple[str, ...] | None = None,
+                     max_chats: int | None = None, disabled: bool | None = None,
+                     password: str | None = None, display_name: str | None = None) -> Agent:
+        """Change a stored agent (the team lead's agent management); a disabled agent's sessions
+        and tokens stop working at once, since every request re-reads the record."""
+        if name in self._configured:
+            raise BadRequest(f"{name} is defined in the config file (agents.users); edit it there", status=409)
+        raw = await self.redis.hget(keys.agent_users(), name)
+        if raw is None:
+            raise BadRequest(f"no agent named {name!r}", status=404)
+        data = json.loads(raw)
+        if role is not None:
+            if role not in ROLES:
+                raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+            data["role"] = role
+        if display_name is not None:
+            if len(display_name) > 32:
+                raise BadRequest("a display name is at most 32 characters")
+            data["display_name"] = display_name.strip()
+        if groups is not None:
+            data["groups"] = list(groups)
+        if max_chats is not None:
+            data["max_chats"] = max_chats
+        if disabled is not None:
+            data["disabled"] = disabled
+        if password is not None:
+            if len(password) < 8:
+                raise BadRequest("a password is at least 8 characters")
+            data["password_hash"] = hash_password(password)
+        await self.redis.hset(keys.agent_users(), name, json.dumps(data, ensure_ascii=False))
+        return _agent_from(name, data)
 
     async def get(self, name: str) -> Agent | None:
         record = await self._record(name)
-        return None if record is None else Agent(name, record[1])
+        return None if record is None else record.agent
 
     async def all(self) -> list[Agent]:
         stored = await self.redis.hgetall(keys.agent_users())
-        agents = {str(name): Agent(str(name), json.loads(raw)["role"]) for name, raw in stored.items()}
-        agents.update({name: Agent(name, role) for name, (_, role) in self._configured.items()})
+        agents = {str(name): _agent_from(str(name), json.loads(raw)) for name, raw in stored.items()}
+        agents.update({name: record.agent for name, record in self._configured.items()})
         return sorted(agents.values(), key=lambda a: a.name)
 
     async def login(self, name: str, password: str) -> Session | None:
@@ -133,17 +192,17 @@ class AgentDirectory:
         record = await self._record(name)
         if record is None:
             verify_password(password, hash_password("timing"))  # same cost for unknown names
-        if record is None or not verify_password(password, record[0]):
+        if record is None or not verify_password(password, record.password_hash) or record.agent.disabled:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.incr(failures_key)
                 pipe.expire(failures_key, LOGIN_LOCKOUT_SECONDS)
                 await pipe.execute()
             return None
         await self.redis.delete(failures_key)
-        session = Session(secrets.token_urlsafe(32), Agent(name, record[1]), secrets.token_urlsafe(24))
+        session = Session(secrets.token_urlsafe(32), record.agent, secrets.token_urlsafe(24))
         ttl = max(60, int(self.config.session_hours * 3600))
         await self.redis.set(keys.agent_session(session.token),
-                             json.dumps({"name": name, "role": record[1], "csrf": session.csrf}), ex=ttl)
+                             json.dumps({"name": name, "role": record.agent.role, "csrf": session.csrf}), ex=ttl)
         return session
 
     async def session(self, token: str) -> Session | None:
@@ -151,9 +210,10 @@ class AgentDirectory:
         if raw is None:
             return None
         data = json.loads(raw)
-        if await self._record(data["name"]) is None:  # removed from the config since logging in
+        record = await self._record(data["name"])
+        if record is None or record.agent.disabled:  # removed or disabled since logging in
             return None
-        return Session(token, Agent(data["name"], data["role"]), data["csrf"])
+        return Session(token, record.agent, data["csrf"])
 
     async def logout(self, token: str) -> None:
         await self.redis.delete(keys.agent_session(token))
@@ -167,4 +227,5 @@ class AgentDirectory:
 
     async def by_token(self, token: str) -> Agent | None:
         name = await self.redis.hget(keys.agent_tokens(), _token_digest(token))
-        return None if name is None else await self.get(str(name))
+        agent = None if name is None else await self.get(str(name))
+        return None if agent is None or agent.disabled else agent

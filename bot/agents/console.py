@@ -19,13 +19,13 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.agents.api import AgentApi
-from bot.agents.auth import AgentDirectory
 from bot.agents.desk import HumanDesk
 from bot.channels.base import Channel
 from bot.store import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15.0
+ASSETS = {"agent.js": "text/javascript; charset=utf-8", "agent.css": "text/css; charset=utf-8"}
 STREAM_MAX_SECONDS = 55.0  # the browser reconnects by itself; a stream never holds up a restart for long
 
 
@@ -33,7 +33,7 @@ class AgentConsole:
     def __init__(self, desk: HumanDesk, channels: Mapping[str, Channel]) -> None:
         self.desk = desk
         self.config = desk.config
-        self.directory = AgentDirectory(desk.store.redis, desk.config)
+        self.directory = desk.directory
         self.api = AgentApi(desk, self.directory, desk.config)
         desk.attach_channels(channels)
         self._sla: asyncio.Task[None] | None = None
@@ -41,6 +41,7 @@ class AgentConsole:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/agent", self.page, methods=["GET"]),
+            Route("/agent/{asset}", self.asset, methods=["GET"]),
             Route("/api/agent/events", self.stream, methods=["GET"]),
             *self.api.routes(),
         ]
@@ -72,6 +73,14 @@ class AgentConsole:
     async def page(self, request: Request) -> Response:
         html = resources.files("bot").joinpath("static/agent.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={"X-Frame-Options": "DENY", "Cache-Control": "no-store"})
+
+    async def asset(self, request: Request) -> Response:
+        """The console's script and style sheet (static files, so a strict CSP can apply)."""
+        name = request.path_params["asset"]
+        if name not in ASSETS:
+            return Response("not found", status_code=404)
+        text = resources.files("bot").joinpath(f"static/{name}").read_text(encoding="utf-8")
+        return Response(text, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
 
     async def stream(self, request: Request) -> Response:
         """Server-sent events for one console; starts with ``hello`` so the page re-reads its inbox."""

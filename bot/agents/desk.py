@@ -11,20 +11,23 @@ own channel with ``Channel.deliver``.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from bot import keys
-from bot.agents.auth import Agent
+from bot.agents.auth import Agent, AgentDirectory
 from bot.agents.events import EventBus
 from bot.agents.hours import ServiceHours
+from bot.agents.packet import build_packet
 from bot.agents.survey import ask, ask_comment, is_no_comment, parse_rating
-from bot.agents.tickets import Ticket, TicketStore, candidates_json, summarize
+from bot.agents.tickets import PRIORITY, Ticket, TicketStore, candidates_json, mask_phones, summarize
 from bot.channels.base import Channel, DeliveryDeferred
 from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
@@ -43,10 +46,15 @@ from bot.types import (
 )
 from handlers import handoff as handoff_handler
 from handlers.texts import say
+from intents.escalation import detect_escalation
+from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger(__name__)
-PRESENCE_SECONDS = 90
+PRESENCE_SECONDS = 90  # a console that has not been heard from this long is offline
 MAX_MESSAGE = 4000
+STATUSES = ("online", "busy", "away")  # what an agent picks; "offline" = logged out or not connected
+ACK_QUIET_SECONDS = 30.0  # while waiting, at most one "it reached the agent" per this many seconds
+_CONTACT = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
 
 
 class DeliveryFailed(BadRequest):
@@ -56,8 +64,14 @@ class DeliveryFailed(BadRequest):
         super().__init__(message, status=502)
 
 
-def _queue_moved(position: int, wait: int) -> Callable[[str], Reply]:
+def _queue_moved(position: int, wait: int | None) -> Callable[[str], Reply]:
+    if wait is None:  # nobody online: the place is true, a wait would be a guess
+        return lambda language: Reply(say("queue_moved_no_agent", language, position=position))
     return lambda language: Reply(say("queue_moved", language, position=position, wait=wait))
+
+
+def _said(key: str, **values: Any) -> Callable[[str], Reply]:
+    return lambda language: Reply(say(key, language, **values))
 
 
 def line_json(line: TranscriptLine) -> dict[str, Any]:
@@ -79,11 +93,26 @@ class HumanDesk:
         self.clock = clock
         self.tickets = TicketStore(store.redis, clock)
         self.events = EventBus(store.redis)
+        self.directory = AgentDirectory(store.redis, config.agents)
         self.channels: Mapping[str, Channel] = {}
+        self.knowledge: Callable[[], KnowledgeBase] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     def attach_channels(self, channels: Mapping[str, Channel]) -> None:
         self.channels = channels
+
+    def attach_knowledge(self, knowledge: Callable[[], KnowledgeBase]) -> None:
+        """The live knowledge base, so the console can offer the bot's candidates as answers."""
+        self.knowledge = knowledge
+
+    def candidate_answers(self, ticket: Ticket) -> list[dict[str, Any]]:
+        """The bot's candidates with their answer text in the customer's language ("send this")."""
+        kb = self.knowledge() if self.knowledge is not None else None
+        found = []
+        for candidate in ticket.context.get("candidates", []):
+            entry = kb.get(candidate["entry_id"]) if kb is not None else None
+            found.append({**candidate, "answer": entry.answer_in(ticket.language) if entry is not None else ""})
+        return found
 
     # ----- engine side -------------------------------------------------------------------------
 
@@ -100,25 +129,194 @@ class HumanDesk:
             "earlier": [{"id": t.id, "reason": t.reason, "status": t.status, "created_at": t.created_at,
                          "summary": t.summary, "rating": t.rating or None} for t in earlier[-5:]],
             "handoff_at": now,
+            "packet": build_packet(conversation, request),
         }
+        online = 0 if after_hours else await self.online_agents()
         ticket, created = await self.tickets.open(
             conversation, request, after_hours=after_hours, context=context,
-            summary=summarize(conversation, request, len(earlier)))
+            summary=summarize(conversation, request, len(earlier)), group=self.route(conversation, request),
+            left_message=after_hours or online == 0)
         if created:
             log.info("ticket %s opened for %s (%s)", ticket.id, conversation.id, request.reason)
             await self.events.publish("ticket", ticket=ticket.to_json(), change="opened")
+            self._soon(self.assign_waiting())
         language = conversation.language
+        apology = {"complaint": say("complaint_apology", language),
+                   "action_failed": say("action_failed_sorry", language)}.get(request.reason, "")
         if after_hours:
-            apology = say("complaint_apology", language) if request.reason == "complaint" else ""
             when = self.hours.describe_next_open(now, language)
             return (Reply(apology + say("after_hours", language, when=when)),)
         position = await self.tickets.position(ticket.id) or 1
-        wait = await self.estimate(position)
         await self.tickets.set_fields(ticket.id, last_position=str(position), last_position_at=repr(now))
+        if online == 0:  # open, but nobody is there: say so, take a message (service rule 6)
+            return (Reply(apology + say("no_agent_online", language, position=position)),)
+        wait = await self.estimate(position)
         decision = Decision(Action.HANDOFF, language, "handoff", reason=request.reason, detail=request.detail)
         reply, _ = handoff_handler.start(decision, HandoffConfig(expected_wait_minutes=wait))
         queue_line = say("queue_position", language, position=position, wait=wait)
         return (Reply(reply.text + "\n" + queue_line), *replies[1:])
+
+    # ----- the customer across channels --------------------------------------------------------
+
+    async def _card(self, identity: str) -> tuple[str, dict[str, Any]]:
+        customer_id = str(await self.store.redis.hget(keys.agent_identities(), identity) or identity)
+        raw = await self.store.redis.get(keys.agent_customer_card(customer_id))
+        card: dict[str, Any] = json.loads(raw) if raw else {"name": "", "identities": [identity], "attributes": {}}
+        return customer_id, card
+
+    async def customer(self, channel: str, user_id: str) -> dict[str, Any]:
+        """One customer's profile across their linked channels: name, channel ids, every ticket
+        with its outcome and rating, open follow-ups and the attributes agents noted."""
+        customer_id, card = await self._card(f"{channel}:{user_id}")
+        tickets: list[Ticket] = []
+        for identity in card["identities"]:
+            ident_channel, _, ident_user = identity.partition(":")
+            tickets += await self.tickets.customer_history(ident_channel, ident_user)
+        tickets.sort(key=lambda t: t.created_at, reverse=True)
+        ids = {t.id for t in tickets}
+        rows: list[str] = await self.store.redis.zrange(keys.agent_followups(), 0, -1)  # type: ignore[assignment]
+        followups = [r for r in (json.loads(raw) for raw in rows) if r["ticket_id"] in ids]
+        name = card.get("name") or next((t.customer_name for t in tickets if t.customer_name), "")
+        ratings = [t.rating for t in tickets if t.rating]
+        return {"id": customer_id, "name": name, "identities": card["identities"],
+                "attributes": card.get("attributes", {}), "followups": followups,
+                "tickets": [t.to_json() for t in tickets],
+                "csat": round(sum(ratings) / len(ratings), 2) if ratings else None}
+
+    async def update_customer(self, channel: str, user_id: str, *, name: str | None = None,
+                              attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Set the name and free-form attributes (a value of null removes one)."""
+        customer_id, card = await self._card(f"{channel}:{user_id}")
+        if name is not None:
+            if len(name) > 64:
+                raise BadRequest("'name' is at most 64 characters")
+            card["name"] = name.strip()
+        if attributes is not None:
+            current: dict[str, str] = dict(card.get("attributes", {}))
+            for key, value in attributes.items():
+                if not isinstance(key, str) or not 0 < len(key.strip()) <= 30:
+                    raise BadRequest("an attribute name is 1-30 characters")
+                if value is None:
+                    current.pop(key.strip(), None)
+                elif isinstance(value, str | int | float) and not isinstance(value, bool) and len(str(value)) <= 200:
+                    current[key.strip()] = str(value)
+                else:
+                    raise BadRequest(f"attribute {key!r}: a value is text of at most 200 characters, or null to remove")
+            if len(current) > 30:
+                raise BadRequest("at most 30 attributes per customer")
+            card["attributes"] = current
+        await self.store.redis.set(keys.agent_customer_card(customer_id), json.dumps(card, ensure_ascii=False))
+        return await self.customer(channel, user_id)
+
+    async def link_customer(self, channel: str, user_id: str, other: str) -> dict[str, Any]:
+        """The same person on another channel ("telegram:12345"): one profile, all their tickets."""
+        ident_channel, sep, ident_user = other.partition(":")
+        if not sep or not ident_channel or not ident_user or len(other) > 200:
+            raise BadRequest("'identity' must be channel:user_id, e.g. telegram:12345")
+        customer_id, card = await self._card(f"{channel}:{user_id}")
+        other_id, other_card = await self._card(other)
+        if other_id == customer_id:
+            raise BadRequest(f"{other} is already this customer", status=409)
+        merged = list(dict.fromkeys([*card["identities"], *other_card["identities"]]))
+        card["identities"] = merged
+        card["attributes"] = {**other_card.get("attributes", {}), **card.get("attributes", {})}
+        card["name"] = card.get("name") or other_card.get("name", "")
+        async with self.store.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.agent_customer_card(customer_id), json.dumps(card, ensure_ascii=False))
+            for identity in merged:
+                pipe.hset(keys.agent_identities(), identity, customer_id)
+            if other_id != customer_id:
+                pipe.delete(keys.agent_customer_card(other_id))
+            await pipe.execute()
+        return await self.customer(channel, user_id)
+
+    async def accepts(self, conversation: Conversation) -> bool:
+        return not await self.store.redis.hexists(keys.agent_blocked(),
+                                                  f"{conversation.channel}:{conversation.user_id}")
+
+    async def block(self, ticket_id: str, agent: Agent, reason: str) -> Ticket:
+        """Put the ticket's customer on the blocked list (abuse) and close the ticket: the bot
+        keeps answering them, but no handoff reaches an agent until an admin unblocks them."""
+        reason = reason.strip()
+        if not reason or len(reason) > 200:
+            raise BadRequest("'reason' must say why, in at most 200 characters")
+        ticket = await self._ticket(ticket_id)
+        if ticket.status == "claimed":
+            self._owned(ticket, agent)
+        record = {"name": ticket.customer_name, "reason": reason, "by": agent.name, "at": self.clock(),
+                  "channel": ticket.channel, "user_id": ticket.user_id}
+        await self.store.redis.hset(keys.agent_blocked(), f"{ticket.channel}:{ticket.user_id}",
+                                    json.dumps(record, ensure_ascii=False))
+        await self.tickets.add_note(ticket.id, agent.name, f"customer blocked: {reason}", kind="blocked")
+        log.info("customer %s:%s blocked by %s", ticket.channel, ticket.user_id, agent.name)
+        if ticket.open:
+            async with self.store.conversation_lock(ticket.conversation_id):
+                if await self.tickets.close(ticket, "blocked"):
+                    written = await self._write(ticket, _said("handed_back"), state=ConversationState.BOT,
+                                                kind="handed_back")
+                    await self._publish_and_deliver(ticket, *written, strict=False)
+        fresh = await self._ticket(ticket_id)
+        await self.events.publish("ticket", ticket=fresh.to_json(), change="blocked")
+        self._soon(self.assign_waiting())
+        return fresh
+
+    async def blocked(self) -> list[dict[str, Any]]:
+        rows: dict[str, str] = await self.store.redis.hgetall(keys.agent_blocked())  # type: ignore[assignment]
+        return sorted((json.loads(raw) for raw in rows.values()), key=lambda r: -float(r["at"]))
+
+    async def unblock(self, lead: Agent, channel: str, user_id: str) -> None:
+        if not lead.admin:
+            raise BadRequest("admins only", status=403)
+        if not await self.store.redis.hdel(keys.agent_blocked(), f"{channel}:{user_id}"):
+            raise BadRequest(f"{channel}:{user_id} is not blocked", status=404)
+        log.info("customer %s:%s unblocked by %s", channel, user_id, lead.name)
+
+    def route(self, conversation: Conversation, request: HandoffRequest) -> str:
+        """The skill group a new ticket goes to: the first whose languages or entry patterns match."""
+        top = request.candidates[0].entry_id if request.candidates else ""
+        for group in self.config.groups:
+            if conversation.language in group.languages:
+                return group.name
+            if top and any(fnmatch.fnmatchcase(top, pattern) for pattern in group.entries):
+                return group.name
+        return ""
+
+    async def while_waiting(self, conversation: Conversation, line: TranscriptLine) -> tuple[Reply, ...]:
+        """What a customer who writes while queued is told (the engine saves it with their line).
+
+        An escalation ("我要打12315") moves the ticket up and says so; a phone number or e-mail is
+        kept on the ticket for a call back; anything else is confirmed as passed on, at most once
+        per ``ACK_QUIET_SECONDS`` so a burst of short lines gets one answer, not five."""
+        language = conversation.language
+        ticket = await self.tickets.open_for(conversation.id)
+        history = [t.text for t in conversation.transcript if t.role is Role.CUSTOMER]
+        escalation = detect_escalation(line.text, history[-6:])
+        if ticket is not None and escalation is not None and escalation.reason == "complaint":
+            raised = await self.tickets.reprioritise(ticket, PRIORITY["complaint"])
+            await self.tickets.add_note(ticket.id, "system", f"customer escalated while waiting: {escalation.detail}",
+                                        kind="escalated")
+            await self.tickets.set_fields(ticket.id, detail=escalation.detail)
+            if raised:
+                fresh = await self.tickets.get(ticket.id)
+                await self.events.publish("ticket", ticket=(fresh or ticket).to_json(), change="raised")
+                self._soon(self.assign_waiting())
+            position = await self.tickets.position(ticket.id) or 1
+            return (Reply(say("complaint_apology", language) + say("waiting_raised", language, position=position)),)
+        contact = _CONTACT.search(line.text)
+        if ticket is not None and contact is not None:
+            await self.tickets.set_fields(ticket.id, contact=contact.group(0))
+            fresh = await self.tickets.get(ticket.id)
+            await self.events.publish("ticket", ticket=(fresh or ticket).to_json(), change="contact")
+            return (Reply(say("contact_noted", language, contact=mask_phones(contact.group(0)))),)
+        since = ticket.created_at if ticket is not None else 0.0
+        for earlier in reversed(conversation.transcript):
+            if earlier.at < since:  # a note from an earlier handoff does not count for this one
+                break
+            if earlier.role is Role.BOT and earlier.meta.get("kind") in ("waiting_note", "waiting_ack"):
+                if line.at - earlier.at < ACK_QUIET_SECONDS:
+                    return ()
+                return (Reply(say("waiting_ack", language)),)
+        return (Reply(say("waiting_note", language)),)
 
     async def customer_wrote(self, conversation: Conversation, line: TranscriptLine) -> None:
         ticket = await self.tickets.open_for(conversation.id)
@@ -166,21 +364,128 @@ class HumanDesk:
 
     # ----- queue information -------------------------------------------------------------------
 
+    async def last_seen(self) -> dict[str, float]:
+        rows: list[tuple[str, float]] = await self.store.redis.zrange(  # type: ignore[assignment]
+            keys.agent_presence(), 0, -1, withscores=True)
+        return {str(name): float(score) for name, score in rows}
+
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        """Every agent's presence: what they chose, made "offline" when their console is gone."""
+        now = self.clock()
+        seen = await self.last_seen()
+        chosen: dict[str, str] = await self.store.redis.hgetall(keys.agent_status())  # type: ignore[assignment]
+        result: dict[str, dict[str, Any]] = {}
+        for name in set(seen) | set(chosen):
+            data: dict[str, Any] = json.loads(chosen[name]) if name in chosen else {
+                "status": "online", "since": seen.get(name, 0.0)}
+            alive = seen.get(name, 0.0) >= now - PRESENCE_SECONDS
+            status = data["status"] if alive else "offline"
+            result[name] = {"status": status, "since": float(data.get("since") or 0), "last_seen": seen.get(name, 0.0)}
+        return result
+
     async def online_agents(self) -> int:
-        return int(await self.store.redis.zcount(keys.agent_presence(), self.clock() - PRESENCE_SECONDS, "+inf"))
+        """Agents who can answer now (online or busy, console connected): the wait estimate's divisor."""
+        return sum(1 for p in (await self.statuses()).values() if p["status"] in ("online", "busy"))
 
     async def mark_online(self, agent: str) -> None:
+        """A console heartbeat.  Coming back after a logout counts as choosing "online"."""
         await self.store.redis.zadd(keys.agent_presence(), {agent: self.clock()})
+        raw = await self.store.redis.hget(keys.agent_status(), agent)
+        if raw is None or json.loads(raw)["status"] == "offline":
+            await self.set_status(agent, "online")
+
+    async def set_status(self, agent: str, status: str) -> dict[str, Any]:
+        """online (gets new chats) · busy (keeps chats, gets none) · away · offline (logout)."""
+        if status not in (*STATUSES, "offline"):
+            raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
+        presence = {"status": status, "since": self.clock()}
+        await self.store.redis.hset(keys.agent_status(), agent, json.dumps(presence))
+        await self.events.publish("presence", agent=agent, **presence)
+        if status == "online":
+            self._soon(self.assign_waiting())
+        return presence
+
+    def limit(self, agent: Agent) -> int:
+        """How many chats the agent may hold at once; 0 = unlimited."""
+        return agent.max_chats or self.config.max_chats
 
     async def estimate(self, position: int) -> int:
         """Rough minutes until a human answers the ``position``-th waiting customer."""
         agents = max(1, await self.online_agents())
         return max(1, math.ceil(position * self.config.minutes_per_ticket / agents))
 
+    async def assign_waiting(self) -> int:
+        """Hand waiting tickets, in queue order, to online agents below their limit (least busy
+        or round robin, within the ticket's skill group); returns how many were assigned.
+
+        Safe from any number of workers at once: each assignment is one Lua script that checks
+        the ticket is still waiting and the agent still below their limit."""
+        strategy = self.config.auto_assign
+        if strategy not in ("least_busy", "round_robin") or not self.hours.is_open(self.clock()):
+            return 0
+        presence = await self.statuses()
+        available = [a for a in await self.directory.all()
+                     if not a.disabled and presence.get(a.name, {}).get("status") == "online"]
+        if not available:
+            return 0
+        assigned = 0
+        for ticket in await self.tickets.queued():
+            candidates = [(a.name, self.limit(a) or 1_000_000) for a in available
+                          if not ticket.group or ticket.group in a.groups]
+            if not candidates:
+                continue
+            owner = await self.tickets.assign(ticket.id, candidates, strategy)
+            if not owner:
+                continue
+            assigned += 1
+            log.info("ticket %s assigned to %s (%s)", ticket.id, owner, strategy)
+            try:
+                await self._joined(ticket.id, owner, change="assigned",
+                                   shown=next((a.shown for a in available if a.name == owner), ""))
+            except (BadRequest, *REDIS_ERRORS) as exc:
+                log.warning("ticket %s assigned to %s, but the customer was not told: %s", ticket.id, owner, exc)
+        if assigned:
+            self._soon(self.announce_positions())
+        return assigned
+
+    async def return_absent(self) -> int:
+        """Re-queue the chats of agents gone longer than ``offline_grace_minutes`` (logged out,
+        browser closed or dead), at their old place, telling each customer; returns how many."""
+        now = self.clock()
+        grace = self.config.offline_grace_minutes * 60
+        if grace <= 0:  # switched off: chats stay with their owner
+            return 0
+        presence = await self.statuses()
+        returned = 0
+        for ticket in await self.tickets.active():
+            state = presence.get(ticket.owner, {"status": "offline", "since": 0.0, "last_seen": 0.0})
+            if state["status"] != "offline":
+                continue
+            gone_at = max(state["last_seen"], state["since"]) if state["since"] else state["last_seen"]
+            gone_at = max(gone_at, ticket.claimed_at)
+            if now - gone_at < grace or not await self.tickets.requeue(ticket, expected_owner=ticket.owner):
+                continue
+            returned += 1
+            minutes = max(1, int((now - gone_at) // 60))
+            await self.tickets.add_note(ticket.id, "system", f"back to the queue: {ticket.owner} offline for "
+                                        f"{minutes} min", kind="returned")
+            fresh = await self._ticket(ticket.id)
+            await self.events.publish("ticket", ticket=fresh.to_json(), change="returned", previous=ticket.owner)
+            position = await self.tickets.position(ticket.id) or 1
+            try:
+                await self._tell(fresh, _said("agent_gone", position=position), state=ConversationState.WAITING,
+                                 kind="returned")
+            except (BadRequest, *REDIS_ERRORS) as exc:
+                log.info("return notice for %s not sent: %s", ticket.id, exc)
+        if returned:
+            await self.assign_waiting()
+        return returned
+
     async def announce_positions(self) -> None:
         """Tell waiting customers who moved up; at most once per ``queue_update_seconds`` each."""
         if not self.hours.is_open(self.clock()):
             return
+        online = await self.online_agents()
         for index, ticket in enumerate(await self.tickets.queued()):
             if index >= 20:
                 break
@@ -192,7 +497,7 @@ class HumanDesk:
             if self.clock() - last_at < self.config.queue_update_seconds:
                 continue
             await self.tickets.set_fields(ticket.id, last_position=str(position), last_position_at=repr(self.clock()))
-            wait = await self.estimate(position)
+            wait = await self.estimate(position) if online else None
             try:
                 await self._tell(ticket, _queue_moved(position, wait), kind="queue_update")
             except (BadRequest, *REDIS_ERRORS) as exc:
@@ -301,17 +606,28 @@ class HumanDesk:
 
     async def claim(self, ticket_id: str, agent: Agent) -> Ticket:
         ticket = await self._ticket(ticket_id)
-        async with self.store.conversation_lock(ticket.conversation_id):
-            if not await self.tickets.claim(ticket_id, agent.name):
-                current = await self._ticket(ticket_id)
-                who = f" by {current.owner}" if current.owner else ""
-                raise BadRequest(f"ticket {ticket_id} is already {current.status}{who}", status=409)
-            ticket = await self._ticket(ticket_id)
-            written = await self._write(ticket, lambda lang: Reply(say("agent_joined", lang, agent=agent.shown)),
-                                        state=ConversationState.AGENT, kind="agent_joined")
-        await self.events.publish("ticket", ticket=ticket.to_json(), change="claimed")
-        await self._publish_and_deliver(ticket, *written, strict=False)
+        limit = self.limit(agent)
+        got = await self.tickets.claim(ticket_id, agent.name, limit)
+        if got == -1:
+            raise BadRequest(f"you already have {limit} chats (your limit); resolve one first", status=409)
+        if not got:
+            current = await self._ticket(ticket_id)
+            who = f" by {current.owner}" if current.owner else ""
+            raise BadRequest(f"ticket {ticket_id} is already {current.status}{who}", status=409)
+        ticket = await self._joined(ticket.id, agent.name, change="claimed", shown=agent.shown)
         self._soon(self.announce_positions())
+        return ticket
+
+    async def _joined(self, ticket_id: str, owner: str, change: str, shown: str = "") -> Ticket:
+        """After a claim or an assignment: the customer is told who joined (by the agent's display
+        name, e.g. 人工客服小李已接入, never the login), consoles are told."""
+        ticket = await self._ticket(ticket_id)
+        shown = shown or await self.directory.display_name(owner) or owner
+        async with self.store.conversation_lock(ticket.conversation_id):
+            written = await self._write(ticket, _said("agent_joined", agent=shown),
+                                        state=ConversationState.AGENT, kind="agent_joined")
+        await self.events.publish("ticket", ticket=ticket.to_json(), change=change)
+        await self._publish_and_deliver(ticket, *written, strict=False)
         return ticket
 
     async def send(self, ticket_id: str, agent: Agent, text: str) -> tuple[TranscriptLine, str]:
@@ -321,8 +637,11 @@ class HumanDesk:
             raise BadRequest(f"a message is 1-{MAX_MESSAGE} characters")
         ticket = await self._ticket(ticket_id)
         self._owned(ticket, agent)
-        return await self._tell(ticket, lambda lang: Reply(text), role=Role.AGENT, agent=agent.name,
+        sent = await self._tell(ticket, lambda lang: Reply(text), role=Role.AGENT, agent=agent.name,
                                 agent_name=agent.shown, state=ConversationState.AGENT, strict=True)
+        if not ticket.first_response_at:  # the team view's first-response time
+            await self.store.redis.hsetnx(keys.agent_ticket(ticket.id), "first_response_at", repr(self.clock()))
+        return sent
 
     async def typing(self, ticket_id: str, agent: Agent) -> None:
         """Show "the agent is typing" in the customer's chat (web chat only; it lapses by itself)."""
@@ -344,18 +663,82 @@ class HumanDesk:
         self._owned(ticket, agent)
         if to.name == ticket.owner:
             raise BadRequest(f"{to.name} already owns ticket {ticket_id}", status=409)
-        if not await self.tickets.transfer(ticket_id, to.name, "" if agent.admin else agent.name):
+        if to.disabled:
+            raise BadRequest(f"{to.name} is disabled", status=409)
+        limit = self.limit(to)
+        got = await self.tickets.transfer(ticket_id, to.name, "" if agent.admin else agent.name, limit)
+        if got == -1:
+            raise BadRequest(f"{to.name} already has {limit} chats (their limit)", status=409)
+        if not got:
             raise BadRequest(f"ticket {ticket_id} changed meanwhile; reload", status=409)
         await self.tickets.add_note(ticket_id, agent.name, f"transferred {ticket.owner} → {to.name}", kind="transfer")
         ticket = await self._ticket(ticket_id)
         await self.events.publish("ticket", ticket=ticket.to_json(), change="transferred", to=to.name)
-        await self._tell(ticket, lambda lang: Reply(say("agent_transferred", lang, agent=to.name)),
+        await self._tell(ticket, lambda lang: Reply(say("agent_transferred", lang, agent=to.shown)),
                          kind="agent_transferred")
         return ticket
 
-    async def resolve(self, ticket_id: str, agent: Agent) -> Ticket:
-        """Close the ticket, give the conversation back to the bot and ask for a rating."""
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.config.groups if g.name]
+
+    async def transfer_to_group(self, ticket_id: str, agent: Agent, group: str) -> Ticket:
+        """Back to the queue for a skill group (售后, English...): the next free agent of that group
+        gets it, at the customer's old place in the queue."""
+        if group not in self.group_names():
+            raise BadRequest(f"no group {group!r}; groups: {', '.join(self.group_names()) or 'none configured'}",
+                             status=404)
+        ticket = await self._ticket(ticket_id)
+        self._owned(ticket, agent)
+        if not await self.tickets.requeue(ticket, "" if agent.admin else agent.name, group=group):
+            raise BadRequest(f"ticket {ticket_id} changed meanwhile; reload", status=409)
+        await self.tickets.add_note(ticket_id, agent.name, f"transferred {ticket.owner} → group {group}",
+                                    kind="transfer")
+        ticket = await self._ticket(ticket_id)
+        await self.events.publish("ticket", ticket=ticket.to_json(), change="transferred", group=group)
+        await self._tell(ticket, _said("group_transferred", group=group), state=ConversationState.WAITING,
+                         kind="agent_transferred")
+        await self.assign_waiting()
+        return await self._ticket(ticket_id)
+
+    async def reassign(self, ticket_id: str, lead: Agent, to: Agent) -> Ticket:
+        """A team lead moves a waiting or claimed ticket to an agent."""
+        if not lead.admin:
+            raise BadRequest("admins only", status=403)
+        ticket = await self._ticket(ticket_id)
+        if ticket.status == "queued":
+            return await self.claim(ticket_id, to)
+        return await self.transfer(ticket_id, lead, to)
+
+    async def resolve(self, ticket_id: str, agent: Agent, wrapup: Mapping[str, Any] | None = None) -> Ticket:
+        """Close the ticket with its wrap-up (会话小结), give the conversation back to the bot and
+        ask for a rating."""
+        clean = self.check_wrapup(wrapup or {})
+        if clean:
+            ticket = await self._ticket(ticket_id)
+            self._owned(ticket, agent)
+            await self.tickets.set_fields(ticket_id, wrapup=json.dumps(clean, ensure_ascii=False))
         return await self._close(ticket_id, agent, "resolved", ask, ConversationState.CLOSED, "survey")
+
+    def check_wrapup(self, wrapup: Mapping[str, Any]) -> dict[str, Any]:
+        """{category, tags, outcome}, each optional; one clear line for what is wrong."""
+        unknown = set(wrapup) - {"category", "tags", "outcome"}
+        if unknown:
+            raise BadRequest(f"wrap-up: unknown field(s) {', '.join(sorted(unknown))}; use category, tags, outcome")
+        category = wrapup.get("category", "")
+        if not isinstance(category, str) or len(category) > 60:
+            raise BadRequest("wrap-up 'category' must be text of at most 60 characters")
+        tags = wrapup.get("tags", [])
+        if isinstance(tags, str):
+            tags = [t for t in re.split(r"[,，、]+", tags) if t.strip()]
+        if not isinstance(tags, list) or len(tags) > 10 or \
+                not all(isinstance(t, str) and 0 < len(t.strip()) <= 30 for t in tags):
+            raise BadRequest("wrap-up 'tags' must be up to 10 words of at most 30 characters each")
+        outcome = wrapup.get("outcome", "")
+        if not isinstance(outcome, str) or len(outcome) > 200:
+            raise BadRequest("wrap-up 'outcome' must be one line of at most 200 characters")
+        clean: dict[str, Any] = {"category": category.strip(), "tags": [t.strip() for t in tags],
+                                 "outcome": outcome.strip()}
+        return clean if any(clean.values()) else {}
 
     async def hand_back(self, ticket_id: str, agent: Agent) -> Ticket:
         """Return the conversation to the bot without a survey (e.g. the customer only had an FAQ)."""
@@ -375,8 +758,10 @@ class HumanDesk:
                 await self.store.redis.set(keys.agent_survey(ticket.conversation_id), json.dumps(survey), ex=ttl)
             ticket = await self._ticket(ticket_id)
             written = await self._write(ticket, make, state=state, kind=kind)
+            await self.tickets.set_fields(ticket_id, text=_searchable(written[1], ticket.created_at))
         await self.events.publish("ticket", ticket=ticket.to_json(), change=status)
         await self._publish_and_deliver(ticket, *written, strict=False)
+        self._soon(self.assign_waiting())  # a chat slot came free
         return ticket
 
     async def follow_up(self, ticket_id: str, agent: Agent, minutes: float, text: str) -> dict[str, Any]:
@@ -397,7 +782,7 @@ class HumanDesk:
         redis = self.store.redis
         lease = max(1, int(self.config.sla_check_seconds))
         if not await redis.set(keys.agent_sla_lock(), "1", nx=True, ex=lease):
-            return {"escalated": 0, "reminded": 0}
+            return {"escalated": 0, "reminded": 0, "returned": 0, "assigned": 0}
         now = self.clock()
         escalated = reminded = 0
         if self.hours.is_open(now):
@@ -412,13 +797,15 @@ class HumanDesk:
                                                 kind="escalated")
                     fresh = await self.tickets.get(ticket.id)
                     await self.events.publish("escalated", ticket=(fresh or ticket).to_json(), minutes=minutes)
+        returned = await self.return_absent()
+        assigned = await self.assign_waiting()
         due: list[str] = await redis.zrangebyscore(keys.agent_followups(), "-inf", now)  # type: ignore[assignment]
         for raw in due:
             if await redis.zrem(keys.agent_followups(), raw):  # only one worker wins each reminder
                 reminded += 1
                 reminder = json.loads(raw)
                 await self.events.publish("reminder", **reminder)
-        return {"escalated": escalated, "reminded": reminded}
+        return {"escalated": escalated, "reminded": reminded, "returned": returned, "assigned": assigned}
 
     async def pending_reminders(self, agent: str) -> list[dict[str, Any]]:
         rows: list[str] = await self.store.redis.zrange(keys.agent_followups(), 0, -1)  # type: ignore[assignment]
@@ -432,6 +819,73 @@ class HumanDesk:
         return {"ratings": items, "count": len(scores),
                 "average": round(sum(scores) / len(scores), 2) if scores else None}
 
+    async def resolved(self, *, text: str = "", agent: str = "", tag: str = "", customer: str = "",
+                       since: float = 0.0, until: float = 0.0, limit: int = 50) -> list[dict[str, Any]]:
+        """Closed tickets, newest first, matching every filter given: a word from the conversation,
+        its wrap-up or summary; the agent; a wrap-up tag or category; the customer's name or id;
+        a closing-time range."""
+        needle, who, label = text.strip().lower(), customer.strip().lower(), tag.strip().lower()
+        found: list[dict[str, Any]] = []
+        for ticket in await self.tickets.closed(since):
+            if until and ticket.closed_at > until:
+                continue
+            if agent and ticket.owner != agent:
+                continue
+            wrap = ticket.wrapup
+            if label and label not in [t.lower() for t in wrap.get("tags", [])] and \
+                    label != str(wrap.get("category", "")).lower():
+                continue
+            if who and who not in ticket.customer_name.lower() and who not in ticket.user_id.lower():
+                continue
+            if needle:
+                raw = await self.store.redis.hget(keys.agent_ticket(ticket.id), "text") or ""
+                haystack = " ".join([str(raw), ticket.summary, json.dumps(wrap, ensure_ascii=False), ticket.comment])
+                if needle not in haystack.lower():
+                    continue
+            found.append(ticket.to_json())
+            if len(found) >= limit:
+                break
+        return found
+
+    async def csat(self, agent: str, days: float = 30) -> dict[str, Any]:
+        """The agent's own satisfaction ratings: what customers thought of *their* help."""
+        scores = [t.rating for t in await self.tickets.closed(self.clock() - days * 86_400)
+                  if t.owner == agent and t.rating]
+        return {"count": len(scores), "average": round(sum(scores) / len(scores), 2) if scores else None}
+
+    async def team(self, lead: Agent, days: float = 7) -> dict[str, Any]:
+        """The team lead's live view: each agent's presence and load, their open chats, and over
+        the last ``days`` their first-response times, SLA breaches and CSAT."""
+        if not lead.admin:
+            raise BadRequest("admins only", status=403)
+        now = self.clock()
+        presence = await self.statuses()
+        active = await self.tickets.active()
+        closed = await self.tickets.closed(now - days * 86_400)
+        sla = self.config.unclaimed_sla_minutes * 60
+        rows = []
+        for agent in await self.directory.all():
+            mine = [t for t in active if t.owner == agent.name]
+            handled = [t for t in (*mine, *closed) if t.owner == agent.name]
+            responses = [t.first_response_at - t.claimed_at for t in handled if t.first_response_at and t.claimed_at]
+            late = sum(1 for r in responses if r > sla)
+            late += sum(1 for t in mine if not t.first_response_at and now - t.claimed_at > sla)
+            ratings = [t.rating for t in closed if t.owner == agent.name and t.rating]
+            state = presence.get(agent.name, {"status": "offline", "since": 0.0, "last_seen": 0.0})
+            rows.append({
+                **agent.to_json(), "status": state["status"], "status_since": state["since"],
+                "last_seen": state["last_seen"], "load": len(mine), "limit": self.limit(agent),
+                "open": [t.to_json() for t in mine],
+                "resolved": sum(1 for t in closed if t.owner == agent.name and t.status == "resolved"),
+                "first_response_seconds": round(sum(responses) / len(responses)) if responses else None,
+                "sla_breaches": late,
+                "csat": round(sum(ratings) / len(ratings), 2) if ratings else None,
+            })
+        queued = await self.tickets.queued()
+        return {"agents": rows, "queued": len(queued), "groups": self.group_names(),
+                "escalated_waiting": sum(1 for t in queued if t.escalated_at), "days": days,
+                "online": sum(1 for r in rows if r["status"] in ("online", "busy"))}
+
     async def inbox(self, agent: Agent) -> dict[str, Any]:
         now = self.clock()
         queued = []
@@ -441,9 +895,12 @@ class HumanDesk:
         others: list[dict[str, Any]] = []
         for ticket in await self.tickets.active():
             (mine if ticket.owner == agent.name else others).append(ticket.to_json())
+        presence = (await self.statuses()).get(agent.name, {"status": "offline"})
         return {"queued": queued, "mine": mine, "others": others,
                 "service_open": self.hours.is_open(now), "online_agents": await self.online_agents(),
-                "reminders": await self.pending_reminders(agent.name)}
+                "reminders": await self.pending_reminders(agent.name), "status": presence["status"],
+                "load": len(mine), "limit": self.limit(agent), "csat": await self.csat(agent.name),
+                "groups": self.group_names()}
 
     async def export(self, ticket_id: str) -> str:
         """The ticket's conversation as plain text for records or escalation by e-mail; phone and
@@ -469,8 +926,18 @@ class HumanDesk:
             "conversation": None if conv is None else {
                 "id": conv.id, "state": conv.state.value, "language": conv.language,
                 "profile": conv.profile.to_json(),
+                "slots": {k: v for k, v in conv.slots.items() if not k.startswith("_")},  # the order card
             },
             "transcript": [] if conv is None else [line_json(line) for line in conv.transcript],
             "notes": await self.tickets.notes(ticket.id),
             "earlier_tickets": [t.to_json() for t in history if t.id != ticket.id],
+            "candidate_answers": self.candidate_answers(ticket),
+            "customer": await self.customer(ticket.channel, ticket.user_id),
         }
+
+
+def _searchable(conv: Conversation, since: float) -> str:
+    """The words of a closed ticket's conversation, kept on the ticket for the resolved search
+    (the conversation itself goes on, and expires on its own schedule)."""
+    lines = [line.text for line in conv.transcript if line.at >= since - 3600 and line.role is not Role.SYSTEM]
+    return "\n".join(lines)[-8000:]

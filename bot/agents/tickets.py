@@ -53,30 +53,85 @@ return id
 _OPEN = _OPEN.replace("CUSTOMER_HISTORY_VALUE", str(CUSTOMER_HISTORY))
 
 _CLAIM = """
+local limit = tonumber(ARGV[4])
+if limit > 0 and redis.call('SCARD', KEYS[4]) >= limit then return -1 end
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[2], 'status', 'claimed', 'owner', ARGV[2], 'claimed_at', ARGV[3])
+  redis.call('HSET', KEYS[2], 'status', 'claimed', 'owner', ARGV[2], 'claimed_at', ARGV[3], 'assigned', ARGV[5])
   redis.call('SADD', KEYS[3], ARGV[1])
+  redis.call('SADD', KEYS[4], ARGV[1])
   return 1
 end
 return 0
 """
 
+# Auto-assignment: among the candidates (agent, limit, last-assigned time) pick the least busy
+# (or, round robin, the one assigned longest ago) below their limit, and claim for them, all in
+# one script: two workers assigning at once can neither give a ticket twice nor overfill anyone.
+_ASSIGN = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return '' end
+local best, best_load, best_last = nil, nil, nil
+for i = 4, #ARGV, 2 do
+  local agent, limit = ARGV[i], tonumber(ARGV[i + 1])
+  local load = redis.call('SCARD', KEYS[4] .. agent)
+  if load < limit then
+    local last = tonumber(redis.call('HGET', KEYS[5], agent) or '0')
+    local better = best == nil
+    if not better and ARGV[3] == 'least_busy' then
+      better = load < best_load or (load == best_load and last < best_last)
+    elseif not better then
+      better = last < best_last
+    end
+    if better then best, best_load, best_last = agent, load, last end
+  end
+end
+if best == nil then return '' end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'status', 'claimed', 'owner', best, 'claimed_at', ARGV[2], 'assigned', 'auto')
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4] .. best, ARGV[1])
+redis.call('HSET', KEYS[5], best, ARGV[2])
+return best
+"""
+
+# Back to the queue (owner gone past the grace period, transfer to a group, a lead's reassign):
+# the ticket keeps its original place (score) so the customer does not start again at the back.
+_REQUEUE = """
+if redis.call('HGET', KEYS[2], 'status') ~= 'claimed' then return 0 end
+local owner = redis.call('HGET', KEYS[2], 'owner')
+if ARGV[2] ~= '' and owner ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], 'status', 'queued', 'owner', '', 'requeued_at', ARGV[4], 'previous_owner', owner)
+if ARGV[3] ~= '-' then redis.call('HSET', KEYS[2], 'group', ARGV[3]) end
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4] .. owner, ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
+return 1
+"""
+
 _TRANSFER = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'claimed' then return 0 end
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if ARGV[2] ~= '' and owner ~= ARGV[2] then return 0 end
+local limit = tonumber(ARGV[4])
+if limit > 0 and redis.call('SCARD', KEYS[2] .. ARGV[1]) >= limit then return -1 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+redis.call('SREM', KEYS[2] .. owner, ARGV[3])
+redis.call('SADD', KEYS[2] .. ARGV[1], ARGV[3])
 return 1
 """
 
 _CLOSE = """
 local status = redis.call('HGET', KEYS[3], 'status')
 if status ~= 'queued' and status ~= 'claimed' then return 0 end
-if ARGV[4] ~= '' and redis.call('HGET', KEYS[3], 'owner') ~= ARGV[4] then return 0 end
+local owner = redis.call('HGET', KEYS[3], 'owner') or ''
+if ARGV[4] ~= '' and owner ~= ARGV[4] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+if owner ~= '' then redis.call('SREM', KEYS[5] .. owner, ARGV[1]) end
 redis.call('HSET', KEYS[3], 'status', ARGV[2], 'closed_at', ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', ARGV[3] - ARGV[5])
 return 1
 """
 
@@ -103,6 +158,12 @@ class Ticket:
     context: dict[str, Any] = field(default_factory=dict)
     rating: int = 0
     comment: str = ""
+    group: str = ""  # skill group it is routed to ("" = anyone)
+    assigned: str = ""  # "auto" when the desk assigned it, "" when an agent claimed it
+    left_message: bool = False  # opened with no agent online or after hours: a message to answer first
+    contact: str = ""  # phone / e-mail the customer left for a call back
+    wrapup: dict[str, Any] = field(default_factory=dict)  # {category, tags, outcome} at resolve
+    first_response_at: float = 0.0  # the owner's first message to the customer
 
     @property
     def open(self) -> bool:
@@ -120,6 +181,10 @@ class Ticket:
             after_hours=data.get("after_hours") == "1", summary=data.get("summary", ""),
             customer_name=data.get("customer_name", ""), context=json.loads(data.get("context") or "{}"),
             rating=int(data.get("rating") or 0), comment=data.get("comment", ""),
+            group=data.get("group", ""), assigned=data.get("assigned", ""),
+            left_message=data.get("left_message") == "1", contact=data.get("contact", ""),
+            wrapup=json.loads(data.get("wrapup") or "{}"),
+            first_response_at=float(data.get("first_response_at") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -133,7 +198,9 @@ class Ticket:
             "status": self.status, "owner": self.owner, "claimed_at": self.claimed_at,
             "closed_at": self.closed_at, "escalated": self.escalated_at > 0, "escalated_at": self.escalated_at,
             "after_hours": self.after_hours, "summary": self.summary, "rating": self.rating or None,
-            "comment": self.comment,
+            "comment": self.comment, "group": self.group, "assigned": self.assigned,
+            "left_message": self.left_message, "contact": self.contact, "wrapup": self.wrapup or None,
+            "first_response_at": self.first_response_at,
         }
 
 
@@ -185,19 +252,29 @@ class TicketStore:
         self._claim = redis.register_script(_CLAIM)
         self._transfer = redis.register_script(_TRANSFER)
         self._close = redis.register_script(_CLOSE)
+        self._assign = redis.register_script(_ASSIGN)
+        self._requeue = redis.register_script(_REQUEUE)
 
     async def open(self, conv: Conversation, request: HandoffRequest, *, after_hours: bool,
-                   summary: str, context: dict[str, Any]) -> tuple[Ticket, bool]:
-        """Open the conversation's ticket, or return the one already open; (ticket, created)."""
+                   summary: str, context: dict[str, Any], group: str = "",
+                   left_message: bool = False) -> tuple[Ticket, bool]:
+        """Open the conversation's ticket, or return the one already open; (ticket, created).
+
+        A message left while nobody could answer ranks with requests for a human (complaints
+        still first): the next agent to come online finds it ahead of newer questions, which
+        have waited less (service rule 6)."""
         now = self.clock()
         ticket_id = uuid.uuid4().hex[:12]
         priority = PRIORITY.get(request.reason, DEFAULT_PRIORITY)
+        if left_message:
+            priority = min(priority, PRIORITY["human_request"])
         fields: dict[str, str] = {
             "id": ticket_id, "conversation_id": conv.id, "channel": conv.channel, "user_id": conv.user_id,
             "reason": request.reason, "detail": request.detail, "language": conv.language,
             "priority": str(priority), "created_at": repr(now), "status": "queued",
             "after_hours": "1" if after_hours else "", "summary": summary,
             "customer_name": conv.profile.name, "context": json.dumps(context, ensure_ascii=False),
+            "group": group, "left_message": "1" if left_message else "",
         }
         flat = [item for pair in fields.items() for item in pair]
         prefix = keys.agent_ticket("")
@@ -246,18 +323,59 @@ class TicketStore:
         ids = await self.redis.lrange(keys.agent_customer_tickets(channel, user_id), 0, -1)
         return await self.many([str(i) for i in ids])
 
-    async def claim(self, ticket_id: str, agent: str) -> bool:
-        return bool(await self._claim(keys=[keys.agent_queue(), keys.agent_ticket(ticket_id), keys.agent_active()],
-                                      args=[ticket_id, agent, repr(self.clock())]))
+    async def claim(self, ticket_id: str, agent: str, limit: int = 0) -> int:
+        """1 claimed, 0 someone else has it (or it closed), -1 the agent is at ``limit`` chats."""
+        return int(await self._claim(
+            keys=[keys.agent_queue(), keys.agent_ticket(ticket_id), keys.agent_active(), keys.agent_owned(agent)],
+            args=[ticket_id, agent, repr(self.clock()), limit, ""]))
 
-    async def transfer(self, ticket_id: str, to: str, expected_owner: str = "") -> bool:
-        return bool(await self._transfer(keys=[keys.agent_ticket(ticket_id)], args=[to, expected_owner]))
+    async def assign(self, ticket_id: str, candidates: Sequence[tuple[str, int]], strategy: str) -> str:
+        """Give a waiting ticket to the best candidate below their limit; the agent, or ""."""
+        flat = [item for name, limit in candidates for item in (name, limit)]
+        got = await self._assign(
+            keys=[keys.agent_queue(), keys.agent_ticket(ticket_id), keys.agent_active(), keys.agent_owned(""),
+                  keys.agent_last_assigned()],
+            args=[ticket_id, repr(self.clock()), strategy, *flat])
+        return str(got or "")
+
+    async def requeue(self, ticket: Ticket, expected_owner: str = "", group: str | None = None) -> bool:
+        """A claimed ticket back to its old place in the queue (optionally for a skill group)."""
+        score = repr(ticket.priority * 1e10 + ticket.created_at)
+        return bool(await self._requeue(
+            keys=[keys.agent_queue(), keys.agent_ticket(ticket.id), keys.agent_active(), keys.agent_owned("")],
+            args=[ticket.id, expected_owner, "-" if group is None else group, repr(self.clock()), score]))
+
+    async def reprioritise(self, ticket: Ticket, priority: int) -> bool:
+        """Move a still-waiting ticket up to ``priority`` (an escalation while waiting)."""
+        if priority >= ticket.priority:
+            return False
+        changed = await self.redis.zadd(keys.agent_queue(), {ticket.id: priority * 1e10 + ticket.created_at},
+                                        xx=True, ch=True)
+        if changed:
+            await self.set_fields(ticket.id, priority=str(priority))
+        return bool(changed)
+
+    async def owned(self, agent: str) -> list[str]:
+        return sorted(str(i) for i in await self.redis.smembers(keys.agent_owned(agent)))
+
+    async def load(self, agent: str) -> int:
+        return int(await self.redis.scard(keys.agent_owned(agent)))
+
+    async def transfer(self, ticket_id: str, to: str, expected_owner: str = "", limit: int = 0) -> int:
+        """1 moved, 0 the ticket changed meanwhile, -1 ``to`` is at ``limit`` chats."""
+        return int(await self._transfer(keys=[keys.agent_ticket(ticket_id), keys.agent_owned("")],
+                                        args=[to, expected_owner, ticket_id, limit]))
 
     async def close(self, ticket: Ticket, status: str, expected_owner: str = "") -> bool:
         return bool(await self._close(
             keys=[keys.agent_queue(), keys.agent_active(), keys.agent_ticket(ticket.id),
-                  keys.agent_open_ticket(ticket.conversation_id)],
+                  keys.agent_open_ticket(ticket.conversation_id), keys.agent_owned(""), keys.agent_closed()],
             args=[ticket.id, status, repr(self.clock()), expected_owner, CLOSED_TTL_SECONDS]))
+
+    async def closed(self, since: float = 0.0, limit: int = 500) -> list[Ticket]:
+        """Closed tickets, newest first (kept for ``CLOSED_TTL_SECONDS``)."""
+        ids = await self.redis.zrevrangebyscore(keys.agent_closed(), "+inf", since, start=0, num=limit)
+        return await self.many([str(i) for i in ids])
 
     async def mark_escalated(self, ticket_id: str) -> bool:
         """True only for the first caller, so an escalation is announced once."""

@@ -162,6 +162,9 @@ class HandoffAction(KefuAction):
         if conv.state in (ConversationState.WAITING, ConversationState.AGENT):  # never a second ticket
             dispatcher.utter_message(text=say(f"handoff_status_{conv.state.value}", language, wait=wait))
             return [SlotSet(HANDOFF_STATE_SLOT, conv.state.value)]
+        if not await self.runtime.desk.accepts(conv):  # a blocked customer (abuse): no agent is called
+            dispatcher.utter_message(text=say("handoff_refused", language))
+            return [SlotSet(HANDOFF_STATE_SLOT, "none")]
         text = latest_text(tracker)
         reason = tracker.get_slot(REASON_SLOT)
         if not isinstance(reason, str) or not reason:

@@ -38,6 +38,7 @@ async def test_answers_a_faq_in_chinese_and_english(runtime: Runtime) -> None:
 
 
 async def test_complaint_hands_off_with_apology_and_context(runtime: Runtime) -> None:
+    await runtime.desk.mark_online("li")  # type: ignore[attr-defined]  # someone to promise a wait for
     await say(runtime, "退款多久到账")
     result = await say(runtime, "我要投诉你们，太差劲了")
     assert result.decision is not None and result.decision.action is Action.HANDOFF

@@ -222,6 +222,7 @@ async def test_clarify_buttons_then_press(kefu_small: Kefu) -> None:
 
 @pytest.mark.parametrize("text", ["转人工", "/human"])
 async def test_human_request_hands_off(kefu: Kefu, text: str) -> None:
+    await kefu.runtime.desk.mark_online("li")  # type: ignore[attr-defined]  # an agent there to wait for
     [reply] = await kefu.say(text, chat_id=CHAT)
     assert "人工客服" in reply and "分钟" in reply
     stored = await kefu.runtime.store.load_conversation(f"telegram:{CHAT}")
@@ -232,6 +233,7 @@ async def test_human_request_hands_off(kefu: Kefu, text: str) -> None:
 async def test_human_command_in_english(kefu: Kefu) -> None:
     [hello] = await kefu.say("/start", chat_id=CHAT, language="en")
     assert hello == say("telegram_start", "en")
+    await kefu.runtime.desk.mark_online("li")  # type: ignore[attr-defined]
     [reply] = await kefu.say("/human", chat_id=CHAT, language="en")
     assert "agent" in reply and "minutes" in reply
     stored = await kefu.runtime.store.load_conversation(f"telegram:{CHAT}")

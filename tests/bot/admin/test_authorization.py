@@ -12,7 +12,8 @@ from bot.admin.openapi import OPENAPI as ADMIN_OPENAPI
 from bot.agents.api import OPENAPI as AGENT_OPENAPI
 from tests.bot.admin.conftest import Admin
 
-PARAMS = {"entry_id": "refund-time", "ticket_id": "no-such-ticket"}
+PARAMS = {"entry_id": "refund-time", "ticket_id": "no-such-ticket", "name": "no-such-agent", "channel": "web",
+          "user_id": "no-such-user"}
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str]]:

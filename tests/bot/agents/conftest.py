@@ -99,10 +99,11 @@ async def hand_off(desk: HumanDesk, chat: str, said: Sequence[str], reason: str 
     lines = [TranscriptLine(Role.CUSTOMER, text, now) for text in said]
     request = HandoffRequest(reason, "test", (Candidate("refund-time", 0.42, "退款多久到账"),))
     conv = conv.evolve(state=ConversationState.WAITING, language=language, handoff=request)
-    replies = await desk.open_ticket(conv.evolve(transcript=(*conv.transcript, *lines)), request,
-                                     (Reply("handler reply"),))
-    lines += [TranscriptLine(Role.BOT, r.text, now) for r in replies]
-    await desk.store.save_conversation(conv, lines)
+    async with desk.store.conversation_lock(conv.id):  # as the engine's turn holds it
+        replies = await desk.open_ticket(conv.evolve(transcript=(*conv.transcript, *lines)), request,
+                                         (Reply("handler reply"),))
+        lines += [TranscriptLine(Role.BOT, r.text, now) for r in replies]
+        await desk.store.save_conversation(conv, lines)
     stored = await desk.store.load_conversation(conv.id)
     assert stored is not None
     return stored, replies

@@ -17,6 +17,7 @@ from tests.bot.agents.conftest import BOSS, LI, WANG, Clock, RecordingChannel, h
 
 
 async def test_handoff_opens_one_ticket_with_full_context_and_tells_the_position(desk: HumanDesk) -> None:
+    await desk.mark_online("li")  # with nobody online there is no wait to promise: test_queue.py
     await hand_off(desk, "c1", ["退款多久到账", "我要投诉你们，太差劲了"])
     _conv, replies = await hand_off(desk, "c1", ["我要投诉你们，太差劲了"])  # the same handoff again: same ticket
     assert len(await desk.tickets.queued()) == 1
@@ -32,6 +33,7 @@ async def test_handoff_opens_one_ticket_with_full_context_and_tells_the_position
 
 
 async def test_complaints_jump_the_queue_then_waiting_time_orders(desk: HumanDesk, clock: Clock) -> None:
+    await desk.mark_online("li")  # (messages left with nobody online rank higher: test_queue.py)
     await hand_off(desk, "a", ["转人工"], reason="human_request")
     clock.advance(10)
     await hand_off(desk, "b", ["这个问题你答不了"], reason="low_confidence")
