@@ -38,6 +38,7 @@ class Examples:
 
     off_topic: tuple[str, ...] = ()
     complaints: Mapping[str, ComplaintKind] = field(default_factory=dict)
+    routine: tuple[str, ...] = ()  # plain problem reports: counter-examples for the complaint kinds
 
 
 def read_lines(path: Path) -> tuple[str, ...]:
@@ -50,6 +51,7 @@ def read_lines(path: Path) -> tuple[str, ...]:
 def builtin_examples() -> Examples:
     """The shipped examples (read once per process)."""
     raw = yaml.safe_load((BUILTIN / "complaints.yaml").read_text(encoding="utf-8"))
+    routine = tuple(raw.pop("routine")["examples"])
     kinds = {kind: ComplaintKind(kind, spec["detail"]["en"], spec["detail"]["zh"], tuple(spec["examples"]))
              for kind, spec in raw.items()}
-    return Examples(read_lines(BUILTIN / "off-topic.txt"), kinds)
+    return Examples(read_lines(BUILTIN / "off-topic.txt"), kinds, routine)

@@ -61,7 +61,7 @@ TAU = 0.855  # cosine level of the "none of these" option, dense mode
 BETA = 1.78  # weight of the classifier's log-probability
 LEX_ALPHA = 14.0  # lexical-only mode: weight of the best-phrasing TF-IDF cosine
 LEX_TAU = 0.53  # lexical-only mode: cosine level of the "none of these" option
-CLF_VERSION = "adam1"
+CLF_VERSION = "adam3"
 # An off-topic example this close (cosine) to one of the knowledge base's own phrasings is
 # left out for that knowledge base: a FAQ that really is about the weather keeps its questions.
 OFF_TOPIC_MAX_SIMILARITY = 0.9
@@ -164,13 +164,15 @@ class Retriever:
         self._index = self._build_index(self._items, self._vectors, warm=None)
         self.calibration = self._calibrated() if calibrate else DEFAULT_CALIBRATION
         complaints = examples.complaints if examples is not None and embedder is not None else {}
-        self._complaints = self._complaint_model(complaints) if complaints else None
+        self._complaints = self._complaint_model(complaints, examples.routine if examples else ()) \
+            if complaints else None
 
-    def _complaint_model(self, kinds: Mapping[str, ComplaintKind]) -> _ComplaintModel | None:
-        """A small classifier: routine (every entry text and off-topic example) or one of the
-        complaint kinds.  Kept apart from the entries' classifier so a complaint example never
-        takes probability away from an entry: it only overrides when it is sure."""
-        routine = np.vstack([v for v in self._vectors.values()]) if self._vectors else np.zeros((0, 384), np.float32)
+    def _complaint_model(self, kinds: Mapping[str, ComplaintKind], reports: Sequence[str]) -> _ComplaintModel | None:
+        """A small classifier: routine (every entry text, off-topic example and plain problem
+        report) or one of the complaint kinds.  Kept apart from the entries' classifier so a
+        complaint example never takes probability away from an entry: it only overrides when sure."""
+        own = [v for v in self._vectors.values()] + ([self._embed_texts(list(reports))] if reports else [])
+        routine = np.vstack(own) if own else np.zeros((0, 384), np.float32)
         if len(routine) > 20_000:  # plenty to learn "not a complaint"; keeps a huge KB's build flat
             routine = routine[np.random.default_rng(0).choice(len(routine), 20_000, replace=False)]
         names = tuple(kinds)
@@ -180,9 +182,19 @@ class Retriever:
         x = np.vstack([routine, *examples])
         y = np.concatenate([np.zeros(len(routine), dtype=np.int64),
                             *[np.full(len(e), i + 1, dtype=np.int64) for i, e in enumerate(examples)]])
+        key = hashlib.sha256(f"complaints|{CLF_VERSION}|{getattr(self._embedder, 'model_id', '')}".encode())
+        key.update(np.ascontiguousarray(x).tobytes())
+        key.update("\x01".join(names).encode())
+        digest = "c" + key.hexdigest()[:23]
+        labels = ("routine", *names)
+        cached = _Classifier.load(self._cache_dir, digest, len(labels)) if self._cache_dir else None
+        if cached is not None:
+            return _ComplaintModel(names, cached)
         # "routine" weighs as much as all the kinds together: a two-sided question, split in kinds
-        weight = [len(names)] + [1] * len(names)
-        return _ComplaintModel(names, _Classifier.fit(x, y, ("routine", *names), label_weight=weight))
+        model = _Classifier.fit(x, y, labels, label_weight=[len(names)] + [1] * len(names))
+        if self._cache_dir is not None:
+            model.save(self._cache_dir, digest)
+        return _ComplaintModel(names, model)
 
     def _drop_off_topic_near_entries(self, keep: set[str]) -> None:
         """Leave out built-in off-topic examples that are near-paraphrases of an entry's phrasing
