@@ -14,7 +14,8 @@ A classifier trained on the rest scores them, and ``ALPHA`` (cosine weight), ``T
 and ``BETA`` (classifier weight) of :func:`knowledge.search.combine` are fitted by maximum
 likelihood (the groups weighted 2:1:1).  A likelihood fit says how sure to be on average, not what
 to do; so the defaults, the fit and sharper versions of it then compete on the decisions they make
-for the held-out texts (right answers minus three per wrong one), and the best is kept.  Thresholds in config (``intents.thresholds``) then mean
+for the held-out texts (right answers minus three per wrong one), and the best is kept.
+Thresholds in config (``intents.thresholds``) then mean
 the same thing on every knowledge base.  Too little held-out data (a handful of entries) keeps the
 defaults.
 """
