@@ -67,9 +67,9 @@ LONG_ANSWER = "\n\n".join(LONG_PARAGRAPHS)[:5000]
 def small_kb() -> KnowledgeBase:
     """Two near-duplicate entries (a question that must be clarified) and a 5000-character answer."""
     entries = [
-        {"id": "fee-domestic", "questions": ["国内运费怎么算", "运费怎么算"],
+        {"id": "fee-domestic", "questions": ["国内运费怎么算", "国内的运费是多少"],
          "answer": {"zh": "国内订单满99元包邮，不满收8元。", "en": "Free domestic shipping over ¥99, else ¥8."}},
-        {"id": OVERSEAS, "questions": ["海外运费怎么算", "运费怎么算"],
+        {"id": OVERSEAS, "questions": ["海外运费怎么算", "海外的运费是多少"],
          "answer": {"zh": "海外运费按重量计算，下单时显示。", "en": "Overseas shipping is priced by weight."}},
         {"id": "care-guide", "questions": ["保养说明书全文", "full care guide"],
          "answer": {"zh": LONG_ANSWER, "en": "Care guide."}},
