@@ -1,6 +1,6 @@
 """Everything the bot says in its own words, in Chinese and English.
 
-Wording follows the service rules in shared/README.md: apologise and acknowledge before
+Wording follows the service rules in docs/service-rules.md: apologise and acknowledge before
 anything else on a complaint, never blame the customer, never send them elsewhere
 (首问负责制), and say when a human will reply.
 """

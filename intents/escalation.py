@@ -1,6 +1,6 @@
 """Detect complaints and requests for a human, so the bot hands off instead of answering.
 
-The service rules (shared/README.md §2-3) say a complaint is never answered with an FAQ
+The service rules (docs/service-rules.md §2-3) say a complaint is never answered with an FAQ
 paragraph: the bot apologises and hands off at once.  Missing a complaint is the costly error,
 but handing off routine questions ("退款怎么还没到账", "package is delayed") wastes agents and
 teaches customers nothing, so the rules fire only on explicit signals:

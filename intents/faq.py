@@ -6,7 +6,7 @@ complaint kinds and "none of these" (:class:`knowledge.search.Analysis`), fitted
 base it serves, which makes the rules simple and independent of its size:
 
 * **complaint** — the complaint kinds together reach ``thresholds.complaint``: the customer is
-  unhappy, whatever topic they name; never an FAQ paragraph (shared/README.md §2).
+  unhappy, whatever topic they name; never an FAQ paragraph (docs/service-rules.md §2).
 * **answer** — the best entry is at least ``thresholds.answer`` likely and leads the runner-up
   by ``clarify_margin``.  Close runners-up (at least ``related_min``) are offered next to the
   answer as "related questions": the customer gets the answer at once, and one tap if it was

@@ -2,7 +2,7 @@
 
 Built from the transcript and the decisions the engine already recorded on it (no remote
 model): what the customer asked, what the bot answered, what they are unhappy about, what they
-want, their customer type (shared/README.md §3: angry, indecisive, insistent, friendly) and
+want, their customer type (docs/service-rules.md §3: angry, indecisive, insistent, friendly) and
 the first words that suit that type.
 """
 
