@@ -62,6 +62,45 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+CSP = "default-src 'self'; base-uri 'none'; object-src 'none'; form-action 'self'; frame-ancestors {ancestors}"
+
+
+class SecurityHeaders:
+    """Strict headers on every response: a Content-Security-Policy without ``'unsafe-inline'``
+    (pages load their script and style from ``bot/static``), ``nosniff`` and no referrer
+    leaving the site.  Framing is refused everywhere except on the paths in
+    ``frame_ancestors`` (path → CSP source list, e.g. the embeddable widget's allowed origins);
+    a handler that sets its own ``Content-Security-Policy`` keeps it."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.frame_ancestors: dict[str, str] = dict(frame_ancestors or {})
+
+    def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        ancestors = self.frame_ancestors.get(path, "'none'")
+        headers = [(b"content-security-policy", CSP.format(ancestors=ancestors).encode("latin-1")),
+                   (b"x-content-type-options", b"nosniff"),
+                   (b"referrer-policy", b"strict-origin-when-cross-origin")]
+        if ancestors == "'none'":
+            headers.append((b"x-frame-options", b"DENY"))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.headers_for(scope.get("path", ""))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                added = [(name, value) for name, value in extra if name not in present]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def build_channels(runtime: Runtime) -> list[Channel]:
     channels: list[Channel] = []
     config = runtime.config.channels
@@ -163,4 +202,4 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) ->
         exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
                             Exception: _unexpected},
     )
-    return BodyLimit(app, config.server.max_body_bytes)
+    return SecurityHeaders(BodyLimit(app, config.server.max_body_bytes))

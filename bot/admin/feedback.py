@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from bot import keys
 from bot.admin.recorder import TurnRecorder, day_of
 from bot.errors import BadRequest
+from bot.json_body import json_object
 from bot.store import Store
 from bot.types import Role
 
@@ -28,12 +29,7 @@ class Feedback:
         self.recorder = recorder
 
     async def vote(self, request: Request) -> Response:
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            raise BadRequest("body must be JSON") from None
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
+        body = await json_object(request, '{"session": "...", "helpful": true}')
         session, helpful = body.get("session"), body.get("helpful")
         if not isinstance(session, str) or not SESSION.match(session):
             raise BadRequest("'session' must be the web chat's session id")

@@ -21,12 +21,14 @@ from starlette.routing import BaseRoute, Route
 from bot.engine import Engine
 from bot.errors import BadRequest
 from bot.json_body import json_object
+from bot.static_assets import static_asset
 from bot.store import Store
 from bot.types import Conversation, InboundMessage, Reply, Role, TurnResult
 
 CHANNEL = "web"
 SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_TEXT = 2000
+ASSETS = {"chat.js": "text/javascript; charset=utf-8", "chat.css": "text/css; charset=utf-8"}
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class WebChannel:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.page, methods=["GET"]),
+            Route("/chat/{asset}", self.asset, methods=["GET"]),
             Route("/api/chat", self.chat, methods=["POST"]),
             Route("/api/chat/{session}/messages", self.messages, methods=["GET"]),
         ]
@@ -77,6 +80,10 @@ class WebChannel:
     async def page(self, request: Request) -> Response:
         html = resources.files("bot").joinpath("static/chat.html").read_text(encoding="utf-8")
         return HTMLResponse(html)
+
+    async def asset(self, request: Request) -> Response:
+        """The page's script and style sheet: static files, so a strict CSP can forbid inline code."""
+        return static_asset(request.path_params["asset"], ASSETS)
 
     async def chat(self, request: Request) -> Response:
         body = await json_object(request, '{"session": "...", "text": "..."}')
