@@ -32,6 +32,7 @@ from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.held import HeldWork, PlatformUnavailable
 from bot.errors import BadRequest, KefuError
+from bot.privacy import redact_secrets
 from bot.store import REDIS_ERRORS, Store
 from bot.types import Reply, Suggestion
 
@@ -279,7 +280,8 @@ async def request_json(http: httpx.AsyncClient, method: str, url: str, *, params
         response.raise_for_status()
         data = response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise ApiError(-1, f"{method} {url.split('?')[0]} failed: {exc}") from exc
+        # httpx's error text quotes the full URL, access_token included: never pass that on
+        raise ApiError(-1, redact_secrets(f"{method} {url.split('?')[0]} failed: {exc}")) from exc
     if not isinstance(data, dict):
         raise ApiError(-1, "API answered with something other than a JSON object")
     return data
