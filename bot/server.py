@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -154,8 +155,10 @@ def app_from_environment() -> ASGIApp:
     return create_app(config)
 
 
-def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) -> ASGIApp:
-    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan."""
+def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
+               frame_ancestors: dict[str, str] | None = None) -> ASGIApp:
+    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan.
+    ``frame_ancestors``: path → who may frame it (see :class:`SecurityHeaders`)."""
     factory = runtime_factory or (lambda cfg: Runtime.start(cfg))
     state: dict[str, object] = {}
 
@@ -199,7 +202,8 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) ->
     app = Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"])],
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders, frame_ancestors=frame_ancestors)],
         exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
                             Exception: _unexpected},
     )
-    return SecurityHeaders(BodyLimit(app, config.server.max_body_bytes))
+    return BodyLimit(app, config.server.max_body_bytes)

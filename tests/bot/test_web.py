@@ -21,7 +21,11 @@ def client(memory_config: Config) -> Iterator[TestClient]:
 
 def test_page_and_health(client: TestClient) -> None:
     page = client.get("/")
-    assert page.status_code == 200 and "Kefu" in page.text and "/api/chat" in page.text
+    assert page.status_code == 200 and "Kefu" in page.text and '<script src="/chat/chat.js">' in page.text
+    script = client.get("/chat/chat.js")  # the page's code is a static file (strict CSP: no inline script)
+    assert script.status_code == 200 and "/api/chat" in script.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert client.get("/chat/../server.py").status_code == 404 and client.get("/chat/x.js").status_code == 404
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["store"] == "memory" and health["knowledge_entries"] >= 30
     assert health["channels"] == ["web"]
