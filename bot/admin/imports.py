@@ -32,8 +32,20 @@ def format_of(filename: str, declared: str = "") -> str:
     return fmt
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets run as a formula (OWASP CSV injection)
+
+
+def neutralised(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text: a leading ``'`` before a formula start
+    (``=HYPERLINK(...)`` in a question a customer typed must not run on an admin's machine)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+    text = "" if value is None else str(value)
+    if text.startswith("'") and text[1:].startswith(_FORMULA_START):
+        text = text[1:]  # our own export's guard comes back off on import, so a round trip is exact
+    return text.strip()
 
 
 def _row_entry(row: dict[str, str], number: int) -> Entry:
@@ -130,7 +142,7 @@ def export(kb: KnowledgeBase, fmt: str) -> bytes:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
-        writer.writerows(_row_of(e) for e in kb.entries)
+        writer.writerows([neutralised(cell) for cell in _row_of(e)] for e in kb.entries)
         return out.getvalue().encode("utf-8")
     if fmt == "xlsx":
         from openpyxl import Workbook
@@ -142,6 +154,10 @@ def export(kb: KnowledgeBase, fmt: str) -> bytes:
         sheet.append(list(COLUMNS))
         for entry in kb.entries:
             sheet.append(_row_of(entry))
+        for row in sheet.iter_rows(min_row=2):
+            for cell in row:  # openpyxl stores "=..." as a live formula; these are texts
+                if isinstance(cell.value, str) and cell.value.startswith(_FORMULA_START):
+                    cell.data_type = "s"
         buffer = io.BytesIO()
         book.save(buffer)
         return buffer.getvalue()
