@@ -173,9 +173,10 @@ def sync_lock(channel: str, account: str) -> str:
     return channel_state(channel, f"sync-lock:{account}")
 
 
-def agent_login_failures(name: str) -> str:
-    """Counter of recent failed console logins for one name (slows password guessing)."""
-    return f"{PREFIX}agents:login-failures:{name}"
+def agent_login_attempts(scope: str, part: str) -> str:
+    """Counter of console login attempts in the last 15 minutes (expiring): ``scope`` is "pair"
+    (``part`` = name hash:address), "address" or "name" (a hash of the name, never the name)."""
+    return f"{PREFIX}agents:login-attempts:{scope}:{part}"
 
 
 def sync_failures(channel: str, message_id: str) -> str:
