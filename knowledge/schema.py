@@ -106,7 +106,16 @@ def _looks_chinese(text: str) -> bool:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line each mapping starts on, for error messages."""
+    """A safe loader that remembers the line each mapping starts on, for error messages, and
+    refuses aliases: a few hundred bytes of nested ``*alias`` references expand to gigabytes
+    (the "billion laughs" of YAML), and a knowledge file never needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise KnowledgeError(f"line {mark.line + 1}: YAML anchors and aliases (&name, *name) are not "
+                                 "accepted in a knowledge file; write the value out")
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -134,7 +143,9 @@ def parse_entry(raw: Any, where: str = "entry") -> Entry:
     line = raw.get("__line__")
     data = {k: v for k, v in raw.items() if k != "__line__"}
     entry_id = data.get("id")
-    label = f"{where} (id {entry_id!r}" + (f", line {line})" if line else ")")
+    shown = repr(entry_id) if isinstance(entry_id, str | int) else type(entry_id).__name__
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."  # never echo a huge value back
+    label = f"{where} (id {shown}" + (f", line {line})" if line else ")")
     unknown = sorted(set(data) - {"id", "questions", "answer", "tags", "enabled", "action"})
     if unknown:
         raise KnowledgeError(f"{label}: unknown field(s) {', '.join(map(str, unknown))}")
@@ -178,6 +189,8 @@ def parse_kb(text: str, source: str = "<knowledge>") -> KnowledgeBase:
         raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         raise KnowledgeError(f"{source}: not valid YAML: {exc}") from exc
+    except KnowledgeError as exc:
+        raise KnowledgeError(f"{source}: {exc}") from None
     if raw is None:
         raw = []
     if isinstance(raw, Mapping) and "entries" in raw:
