@@ -135,6 +135,13 @@ class Engine:
         """A human is (or will be) responsible: the message joins the ticket, not the bot."""
         language = detect_language(msg.text, default=conv.language)
         replies: tuple[Reply, ...] = ()
+        limit = self.config.security.rate_limit_per_minute
+        if limit and await self.store.count_message(conv.id, line.at) > limit:
+            # a flood while waiting: kept for the agent (trimmed first), not pushed to the console
+            conv = conv.evolve(language=language, updated_at=line.at)
+            flood = replace(line, meta={**line.meta, "rate_limited": True})
+            await self.store.save_conversation(conv, [flood])
+            return TurnResult((), conv.evolve(transcript=(*conv.transcript, flood)))
         if conv.state is ConversationState.WAITING and is_cancel_request(msg.text):
             conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
             replies = (Reply(say("cancel_handoff", language)),)

@@ -57,6 +57,31 @@ return released
 """
 
 
+# KEYS: transcript.  ARGV: ttl seconds, lines to keep, lines to keep while a ticket is open, new lines...
+# Over the limit, the oldest lines of a flood (messages beyond the rate limit, and the bot's "slow
+# down") go first, so a flood never pushes out what the customer really said (an order number);
+# while a ticket is open the limit is higher, so the agent keeps the whole context.
+_APPEND_LINES = """
+local key, max, cap, added = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), #ARGV - 3
+redis.call('RPUSH', key, unpack(ARGV, 4))
+local n = redis.call('LLEN', key)
+if n > max then
+  local excess, dropped = n - max, 0
+  for i, line in ipairs(redis.call('LRANGE', key, 0, n - added - 1)) do
+    if dropped >= excess then break end
+    if string.find(line, '"rate_limited": true', 1, true) or string.find(line, '"kind": "rate_limited"', 1, true) then
+      redis.call('LSET', key, i - 1, '\0kefu-drop'); dropped = dropped + 1
+    end
+  end
+  if dropped > 0 then redis.call('LREM', key, 0, '\0kefu-drop') end
+  if n - dropped > cap then redis.call('LTRIM', key, -cap, -1) end
+end
+redis.call('EXPIRE', key, ARGV[1])
+return 0
+"""
+OPEN_TICKET_FACTOR = 5  # transcript_max × this many lines are kept while an agent may still need them
+
+
 @dataclass(frozen=True)
 class TurnStart:
     """A turn that may run: the lock token and the stored conversation (None: a new one)."""
@@ -65,6 +90,7 @@ class TurnStart:
     conversation: Conversation | None
 
 
+_TICKET_OPEN = (ConversationState.WAITING, ConversationState.AGENT)
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 RedisCommand = tuple[str | int | float, ...]  # a command and its arguments, e.g. ("HINCRBY", key, field, 1)
 
@@ -166,16 +192,17 @@ class Store:
         return _stored_conversation(raw, lines)
 
     async def save_conversation(self, conv: Conversation, new_lines: Sequence[TranscriptLine] = ()) -> None:
-        """Save state and append ``new_lines`` atomically; the transcript stays bounded and expires."""
+        """Save state and append ``new_lines`` atomically; the transcript stays bounded (floods
+        trimmed first, more kept while a ticket is open) and expires."""
         ttl = self._ttl_seconds
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.set(keys.conversation(conv.id), _conversation_to_json(conv), ex=ttl)
                 if new_lines:
-                    tkey = keys.transcript(conv.id)
-                    pipe.rpush(tkey, *(json.dumps(line.to_json(), ensure_ascii=False) for line in new_lines))
-                    pipe.ltrim(tkey, -self.config.transcript_max, -1)
-                    pipe.expire(tkey, ttl)
+                    limit = self.config.transcript_max
+                    cap = limit * OPEN_TICKET_FACTOR if conv.state in _TICKET_OPEN else limit
+                    pipe.eval(_APPEND_LINES, 1, keys.transcript(conv.id), ttl, limit, cap,
+                              *(json.dumps(line.to_json(), ensure_ascii=False) for line in new_lines))
                 await pipe.execute()
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
