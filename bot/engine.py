@@ -110,10 +110,11 @@ class Engine:
             return await self._rate_limited(conv, customer_line, msg, first=count == limit + 1)
 
         layer = self.intents()
-        if layer.is_quick(msg.text, conv):  # a remembered question: the thread hop would cost more
-            decision = layer.decide(msg.text, conv)
+        text = msg.text[:self.config.security.max_classified_chars or None]  # a novel costs what a question does
+        if layer.is_quick(text, conv):  # a remembered question: the thread hop would cost more
+            decision = layer.decide(text, conv)
         else:
-            decision = await asyncio.to_thread(layer.decide, msg.text, conv)
+            decision = await asyncio.to_thread(layer.decide, text, conv)
         outcome = respond(decision, conv, self.knowledge(), self.config.handoff)
         conv = outcome.conversation.evolve(language=decision.language, updated_at=now)
         decision_meta = {"action": decision.action.value, "entry_id": decision.entry_id,

@@ -217,3 +217,8 @@ def admin_metrics(day: str) -> str:
     """Hash of one day's counters (conversations, turns, answered, handoff:<reason>, entry:<id>,
     unanswered), day as YYYY-MM-DD in UTC."""
     return f"{PREFIX}admin:metrics:{day}"
+
+
+def new_web_sessions(scope: str, window: int) -> str:
+    """Counter of new web chat sessions in one minute, per client address (``scope``) or "all"."""
+    return f"{PREFIX}web:new-sessions:{scope}:{window}"

@@ -106,7 +106,7 @@ def build_channels(runtime: Runtime) -> list[Channel]:
     channels: list[Channel] = []
     config = runtime.config.channels
     if config.web.enabled:
-        channels.append(WebChannel(runtime.engine, runtime.store))
+        channels.append(WebChannel(runtime.engine, runtime.store, runtime.config.security))
     if config.telegram.enabled:
         from bot.channels.telegram import TelegramChannel  # PTB is imported only when used
 

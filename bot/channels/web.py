@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot import keys
+from bot.config import SecurityConfig
 from bot.engine import Engine
 from bot.errors import BadRequest
 from bot.json_body import json_object
@@ -52,12 +54,26 @@ def turn_json(result: TurnResult) -> dict[str, Any]:
     }
 
 
+# KEYS: the conversation, this address's and everyone's new-session counters.  ARGV: both limits.
+# A known session passes; a new one is counted, or refused (1) when a limit is used up.
+_ADMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return 1 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[2]) then return 1 end
+for i = 2, 3 do redis.call('INCR', KEYS[i]); redis.call('EXPIRE', KEYS[i], 120) end
+return 0
+"""
+
+
 class WebChannel:
     name = CHANNEL
 
-    def __init__(self, engine: Engine, store: Store) -> None:
+    def __init__(self, engine: Engine, store: Store, security: SecurityConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.store = store
+        self.security = security or SecurityConfig()
+        self.clock = clock
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -98,6 +114,7 @@ class WebChannel:
         message_id = body.get("message_id") or uuid.uuid4().hex
         if not isinstance(message_id, str) or len(message_id) > 64:
             raise BadRequest("'message_id' must be a string of at most 64 characters")
+        await self._admit(session, request.client.host if request.client else "-")
         msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(),
                              display_name=str(body.get("name") or "")[:64])
         result = await self.engine.handle(msg)
@@ -105,6 +122,21 @@ class WebChannel:
         if result.duplicate:  # a resend whose first answer was lost on the way: answer it again
             body["replies"] = await self._earlier_replies(msg.conversation_id, message_id)
         return JSONResponse(body)
+
+    async def _admit(self, session: str, address: str) -> None:
+        """429 when ``address`` (or everyone together) opened too many new chats this minute: 60
+        scripted sessions must not fill the human queue ahead of real customers."""
+        per_address = self.security.new_web_sessions_per_minute_per_address
+        overall = self.security.new_web_sessions_per_minute
+        if not per_address and not overall:
+            return
+        window = int(self.clock() // 60)
+        refused = await self.store.redis.eval(
+            _ADMIT, 3, keys.conversation(f"{CHANNEL}:{session}"), keys.new_web_sessions(address, window),
+            keys.new_web_sessions("all", window), per_address or 2**31, overall or 2**31)
+        if int(refused):
+            raise BadRequest("too many new chats from your network; please wait a minute / "
+                             "新会话过多，请一分钟后再试", status=429)
 
     async def _earlier_replies(self, conversation_id: str, message_id: str) -> list[dict[str, Any]]:
         """The bot's lines that followed the customer's message ``message_id`` (empty while that
