@@ -9,8 +9,8 @@ Telegram does).
 from __future__ import annotations
 
 import asyncio
-import json
 import dataclasses
+import json
 import os
 import time
 from collections.abc import AsyncIterator
