@@ -225,8 +225,9 @@ class AgentDirectory:
         if refused:
             raise BadRequest(f"{_LOCKED[refused]}; try again in 15 minutes", status=429)
         record = await self._record(name)
-        encoded = record[0] if record is not None else await self._off_loop(_dummy_hash)
-        ok = await self._off_loop(lambda: verify_password(password, encoded))
+        stored = record[0] if record is not None else None
+        # one job in the hashing queue either way, so an unknown name waits no longer than a real one
+        ok = await self._off_loop(lambda: verify_password(password, stored or _dummy_hash()))
         if record is None or not ok:
             return None
         await self.redis.eval(_GOOD_LOGIN, 3, *counters)  # a good login is not a failure
