@@ -11,6 +11,8 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -204,6 +206,8 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders, frame_ancestors=frame_ancestors)],
         exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
+                            # a Redis call outside the store's own wrappers (logins, limits): 503 too
+                            RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
                             Exception: _unexpected},
     )
     return BodyLimit(app, config.server.max_body_bytes)

@@ -21,10 +21,10 @@ from starlette.routing import BaseRoute, Route
 from bot import keys
 from bot.config import SecurityConfig
 from bot.engine import Engine
-from bot.errors import BadRequest
+from bot.errors import BadRequest, StoreUnavailable
 from bot.json_body import json_object
 from bot.static_assets import static_asset
-from bot.store import Store
+from bot.store import REDIS_ERRORS, Store
 from bot.types import Conversation, InboundMessage, Reply, Role, TurnResult
 
 CHANNEL = "web"
@@ -131,9 +131,12 @@ class WebChannel:
         if not per_address and not overall:
             return
         window = int(self.clock() // 60)
-        refused = await self.store.redis.eval(
-            _ADMIT, 3, keys.conversation(f"{CHANNEL}:{session}"), keys.new_web_sessions(address, window),
-            keys.new_web_sessions("all", window), per_address or 2**31, overall or 2**31)
+        try:
+            refused = await self.store.redis.eval(
+                _ADMIT, 3, keys.conversation(f"{CHANNEL}:{session}"), keys.new_web_sessions(address, window),
+                keys.new_web_sessions("all", window), per_address or 2**31, overall or 2**31)
+        except REDIS_ERRORS as exc:  # 503 + retry, like the turn itself would
+            raise StoreUnavailable(str(exc)) from exc
         if int(refused):
             raise BadRequest("too many new chats from your network; please wait a minute / "
                              "新会话过多，请一分钟后再试", status=429)

@@ -3,13 +3,18 @@ gets one clear 4xx, never a 500, and leaves no traceback in the log."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
 import pytest
+from starlette.testclient import TestClient
 
 from bot.channels.wechat_common import parse_xml
+from bot.config import Config, StoreConfig
 from bot.errors import BadRequest
+from bot.server import create_app
+from tests.bot.conftest import RedisProcess
 from tests.bot.security.conftest import Served
 
 NESTED = b'{"session": "attacker-0001", "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
@@ -77,3 +82,14 @@ def test_wechat_fields_are_validated_before_wechatpy_or_redis(xml: bytes, messag
     fine = parse_xml(f"<xml>{HEAD}<CreateTime>1790000000</CreateTime><MsgType>text</MsgType>"
                      "<Content><![CDATA[<b>怎么退货</b>]]></Content><MsgId>24000000000000000001</MsgId></xml>")
     assert fine["Content"] == "<b>怎么退货</b>"
+
+
+def test_logins_and_new_chats_while_redis_is_down_are_503(app_config: Config, private_redis: RedisProcess,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    config = dataclasses.replace(app_config, store=StoreConfig(url=private_redis.url))
+    with TestClient(create_app(config)) as client:
+        private_redis.stop()
+        login = client.post("/api/agent/login", json={"name": "boss", "password": "x"})
+        chat = client.post("/api/chat", json={"session": "new-customer-1", "text": "怎么退货"})
+        assert login.status_code == 503 and chat.status_code == 503 and chat.json()["retry"] is True
+    assert not [r for r in caplog.records if r.exc_info]
