@@ -189,7 +189,8 @@ def kefu_config(directory: Path, redis_url: str, telegram_base_url: str) -> Path
     config = directory / "kefu-bench.yaml"
     config.write_text(
         f"store:\n  url: {redis_url}\nknowledge:\n  path: {DATA / 'eval' / 'shop-kb.yaml'}\n  cache_dir: {CACHE}\n"
-        "security:\n  rate_limit_per_minute: 0\n"
+        "security:\n  rate_limit_per_minute: 0\n"  # every simulated customer comes from 127.0.0.1:
+        "  new_web_sessions_per_minute_per_address: 0\n  new_web_sessions_per_minute: 0\n"
         f"channels:\n  telegram:\n    enabled: true\n    token: \"{TOKEN}\"\n    mode: webhook\n"
         f"    webhook_url: https://kefu.example/webhooks/telegram\n    webhook_secret: {SECRET}\n"
         f"    base_url: {telegram_base_url}\n", encoding="utf-8")

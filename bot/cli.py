@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     tok = agent_sub.add_parser("token", help="issue an API token for scripts (Authorization: Bearer ...)")
     tok.add_argument("name")
     agent_sub.add_parser("list", help="list agents")
+    remove = agent_sub.add_parser("remove", help="remove a stored agent: their sessions end, their API tokens stop")
+    remove.add_argument("name")
+    revoke = agent_sub.add_parser("revoke-tokens", help="revoke every API token of an agent")
+    revoke.add_argument("name")
+    unlock = agent_sub.add_parser("unlock", help="lift the failed-login limit on an agent's name")
+    unlock.add_argument("name")
     for child in _subparsers(parser):
         _common_options(child, top=False)
     return parser
@@ -425,6 +431,14 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
             print(f"agent {args.name} ({args.role}) saved; they can log in at /agent")
         elif args.agent_command == "token":
             print(await directory.issue_token(args.name))
+        elif args.agent_command == "remove":
+            revoked = await directory.remove(args.name)
+            print(f"agent {args.name} removed; their sessions ended and {revoked} API token(s) were revoked")
+        elif args.agent_command == "revoke-tokens":
+            print(f"{await directory.revoke_tokens(args.name)} API token(s) of {args.name} revoked")
+        elif args.agent_command == "unlock":
+            await directory.unlock(args.name)
+            print(f"{args.name} may log in again from every address")
         else:
             for agent in await directory.all():
                 print(f"{agent.name:<24} {agent.role}")

@@ -205,6 +205,9 @@ class SecurityConfig:
     rate_limit_per_minute: int = 20  # messages per customer per minute the bot answers (0: no limit)
     mask_logs: bool = True  # phone and ID-card numbers masked in log lines
     mask_exports: bool = False  # ... and in transcripts exported from the agent console
+    new_web_sessions_per_minute_per_address: int = 10  # new web chats one client address may open (0: off)
+    new_web_sessions_per_minute: int = 300  # new web chats all addresses together may open (0: off)
+    max_classified_chars: int = 300  # the model reads this much of a message (the agent sees all of it)
 
 
 @dataclass(frozen=True)

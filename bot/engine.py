@@ -117,10 +117,11 @@ class Engine:
             return await self._rate_limited(conv, customer_line, msg, first=count == limit + 1)
 
         layer = self.intents()
-        if layer.is_quick(msg.text, conv):  # a remembered question: the thread hop would cost more
-            decision = layer.decide(msg.text, conv)
+        text = msg.text[:self.config.security.max_classified_chars or None]  # a novel costs what a question does
+        if layer.is_quick(text, conv):  # a remembered question: the thread hop would cost more
+            decision = layer.decide(text, conv)
         else:
-            decision = await asyncio.to_thread(layer.decide, msg.text, conv)
+            decision = await asyncio.to_thread(layer.decide, text, conv)
         outcome = respond(decision, conv, self.knowledge(), self.config.handoff)
         conv = outcome.conversation.evolve(language=decision.language, updated_at=now)
         decision_meta = {"action": decision.action.value, "entry_id": decision.entry_id,
@@ -142,6 +143,13 @@ class Engine:
         """A human is (or will be) responsible: the message joins the ticket, not the bot."""
         language = detect_language(msg.text, default=conv.language)
         replies: tuple[Reply, ...] = ()
+        limit = self.config.security.rate_limit_per_minute
+        if limit and await self.store.count_message(conv.id, line.at) > limit:
+            # a flood while waiting: kept for the agent (trimmed first), not pushed to the console
+            conv = conv.evolve(language=language, updated_at=line.at)
+            flood = replace(line, meta={**line.meta, "rate_limited": True})
+            await self.store.save_conversation(conv, [flood])
+            return TurnResult((), conv.evolve(transcript=(*conv.transcript, flood)))
         if conv.state is ConversationState.WAITING and is_cancel_request(msg.text):
             conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
             replies = (Reply(say("cancel_handoff", language)),)

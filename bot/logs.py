@@ -11,5 +11,4 @@ def configure_logging(verbose: bool = False, mask: bool = True) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request, with URLs
-    if mask:
-        mask_logs()
+    mask_logs(pii=mask)  # credentials in URLs are redacted even when personal data is not masked

@@ -11,6 +11,8 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -28,6 +30,7 @@ from bot.config import Config, load_config
 from bot.errors import BadRequest, StoreUnavailable
 from bot.logs import configure_logging
 from bot.runtime import Runtime
+from bot.static_assets import content_security_policy
 from handlers.texts import say
 
 log = logging.getLogger(__name__)
@@ -84,11 +87,51 @@ class ChatCors:
             await self.app(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Strict headers on every response: a Content-Security-Policy without ``'unsafe-inline'``
+    (pages load their script and style from ``bot/static``), ``nosniff`` and no referrer
+    leaving the site.  Framing is refused everywhere except on the paths in
+    ``frame_ancestors`` (path → CSP source list, e.g. the embeddable widget's allowed origins);
+    a handler that sets its own ``Content-Security-Policy`` keeps it, framing decision included
+    (no ``X-Frame-Options`` is added then: the chat page lets ``channels.web.allowed_origins``
+    frame it)."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.frame_ancestors: dict[str, str] = dict(frame_ancestors or {})
+
+    def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        ancestors = self.frame_ancestors.get(path, "'none'")
+        headers = [(b"content-security-policy", content_security_policy(ancestors).encode("latin-1")),
+                   (b"x-content-type-options", b"nosniff"),
+                   (b"referrer-policy", b"strict-origin-when-cross-origin")]
+        if ancestors == "'none'":
+            headers.append((b"x-frame-options", b"DENY"))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.headers_for(scope.get("path", ""))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                if b"content-security-policy" in present:  # the handler's own policy decides framing
+                    present.add(b"x-frame-options")
+                added = [(name, value) for name, value in extra if name not in present]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def build_channels(runtime: Runtime) -> list[Channel]:
     channels: list[Channel] = []
     config = runtime.config.channels
     if config.web.enabled:
-        channels.append(WebChannel(runtime.engine, runtime.store, config.web))
+        channels.append(WebChannel(runtime.engine, runtime.store, config.web, runtime.config.security))
     if config.telegram.enabled:
         from bot.channels.telegram import TelegramChannel  # PTB is imported only when used
 
@@ -137,8 +180,10 @@ def app_from_environment() -> ASGIApp:
     return create_app(config)
 
 
-def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) -> ASGIApp:
-    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan."""
+def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
+               frame_ancestors: dict[str, str] | None = None) -> ASGIApp:
+    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan.
+    ``frame_ancestors``: path → who may frame it (see :class:`SecurityHeaders`)."""
     factory = runtime_factory or (lambda cfg: Runtime.start(cfg))
     state: dict[str, object] = {}
 
@@ -182,8 +227,11 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) ->
     app = Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"])],
         lifespan=lifespan,
-        middleware=[Middleware(ChatCors, origins=config.channels.web.allowed_origins)],
+        middleware=[Middleware(SecurityHeaders, frame_ancestors=frame_ancestors),
+                    Middleware(ChatCors, origins=config.channels.web.allowed_origins)],
         exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
+                            # a Redis call outside the store's own wrappers (logins, limits): 503 too
+                            RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
                             Exception: _unexpected},
     )
     return BodyLimit(app, config.server.max_body_bytes, uploads=("/api/chat/attachments",))

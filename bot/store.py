@@ -59,19 +59,35 @@ if ARGV[2] ~= '' then
 end
 return released
 """
-# KEYS: conversation, transcript, transcript seq.  ARGV: document, ttl, max lines, lines (JSON
-# objects).  Each line gets the next ``seq`` as its first field, in the same atomic step that
-# appends it, so ids are ordered and never reused even across workers.  Returns the last seq.
+# KEYS: conversation, transcript, transcript seq.  ARGV: document, ttl, lines to keep, lines to
+# keep while a ticket is open, lines (JSON objects).  Each line gets the next ``seq`` as its first
+# field, in the same atomic step that appends it, so ids are ordered and never reused even across
+# workers (trimming removes lines, never renumbers them).  Over the limit, the oldest lines of a
+# flood (messages beyond the rate limit, and the bot's "slow down") go first, so a flood never
+# pushes out what the customer really said (an order number); while a ticket is open the limit is
+# higher, so the agent keeps the whole context.  Returns the last seq.
 _SAVE = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local n = #ARGV - 3
+local added = #ARGV - 4
 local last
-if n > 0 then
-  last = redis.call('INCRBY', KEYS[3], n)
-  for i = 1, n do
-    redis.call('RPUSH', KEYS[2], '{"seq":' .. (last - n + i) .. ',' .. string.sub(ARGV[3 + i], 2))
+if added > 0 then
+  last = redis.call('INCRBY', KEYS[3], added)
+  for i = 1, added do
+    redis.call('RPUSH', KEYS[2], '{"seq":' .. (last - added + i) .. ',' .. string.sub(ARGV[4 + i], 2))
   end
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  local max, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local n = redis.call('LLEN', KEYS[2])
+  if n > max then
+    local excess, dropped = n - max, 0
+    for i, line in ipairs(redis.call('LRANGE', KEYS[2], 0, n - added - 1)) do
+      if dropped >= excess then break end
+      if string.find(line, '"rate_limited": true', 1, true) or string.find(line, '"kind": "rate_limited"', 1, true) then
+        redis.call('LSET', KEYS[2], i - 1, '\0kefu-drop'); dropped = dropped + 1
+      end
+    end
+    if dropped > 0 then redis.call('LREM', KEYS[2], 0, '\0kefu-drop') end
+    if n - dropped > cap then redis.call('LTRIM', KEYS[2], -cap, -1) end
+  end
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 else
   last = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -79,6 +95,7 @@ end
 redis.call('EXPIRE', KEYS[3], ARGV[2])
 return last
 """
+OPEN_TICKET_FACTOR = 5  # transcript_max × this many lines are kept while an agent may still need them
 RUNNING = "run:"  # claim marker of a turn in progress; a finished turn's marker is "done:<time>"
 
 
@@ -97,6 +114,7 @@ class TurnStart:
     conversation: Conversation | None
 
 
+_TICKET_OPEN = (ConversationState.WAITING, ConversationState.AGENT)
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 RedisCommand = tuple[str | int | float, ...]  # a command and its arguments, e.g. ("HINCRBY", key, field, 1)
 
@@ -199,8 +217,11 @@ class Store:
 
     async def save_conversation(self, conv: Conversation, new_lines: Sequence[TranscriptLine] = ()) -> int:
         """Save state and append ``new_lines`` atomically, numbering them; the transcript stays
-        bounded and expires.  Returns the seq of the conversation's last line."""
-        args: list[str | int] = [_conversation_to_json(conv), self._ttl_seconds, self.config.transcript_max,
+        bounded (floods trimmed first, more kept while a ticket is open) and expires.  Returns the
+        seq of the conversation's last line."""
+        limit = self.config.transcript_max
+        cap = limit * OPEN_TICKET_FACTOR if conv.state in _TICKET_OPEN else limit
+        args: list[str | int] = [_conversation_to_json(conv), self._ttl_seconds, limit, cap,
                 *(json.dumps(replace(line, seq=0).to_json(), ensure_ascii=False) for line in new_lines)]
         try:
             last = await self.redis.eval(_SAVE, 3, keys.conversation(conv.id), keys.transcript(conv.id),

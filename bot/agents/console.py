@@ -22,9 +22,11 @@ from bot.agents.api import AgentApi
 from bot.agents.auth import AgentDirectory
 from bot.agents.desk import HumanDesk
 from bot.channels.base import Channel
+from bot.static_assets import static_asset
 from bot.store import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
+ASSETS = {"agent.js": "text/javascript; charset=utf-8", "agent.css": "text/css; charset=utf-8"}
 HEARTBEAT_SECONDS = 15.0
 STREAM_MAX_SECONDS = 55.0  # the browser reconnects by itself; a stream never holds up a restart for long
 
@@ -41,6 +43,7 @@ class AgentConsole:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/agent", self.page, methods=["GET"]),
+            Route("/agent/{asset}", self.asset, methods=["GET"]),
             Route("/api/agent/events", self.stream, methods=["GET"]),
             *self.api.routes(),
         ]
@@ -72,6 +75,10 @@ class AgentConsole:
     async def page(self, request: Request) -> Response:
         html = resources.files("bot").joinpath("static/agent.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={"X-Frame-Options": "DENY", "Cache-Control": "no-store"})
+
+    async def asset(self, request: Request) -> Response:
+        """The page's script and style sheet: static files, so a strict CSP can forbid inline code."""
+        return static_asset(request.path_params["asset"], ASSETS)
 
     async def stream(self, request: Request) -> Response:
         """Server-sent events for one console; starts with ``hello`` so the page re-reads its inbox."""

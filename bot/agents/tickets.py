@@ -192,6 +192,8 @@ class TicketStore:
         now = self.clock()
         ticket_id = uuid.uuid4().hex[:12]
         priority = PRIORITY.get(request.reason, DEFAULT_PRIORITY)
+        if conv.channel == "web" and not any(line.role is Role.BOT for line in conv.transcript):
+            priority = DEFAULT_PRIORITY  # an anonymous chat's first words cannot jump the queue
         fields: dict[str, str] = {
             "id": ticket_id, "conversation_id": conv.id, "channel": conv.channel, "user_id": conv.user_id,
             "reason": request.reason, "detail": request.detail, "language": conv.language,

@@ -49,6 +49,7 @@ from bot.channels.telegram_schema import check_update
 from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, split_text
 from bot.config import TelegramConfig
 from bot.errors import BadRequest, ConfigError, KefuError
+from bot.json_body import parse_json
 from bot.types import Attachment, Conversation, InboundMessage, Reply
 from handlers.texts import say
 
@@ -253,8 +254,8 @@ class TelegramChannel:
             raise BadRequest("missing or wrong secret token", status=403)
         if not self._ready.is_set():
             raise BadRequest("telegram channel is still starting", status=503)  # Telegram retries
+        data = parse_json(await request.body())  # bounded nesting, no lone surrogates
         try:
-            data = await request.json()
             check_update(data)
             update = Update.de_json(data, self.app.bot)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError) as exc:
