@@ -86,14 +86,21 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     port = args.port if args.port is not None else server.port
     workers = args.workers
     log.info("Kefu listening on http://%s:%d (config: %s, workers: %d)", host, port, config.source, workers)
+    # JSON logs: uvicorn's own loggers go through Kefu's root handler instead of uvicorn's text ones
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = None if config.logging.format == "json" else LOGGING_CONFIG
     if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True)
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True,
+                    log_config=log_config)
         return
     _check_workers(config, workers)
     # Each worker process builds its own app from the same config file (uvicorn imports the factory).
     os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
-    uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="info", proxy_headers=True)
+    from bot.workers import serve_workers
+
+    serve_workers("bot.server:app_from_environment", workers, host, port, factory=True, log_level="info",
+                  proxy_headers=True, log_config=log_config)
 
 
 def _check_workers(config: Config, workers: int) -> None:
@@ -265,7 +272,7 @@ def run(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose, mask=False)
     try:
         config = load_config(args.config)
-        configure_logging(args.verbose, mask=config.security.mask_logs)
+        configure_logging(args.verbose, mask=config.security.mask_logs, fmt=config.logging.format)
         actions: dict[str, Callable[[], Awaitable[None] | None]] = {
             "serve": lambda: _serve(config, args),
             "chat": lambda: _chat(config),

@@ -46,6 +46,7 @@ class KnowledgeConfig:
     path: str = ""  # empty: the FAQ that ships with Kefu
     cache_dir: str = "~/.cache/kefu"
     out_of_scope_path: str = ""  # optional: example questions the bot must not answer
+    build_threads: int = 0  # cores an index build may use; 0: half of them (1..8)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,19 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """``GET /metrics`` for Prometheus (docs/deploy.md)."""
+
+    enabled: bool = True
+    token: str = ""  # scrapes must send "Authorization: Bearer <token>"; empty: loopback clients only
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    format: str = "text"  # text | json (one object per line, for log collectors)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -204,6 +218,8 @@ class Config:
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     service_hours: ServiceHoursConfig = field(default_factory=ServiceHoursConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="<defaults>", compare=False)
 
     def with_overrides(self, **sections: Any) -> Config:
@@ -284,6 +300,8 @@ def _build(cls: type[T], data: Any, prefix: str) -> T:
 
 def parse_config(data: Any, source: str = "<config>") -> Config:
     config = _build(Config, data, "")
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError(f"logging.format: expected text or json, got {config.logging.format!r}")
     return dataclasses.replace(config, source=source)
 
 

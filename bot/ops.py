@@ -1,0 +1,99 @@
+"""Operations endpoints: ``/readyz`` (readiness, as Kubernetes means it) and ``/metrics``.
+
+``/healthz`` stays liveness (the process answers and Redis pings); ``/readyz`` says whether
+this worker should get traffic — the knowledge index is built, Redis answers, every enabled
+channel is connected — and, when not, why, as JSON.  ``/metrics`` is Prometheus text, guarded
+by ``metrics.token`` (Bearer) or, without one, open to loopback clients only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot import metrics
+from bot.agents.desk import HumanDesk
+from bot.channels.base import ReportsReadiness
+from bot.config import MetricsConfig
+from bot.errors import StoreUnavailable
+from bot.runtime import Runtime
+from bot.store import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+async def readyz(request: Request) -> Response:
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return JSONResponse({"ready": False, "why": ["starting: the knowledge index is not built yet"]},
+                            status_code=503)
+    why: list[str] = []
+    checks: dict[str, Any] = {}
+    knowledge = runtime.knowledge
+    checks["knowledge"] = {"ok": True, "entries": len(knowledge.kb), "version": knowledge.version}
+    try:
+        await runtime.store.ping()
+        checks["store"] = {"ok": True}
+    except StoreUnavailable as exc:
+        metrics.redis_error("readyz")
+        checks["store"] = {"ok": False, "error": str(exc)}
+        why.append(f"store: {exc}")
+    channels: dict[str, Any] = {}
+    for name, channel in sorted(getattr(request.app.state, "channels", {}).items()):
+        reason = channel.not_ready() if isinstance(channel, ReportsReadiness) else ""
+        channels[name] = {"ok": not reason, **({"why": reason} if reason else {})}
+        if reason:
+            why.append(reason)
+    checks["channels"] = channels
+    return JSONResponse({"ready": not why, "why": why, "checks": checks}, status_code=503 if why else 200)
+
+
+class MetricsEndpoint:
+    def __init__(self, config: MetricsConfig) -> None:
+        self.config = config
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/metrics", self.scrape, methods=["GET"])] if self.config.enabled else []
+
+    def _refused(self, request: Request) -> Response | None:
+        if self.config.token:
+            sent = request.headers.get("authorization", "")
+            if hmac.compare_digest(sent.encode(), f"Bearer {self.config.token}".encode()):
+                return None
+            return JSONResponse({"error": "send Authorization: Bearer <metrics.token>"}, status_code=401)
+        client = request.client.host if request.client else ""
+        if client in LOOPBACK:
+            return None
+        return JSONResponse({"error": "set metrics.token to scrape /metrics from another host"}, status_code=403)
+
+    async def scrape(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        runtime: Runtime = request.app.state.runtime
+        snapshot = None
+        store_up = 1
+        if isinstance(runtime.desk, HumanDesk):
+            try:
+                snapshot = await desk_snapshot(runtime.desk)
+            except (StoreUnavailable, *REDIS_ERRORS) as exc:
+                metrics.redis_error("metrics")
+                log.warning("/metrics without the desk state: %s", exc)
+                store_up = 0
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("kefu_store_up", "1 when this worker read Redis for this scrape", value=store_up)
+        return Response(metrics.render([*metrics.desk_families(snapshot), up]), media_type=metrics.CONTENT_TYPE)
+
+
+async def desk_snapshot(desk: HumanDesk) -> metrics.DeskSnapshot:
+    queued = await desk.tickets.queued()
+    now = desk.clock()
+    oldest = max((now - ticket.created_at for ticket in queued), default=0.0)
+    return metrics.DeskSnapshot(len(queued), max(0.0, oldest), await desk.online_agents())
