@@ -39,6 +39,7 @@ class StoreConfig:
     transcript_ttl_days: float = 30.0
     dedupe_ttl_seconds: int = 86_400
     conversation_lock_seconds: float = 30.0
+    wait_replicas: int = 0  # replicas that must have a turn before it is answered (WAIT; 1 with Sentinel)
 
 
 @dataclass(frozen=True)
