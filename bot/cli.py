@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
     admin_cli.add_commands(kb_sub)  # history, rollback
 
+    mig = sub.add_parser("migrate", help="bring the stored data to this version's layout (after an upgrade)")
+    mig.add_argument("--check", action="store_true", help="only say which data version the store holds")
+
     purge = sub.add_parser("purge", help="delete customer data older than the retention period (run daily)")
     purge.add_argument("--days", type=float, help="retention in days (default: store.transcript_ttl_days)")
 
@@ -85,6 +88,8 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     host = args.host or server.host
     port = args.port if args.port is not None else server.port
     workers = args.workers
+    if not config.store.url.startswith("memory://"):
+        asyncio.run(_check_data(config))  # data newer than this code: one line, before any worker starts
     log.info("Kefu listening on http://%s:%d (config: %s, workers: %d)", host, port, config.source, workers)
     # JSON logs: uvicorn's own loggers go through Kefu's root handler instead of uvicorn's text ones
     from uvicorn.config import LOGGING_CONFIG
@@ -101,6 +106,16 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 
     serve_workers("bot.server:app_from_environment", workers, host, port, factory=True, log_level="info",
                   proxy_headers=True, log_config=log_config)
+
+
+async def _check_data(config: Config) -> None:
+    from bot.migrations import check_on_start
+
+    redis = connect(config.store.url)
+    try:
+        await check_on_start(redis)
+    finally:
+        await redis.aclose()
 
 
 def _check_workers(config: Config, workers: int) -> None:
@@ -166,6 +181,27 @@ async def _stored_kb(config: Config) -> tuple[KnowledgeBase, str]:
         return stored, f"store {config.store.url}"
     path = config.knowledge.path or str(default_kb_path())
     return load_kb(path), f"{path} (the store is empty; this file seeds it on start)"
+
+
+async def _migrate(config: Config, args: argparse.Namespace) -> None:
+    from bot.migrations import DATA_VERSION, migrate, pending, stored_version
+
+    if config.store.url.startswith("memory://"):
+        raise KefuError("kefu migrate works on the shared store; store.url is memory://, which starts empty")
+    redis = connect(config.store.url)
+    try:
+        if args.check:
+            version = await stored_version(redis)
+            if version is None:
+                print(f"empty store; this Kefu writes data version {DATA_VERSION}")
+            else:
+                steps = pending(version)
+                print(f"data version {version}; this Kefu: {DATA_VERSION}; "
+                      + (f"{len(steps)} migration(s) pending" if steps else "nothing to do"))
+            return
+        await migrate(redis, report=print)
+    finally:
+        await redis.aclose()
 
 
 async def _purge(config: Config, args: argparse.Namespace) -> None:
@@ -281,6 +317,7 @@ def run(argv: list[str] | None = None) -> int:
             "kb": lambda: _kb(config, args),
             "agent": lambda: _agent(config, args),
             "purge": lambda: _purge(config, args),
+            "migrate": lambda: _migrate(config, args),
         }
         result = actions[args.command]()
         if result is not None:

@@ -216,3 +216,14 @@ def admin_metrics(day: str) -> str:
     """Hash of one day's counters (conversations, turns, answered, handoff:<reason>, entry:<id>,
     unanswered), day as YYYY-MM-DD in UTC."""
     return f"{PREFIX}admin:metrics:{day}"
+
+
+def data_version() -> str:
+    """The layout version of everything under the prefix (bot/migrations.py); absent before the
+    first versioned release."""
+    return f"{PREFIX}data-version"
+
+
+def data_migration_lock() -> str:
+    """Held while one process runs ``kefu migrate`` (or the automatic steps at start)."""
+    return f"{PREFIX}data-migration-lock"

@@ -20,8 +20,9 @@ from bot.agents.desk import HumanDesk
 from bot.config import Config
 from bot.desk import AgentDesk
 from bot.engine import Engine
-from bot.errors import ConfigError
-from bot.store import Store, connect
+from bot.errors import ConfigError, StoreUnavailable
+from bot.migrations import check_on_start
+from bot.store import REDIS_ERRORS, Store, connect
 from intents.base import IntentLayer
 from intents.faq import FaqMatcher
 from intents.layer import KefuIntentLayer
@@ -136,6 +137,10 @@ class Runtime:
         """
         store = Store(redis if redis is not None else connect(config.store.url), config.store)
         await store.ping()
+        try:
+            await check_on_start(store.redis)  # refuses data newer than this code
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store at {config.store.url}: {exc}") from exc
         if not store.durable:
             log.warning("store.url is memory://: conversations live in this process only and are lost "
                         "on restart; set store.url to redis://... for production")
