@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-async def readyz(request: Request) -> Response:
+async def readiness(request: Request) -> tuple[list[str], dict[str, Any]]:
+    """Why this worker is not ready (empty: ready) and the result of every check."""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
-        return JSONResponse({"ready": False, "why": ["starting: the knowledge index is not built yet"]},
-                            status_code=503)
+        return ["starting: the knowledge index is not built yet"], {}
     why: list[str] = []
     checks: dict[str, Any] = {}
     knowledge = runtime.knowledge
@@ -51,7 +51,15 @@ async def readyz(request: Request) -> Response:
         if reason:
             why.append(reason)
     checks["channels"] = channels
-    return JSONResponse({"ready": not why, "why": why, "checks": checks}, status_code=503 if why else 200)
+    return why, checks
+
+
+async def readyz(request: Request) -> Response:
+    why, checks = await readiness(request)
+    body: dict[str, Any] = {"ready": not why, "why": why}
+    if checks:
+        body["checks"] = checks
+    return JSONResponse(body, status_code=503 if why else 200)
 
 
 class MetricsEndpoint:
@@ -86,10 +94,13 @@ class MetricsEndpoint:
                 metrics.redis_error("metrics")
                 log.warning("/metrics without the desk state: %s", exc)
                 store_up = 0
+        why, _ = await readiness(request)
         from prometheus_client.core import GaugeMetricFamily
 
         up = GaugeMetricFamily("kefu_store_up", "1 when this worker read Redis for this scrape", value=store_up)
-        return Response(metrics.render([*metrics.desk_families(snapshot), up]), media_type=metrics.CONTENT_TYPE)
+        ready = GaugeMetricFamily("kefu_ready", "1 when /readyz on the scraped worker says ready", value=int(not why))
+        return Response(metrics.render([*metrics.desk_families(snapshot), up, ready]),
+                        media_type=metrics.CONTENT_TYPE)
 
 
 async def desk_snapshot(desk: HumanDesk) -> metrics.DeskSnapshot:
