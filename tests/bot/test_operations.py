@@ -9,11 +9,13 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from bot import metrics
 from bot.config import (
     ChannelsConfig,
     Config,
@@ -29,6 +31,14 @@ from bot.workers import blas_threads, nodelay_listener
 from knowledge import embeddings
 from tests.bot.conftest import RedisProcess
 from tests.browser import ROOT, free_port
+
+
+@pytest.fixture(autouse=True)
+def metrics_on() -> Iterator[None]:
+    """``metrics.enabled`` is per process: a test that turns it off must not leave it off."""
+    metrics.configure(True)
+    yield
+    metrics.configure(True)
 
 
 def lexical(cache_dir: Path, **sections: object) -> Config:
@@ -156,3 +166,45 @@ def test_a_bad_log_format_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         f"kefu: error: {config}: logging.format: expected text or json, got 'xml'")
+
+
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_refused_sends_and_held_work_show_in_the_metrics() -> None:
+    """A platform refusing twice: two send failures counted, one message held, then none."""
+    from bot.channels.held import HeldWork, PlatformUnavailable
+
+    held = HeldWork("telegram sends", retry_on=(PlatformUnavailable,), delays=(0.01,))
+    failures_before = sample("kefu_send_failures_total", channel="telegram")
+    attempts: list[int] = []
+    seen_held: list[float] = []
+
+    async def send() -> None:
+        attempts.append(1)
+        seen_held.append(sample("kefu_held_messages", queue="telegram sends"))
+        if len(attempts) < 3:
+            raise PlatformUnavailable("502 from the Bot API")
+
+    assert await held.now_or_held("reply-1", send) is False
+    await held.idle()
+    assert len(attempts) == 3
+    assert sample("kefu_send_failures_total", channel="telegram") - failures_before == 2
+    assert seen_held[1:] == [1.0, 1.0]  # held while it was being retried ...
+    assert sample("kefu_held_messages", queue="telegram sends") == 0  # ... and no longer once sent
+
+
+async def test_desk_events_count_tickets_and_ratings() -> None:
+    from bot.agents.events import EventBus
+    from bot.store import connect
+
+    bus = EventBus(connect("memory://"))
+    opened, fives = sample("kefu_tickets_total", event="opened"), sample("kefu_csat_ratings_total", rating="5")
+    await bus.publish("ticket", ticket={"id": "t1"}, change="opened")
+    await bus.publish("rating", ticket_id="t1", rating=5)
+    await bus.publish("rating", ticket_id="t1", comment="很好")  # a comment is not a second rating
+    assert sample("kefu_tickets_total", event="opened") - opened == 1
+    assert sample("kefu_csat_ratings_total", rating="5") - fives == 1
