@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(config: Config, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from bot.workers import METRICS_DIR_ENV, fresh_metrics_dir
+
+    if os.environ.get(METRICS_DIR_ENV):
+        fresh_metrics_dir()  # a previous run's samples must not add to this one's (before any metric exists)
     from bot.server import CONFIG_ENV, create_app
 
     server = config.server
