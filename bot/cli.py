@@ -99,7 +99,10 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     from uvicorn.config import LOGGING_CONFIG
 
     log_config = None if config.logging.format == "json" else LOGGING_CONFIG
+    from bot.ops import start_metrics_listener
+
     if workers == 1:
+        start_metrics_listener(config)
         uvicorn.run(create_app(config), host=host, port=port, log_level="info", proxy_headers=True,
                     log_config=log_config)
         return
@@ -108,8 +111,8 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
     from bot.workers import serve_workers
 
-    serve_workers("bot.server:app_from_environment", workers, host, port, factory=True, log_level="info",
-                  proxy_headers=True, log_config=log_config)
+    serve_workers("bot.server:app_from_environment", workers, host, port, lambda: start_metrics_listener(config),
+                  factory=True, log_level="info", proxy_headers=True, log_config=log_config)
 
 
 async def _check_data(config: Config) -> None:

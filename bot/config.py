@@ -200,6 +200,7 @@ class MetricsConfig:
 
     enabled: bool = True
     token: str = ""  # scrapes must send "Authorization: Bearer <token>"; empty: loopback clients only
+    listen: str = ""  # "HOST:PORT": /metrics on its own listener (admin network) instead of the main port
 
 
 @dataclass(frozen=True)

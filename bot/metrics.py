@@ -147,7 +147,7 @@ class DeskSnapshot:
 
 
 class _Fixed:
-    """A collector yielding metric families computed before the scrape (from Redis)."""
+    """A collector yielding metric families computed before the scrape."""
 
     def __init__(self, families: Sequence[Metric]) -> None:
         self.families = families
@@ -168,17 +168,19 @@ def desk_families(snapshot: DeskSnapshot | None) -> list[Metric]:
                               value=time.time())]
 
 
-def render(extra: Iterable[Metric] = ()) -> bytes:
-    """The exposition text: every worker's samples (multiprocess) or this process's, plus ``extra``."""
-    if MULTIPROCESS:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    else:
-        from prometheus_client import REGISTRY
+def recorded() -> list[Metric]:
+    """Every worker's samples (multiprocess: read from the files now) or this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # at call time: the serving parent sets it late
+        return list(multiprocess.MultiProcessCollector(None).collect())  # type: ignore[no-untyped-call]
+    from prometheus_client import REGISTRY
 
-        registry = CollectorRegistry()
-        registry.register(_Fixed(list(REGISTRY.collect())))
-    registry.register(_Fixed(list(extra)))
+    return list(REGISTRY.collect())
+
+
+def render(extra: Iterable[Metric] = ()) -> bytes:
+    """The exposition text: :func:`recorded` plus ``extra``."""
+    registry = CollectorRegistry()
+    registry.register(_Fixed([*recorded(), *extra]))
     return generate_latest(registry)
 
 

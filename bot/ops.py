@@ -8,10 +8,13 @@ by ``metrics.token`` (Bearer) or, without one, open to loopback clients only.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+from collections.abc import Iterator
 from typing import Any
 
+from prometheus_client.core import Metric
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -19,10 +22,10 @@ from starlette.routing import BaseRoute, Route
 from bot import metrics
 from bot.agents.desk import HumanDesk
 from bot.channels.base import ReportsReadiness
-from bot.config import MetricsConfig
-from bot.errors import StoreUnavailable
+from bot.config import Config, MetricsConfig
+from bot.errors import ConfigError, StoreUnavailable
 from bot.runtime import Runtime
-from bot.store import REDIS_ERRORS
+from bot.store import REDIS_ERRORS, Store, connect
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -67,7 +70,10 @@ class MetricsEndpoint:
         self.config = config
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/metrics", self.scrape, methods=["GET"])] if self.config.enabled else []
+        """``/metrics`` on the main port, unless it is off or has a listener of its own."""
+        if not self.config.enabled or self.config.listen:
+            return []
+        return [Route("/metrics", self.scrape, methods=["GET"])]
 
     def _refused(self, request: Request) -> Response | None:
         if self.config.token:
@@ -108,3 +114,57 @@ async def desk_snapshot(desk: HumanDesk) -> metrics.DeskSnapshot:
     now = desk.clock()
     oldest = max((now - ticket.created_at for ticket in queued), default=0.0)
     return metrics.DeskSnapshot(len(queued), max(0.0, oldest), await desk.online_agents())
+
+
+def listen_address(config: MetricsConfig) -> tuple[str, int]:
+    host, _, port = config.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"metrics.listen: expected HOST:PORT (e.g. 127.0.0.1:9464), got {config.listen!r}")
+    return host.strip("[]"), int(port)
+
+
+class _ListenerScrape:
+    """What a scrape on the metrics listener sees: the workers' samples and the desk from Redis."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        yield from metrics.recorded()
+        if self.config.store.url.startswith("memory://"):  # the worker's private store: not readable here
+            return
+        try:
+            snapshot = asyncio.run(self._desk())  # the listener's own thread: no loop runs here
+            up = 1
+        except (StoreUnavailable, *REDIS_ERRORS) as exc:
+            log.warning("metrics listener without the desk state: %s", exc)
+            snapshot, up = None, 0
+        yield from metrics.desk_families(snapshot)
+        yield GaugeMetricFamily("kefu_store_up", "1 when Redis answered for this scrape", value=up)
+
+    async def _desk(self) -> metrics.DeskSnapshot:
+        store = Store(connect(self.config.store.url), self.config.store)
+        try:
+            return await desk_snapshot(HumanDesk(store, self.config))
+        finally:
+            await store.close()
+
+
+def start_metrics_listener(config: Config) -> None:
+    """Serve ``/metrics`` on ``metrics.listen`` from this (serving or supervising) process, in a
+    daemon thread (prometheus_client's own HTTP server); no token there: bind it to an address
+    only Prometheus reaches.  Readiness stays per worker: probe ``/readyz`` on the main port."""
+    if not config.metrics.enabled or not config.metrics.listen:
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    host, port = listen_address(config.metrics)
+    registry = CollectorRegistry()
+    registry.register(_ListenerScrape(config))
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"metrics.listen: cannot listen on {config.metrics.listen}: {exc}") from None
+    log.info("metrics on http://%s:%d/metrics", host, port)

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,17 @@ def fresh_metrics_dir() -> str:
     return str(path)
 
 
-def serve_workers(app: str, workers: int, host: str, port: int, **options: Any) -> None:
+def serve_workers(app: str, workers: int, host: str, port: int, before: Callable[[], None] | None = None,
+                  **options: Any) -> None:
     """``uvicorn.run(app, workers=N, ...)`` with the listening socket bound by
-    :func:`nodelay_listener`; blocks until the workers exit."""
+    :func:`nodelay_listener`; ``before`` runs in this supervising process once the metrics
+    directory is set (the metrics listener); blocks until the workers exit."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     metrics_dir = fresh_metrics_dir()
+    if before is not None:
+        before()
     config = uvicorn.Config(app, host=host, port=port, workers=workers, **options)
     try:
         sock = nodelay_listener(host, port)

@@ -4,6 +4,8 @@ answers it, counts every turn that any worker handled."""
 from __future__ import annotations
 
 import collections
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bot.agents.test_workers import wipe
 from tests.bot.test_scale import chat, serve_config
-from tests.browser import kefu_server
+from tests.browser import ROOT, free_port, kefu_server
 from tests.conftest import REDIS_URL, require_redis
 
 pytestmark = pytest.mark.redis
@@ -81,3 +83,32 @@ def test_one_scrape_counts_the_turns_of_both_workers(tmp_path: Path, cache_dir: 
                 assert len({value for _, value in versions}) == 1  # every worker answers from one version
     finally:
         wipe()
+
+
+def test_metrics_on_an_admin_only_listener_and_not_on_the_public_port(tmp_path: Path, cache_dir: Path) -> None:
+    require_redis()
+    wipe()
+    metrics_port = free_port()
+    config = serve_config(cache_dir, REDIS_URL) + f"metrics:\n  listen: 127.0.0.1:{metrics_port}\n"
+    try:
+        with kefu_server(config, tmp_path, "--workers", "2") as base:
+            assert httpx.get(f"{base}/metrics").status_code == 404  # not on the public port
+            for n in range(3):
+                assert chat(base, f"listener-customer-{n}", "怎么退货").status_code == 200
+            assert chat(base, "listener-handoff", "转人工").json()["state"] == "waiting"
+            samples = scrape(f"http://127.0.0.1:{metrics_port}")  # no token: the address is the protection
+            assert total(samples["kefu_turns_total"]) == 4
+            assert total(samples["kefu_turns_total"], outcome="handoff") == 1
+            assert total(samples["kefu_queue_length"]) == 1 and total(samples["kefu_store_up"]) == 1
+    finally:
+        wipe()
+
+
+def test_a_bad_metrics_listener_is_one_clear_line(tmp_path: Path, cache_dir: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"knowledge:\n  cache_dir: {cache_dir}\nmetrics:\n  listen: localhost\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "serve", "--port", "0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "kefu: error: metrics.listen: expected HOST:PORT (e.g. 127.0.0.1:9464), got 'localhost'")
