@@ -208,3 +208,21 @@ async def test_desk_events_count_tickets_and_ratings() -> None:
     await bus.publish("rating", ticket_id="t1", comment="很好")  # a comment is not a second rating
     assert sample("kefu_tickets_total", event="opened") - opened == 1
     assert sample("kefu_csat_ratings_total", rating="5") - fives == 1
+
+
+def test_metrics_still_answer_while_redis_is_down_and_count_the_failures(private_redis: RedisProcess,
+                                                                         cache_dir: Path) -> None:
+    config = lexical(cache_dir, store=StoreConfig(url=private_redis.url), metrics=MetricsConfig(token="t"))
+    auth = {"Authorization": "Bearer t"}
+    with TestClient(create_app(config)) as client:
+        assert "kefu_store_up 1.0" in client.get("/metrics", headers=auth).text
+        errors = sample("kefu_redis_errors_total", where="http")
+        private_redis.stop()
+        down = client.post("/api/chat", json={"session": "metrics-down", "text": "怎么退货"})
+        assert down.status_code == 503
+        scraped = client.get("/metrics", headers=auth)
+        assert scraped.status_code == 200  # Prometheus still learns that Redis is gone
+        assert "kefu_store_up 0.0" in scraped.text and "kefu_ready 0.0" in scraped.text
+        assert sample("kefu_redis_errors_total", where="http") - errors == 1
+        private_redis.start()
+        assert "kefu_ready 1.0" in client.get("/metrics", headers=auth).text
