@@ -261,3 +261,14 @@ def web_session_admitted(conversation_id: str) -> str:
     """Mark of a web session already counted as a new chat (when its visitor token was issued),
     so its first message is not counted again."""
     return f"{PREFIX}web:admitted:{conversation_id}"
+
+
+def data_version() -> str:
+    """The layout version of everything under the prefix (bot/migrations.py); absent before the
+    first versioned release."""
+    return f"{PREFIX}data-version"
+
+
+def data_migration_lock() -> str:
+    """Held while one process runs ``kefu migrate`` (or the automatic steps at start)."""
+    return f"{PREFIX}data-migration-lock"

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import metrics
 from bot.admin.console import AdminConsole, install
 from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
@@ -29,8 +30,10 @@ from bot.channels.web import WebChannel
 from bot.config import Config, load_config
 from bot.errors import BadRequest, StoreUnavailable
 from bot.logs import configure_logging
+from bot.ops import MetricsEndpoint, readyz
 from bot.runtime import Runtime
 from bot.static_assets import content_security_policy
+from bot.workers import limit_blas_threads
 from handlers.texts import say
 
 log = logging.getLogger(__name__)
@@ -159,6 +162,7 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """503 with Retry-After: platforms redeliver, and the web chat page resends the same message."""
     log.error("store unavailable during %s %s: %s", request.method, request.url.path, exc)
+    metrics.redis_error("http")
     return JSONResponse({"error": "temporarily unavailable", "retry": True, "replies": [
         {"text": say("store_unavailable", "zh"), "suggestions": []}]}, status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -176,7 +180,7 @@ def app_from_environment() -> ASGIApp:
     """The app of one ``kefu serve --workers N`` worker process: uvicorn imports this factory
     in each process, and the parent passes the config file's path in the environment."""
     config = load_config(os.environ.get(CONFIG_ENV) or None)
-    configure_logging(mask=config.security.mask_logs)
+    configure_logging(mask=config.security.mask_logs, fmt=config.logging.format)
     return create_app(config)
 
 
@@ -189,6 +193,8 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        limit_blas_threads()  # one BLAS thread per worker, next to its one-thread encoder
+        metrics.configure(config.metrics.enabled)
         runtime = await factory(config)
         recorder = install(runtime)  # records unanswered questions and dashboard counters per turn
         channels = build_channels(runtime)
@@ -215,6 +221,7 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
             for channel in channels:
                 await channel.stop()
             await runtime.close()
+            metrics.worker_exited(os.getpid())
 
     async def healthz(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
@@ -225,7 +232,8 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
                              "channels": sorted(request.app.state.channels), "worker_pid": os.getpid()})
 
     app = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"])],
+        routes=[Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
+                *MetricsEndpoint(config.metrics).routes()],
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders, frame_ancestors=frame_ancestors),
                     Middleware(ChatCors, origins=config.channels.web.allowed_origins)],

@@ -232,6 +232,14 @@ class TelegramChannel:
         except TelegramError as exc:  # cosmetic: never block the start on it
             log.warning("could not set the telegram command menu: %s", exc)
 
+    def not_ready(self) -> str:
+        """For ``/readyz``: '' once the webhook is set / the poller runs."""
+        if not self._ready.is_set():
+            return f"telegram {self.config.mode}: not connected to Telegram yet (webhook not set / poller not started)"
+        if self.config.mode == "polling" and (self.app.updater is None or not self.app.updater.running):
+            return "telegram polling: the poller is not running"
+        return ""
+
     async def stop(self) -> None:
         if self._starter is not None:
             self._starter.cancel()
