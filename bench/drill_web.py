@@ -253,7 +253,8 @@ def drill(customers: int, messages: int, workdir: Path, cache_dir: Path, lock_se
         f"store:\n  url: {store.url}\n  conversation_lock_seconds: {lock_seconds}\n"
         f"knowledge:\n  cache_dir: {cache_dir}\n  path: {ROOT / 'examples/order_status/knowledge.yaml'}\n"
         "intents:\n  embeddings: false\nactions:\n  module: examples.order_status.actions\n"
-        "security:\n  rate_limit_per_minute: 0\n", encoding="utf-8")
+        "security:\n  rate_limit_per_minute: 0\n"  # every simulated customer comes from 127.0.0.1:
+        "  new_web_sessions_per_minute_per_address: 0\n  new_web_sessions_per_minute: 0\n", encoding="utf-8")
     port = _free_port()
     server = _serve(config, port, workdir / "serve.log", f"http://127.0.0.1:{orders.server_address[1]}")
     base = f"http://127.0.0.1:{port}"

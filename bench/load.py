@@ -4,6 +4,7 @@ intent layer alone, for 1, 2 and 4 workers.
 
     python -m bench.load                       # full run (about 5 minutes)
     python -m bench.load --workers 1 2 --customers 16 --messages 5   # quicker
+    python -m bench.load --metrics-cost --workers 2                   # metrics on vs off, side by side
 
 Every customer sends its messages one after another (a reply before the next question), all
 customers at once.  Messages are the shop dev questions with a number appended, so no two are
@@ -76,15 +77,17 @@ def wipe(url: str) -> None:
 
 def start_server(cmd: list[str], port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start ``cmd``; return once every one of its workers has answered /healthz."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    # The log goes to a file, not a pipe: nobody reads a pipe while the benchmark runs, and a
+    # worker blocks on a full one (one log line per turn fills 64 KB in a few hundred turns).
+    log = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the server; closed with it)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     pids: set[int] = set()
     deadline = time.monotonic() + 300
     while len(pids) < workers:
         if proc.poll() is not None:
-            raise RuntimeError(f"{' '.join(cmd[:5])} exited: {proc.stderr.read().decode(errors='replace')[-2000:]}"
-                               if proc.stderr else "server exited")
+            log.seek(0)
+            raise RuntimeError(f"{' '.join(cmd[:5])} exited: {log.read().decode(errors='replace')[-2000:]}")
         if time.monotonic() > deadline:
             stop_server(proc)
             raise RuntimeError(f"only {len(pids)} of {workers} workers became healthy")
@@ -152,20 +155,20 @@ async def drive(base: str, customers: int, messages: int, send: Send, untimed: i
     return Result(customers * messages, elapsed, latencies)
 
 
-def plain_http_turns(base: str, texts: list[str], untimed: int = 0) -> Result:
+def plain_http_turns(base: str, texts: list[str], untimed: int = 0, tag: str = "plain") -> Result:
     """One customer asking ``texts`` over one keep-alive connection with the standard library's
     HTTP client, each in a new session: the server's latency with little client overhead (httpx
     with asyncio adds 1–3 ms per request on this box, more than the turn itself).  The first
     ``untimed`` texts are asked but not counted."""
     host, port = base.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection = http.client.HTTPConnection(host, int(port), timeout=120)
     latencies = []
     started = time.perf_counter()
     try:
         for i, text in enumerate(texts):
             if i == untimed:
                 started = time.perf_counter()
-            body = json.dumps({"session": f"plain-customer-{i}", "text": text})
+            body = json.dumps({"session": f"{tag}-customer-{i}", "text": text})
             sent = time.perf_counter()
             connection.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
             response = connection.getresponse()
@@ -183,13 +186,15 @@ SECRET = "bench-secret"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def kefu_config(directory: Path, redis_url: str, telegram_base_url: str) -> Path:
+def kefu_config(directory: Path, redis_url: str, telegram_base_url: str, metrics: bool = True) -> Path:
     from tests.bot.telegram_standin import TOKEN
 
-    config = directory / "kefu-bench.yaml"
+    config = directory / f"kefu-bench-{'metrics' if metrics else 'nometrics'}.yaml"
     config.write_text(
         f"store:\n  url: {redis_url}\nknowledge:\n  path: {DATA / 'eval' / 'shop-kb.yaml'}\n  cache_dir: {CACHE}\n"
-        "security:\n  rate_limit_per_minute: 0\n"
+        "security:\n  rate_limit_per_minute: 0\n"  # every simulated customer comes from 127.0.0.1:
+        "  new_web_sessions_per_minute_per_address: 0\n  new_web_sessions_per_minute: 0\n"
+        f"metrics:\n  enabled: {str(metrics).lower()}\n"
         f"channels:\n  telegram:\n    enabled: true\n    token: \"{TOKEN}\"\n    mode: webhook\n"
         f"    webhook_url: https://kefu.example/webhooks/telegram\n    webhook_secret: {SECRET}\n"
         f"    base_url: {telegram_base_url}\n", encoding="utf-8")
@@ -292,18 +297,60 @@ async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -
     wipe(args.redis)
 
 
+async def metrics_cost(workers: int, args: argparse.Namespace, directory: Path) -> None:
+    """Throughput with ``metrics.enabled`` on and off, side by side: both servers run at once and
+    the rounds alternate between them, so drift in the box's load hits both alike."""
+    from tests.bot.telegram_standin import BotApiStandIn
+
+    pool = questions()
+    print(f"\n{workers} worker(s), metrics on vs off, {args.rounds} alternating rounds")
+    rows: dict[str, list[Result]] = {"on": [], "off": []}
+    repeated: dict[str, list[Result]] = {"on": [], "off": []}
+    async with BotApiStandIn() as telegram:
+        wipe(args.redis)
+        ports = {"on": free_port(), "off": free_port()}
+        cmds = {state: [sys.executable, "-m", "bot", "--config",
+                        str(kefu_config(directory, args.redis, telegram.base_url, metrics=state == "on")),
+                        "serve", "--port", str(ports[state]), "--workers", str(workers)] for state in ports}
+        async with server(cmds["on"], ports["on"], workers) as on, server(cmds["off"], ports["off"], workers) as off:
+            bases = {"on": on, "off": off}
+            for r in range(args.rounds):
+                for state in (("on", "off") if r % 2 == 0 else ("off", "on")):
+                    def unique(c: int, i: int, salt: str = f"{state}{r}") -> str:
+                        n = c * args.messages + i
+                        return f"{pool[n % len(pool)]} {salt}-{n}"
+
+                    result = await drive(bases[state], args.customers, args.messages,
+                                         web_chat(unique, f"cost-{state}-{r}"))
+                    rows[state].append(result)
+                    print(row(f"round {r + 1}: web chat, metrics {state}", result))
+                    texts = [pool[i % 20] for i in range(args.repeats + 20)]
+                    hits = await asyncio.to_thread(plain_http_turns, bases[state], texts, 20, f"plain-{state}-{r}")
+                    repeated[state].append(hits)
+                    print(row(f"round {r + 1}: repeated questions, plain, metrics {state}", hits))
+    for name, results in (("web chat", rows), ("repeated questions", repeated)):
+        medians = {state: sorted(res.rate for res in results[state])[len(results[state]) // 2] for state in results}
+        print(f"  {name}: median msg/s with metrics on {medians['on']:.1f}, off {medians['off']:.1f}; "
+              f"difference {medians['on'] / medians['off'] - 1:+.1%}")
+    wipe(args.redis)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--customers", type=int, default=32)
     parser.add_argument("--messages", type=int, default=8, help="messages per customer")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--metrics-cost", action="store_true",
+                        help="only compare throughput with metrics on and off (alternating rounds)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per setting with --metrics-cost")
+    parser.add_argument("--repeats", type=int, default=500, help="repeated questions per round with --metrics-cost")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; {args.customers} customers × "
           f"{args.messages} messages = {args.customers * args.messages} per run; Redis {args.redis}")
     with tempfile.TemporaryDirectory() as tmp:
         for workers in args.workers:
-            asyncio.run(run_workers(workers, args, Path(tmp)))
+            asyncio.run((metrics_cost if args.metrics_cost else run_workers)(workers, args, Path(tmp)))
     print("\nratio column: throughput / the intent layer alone on the same number of processes")
 
 

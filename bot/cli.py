@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
 
     admin_cli.add_commands(kb_sub)  # history, rollback
 
+    mig = sub.add_parser("migrate", help="bring the stored data to this version's layout (after an upgrade)")
+    mig.add_argument("--check", action="store_true", help="only say which data version the store holds")
+
     purge = sub.add_parser("purge", help="delete customer data older than the retention period (run daily)")
     purge.add_argument("--days", type=float, help="retention in days (default: store.transcript_ttl_days)")
 
@@ -121,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     tok = agent_sub.add_parser("token", help="issue an API token for scripts (Authorization: Bearer ...)")
     tok.add_argument("name")
     agent_sub.add_parser("list", help="list agents")
+    remove = agent_sub.add_parser("remove", help="remove a stored agent: their sessions end, their API tokens stop")
+    remove.add_argument("name")
+    revoke = agent_sub.add_parser("revoke-tokens", help="revoke every API token of an agent")
+    revoke.add_argument("name")
+    unlock = agent_sub.add_parser("unlock", help="lift the failed-login limit on an agent's name")
+    unlock.add_argument("name")
     for child in _subparsers(parser):
         _common_options(child, top=False)
     return parser
@@ -150,19 +159,28 @@ async def _prepare_serve(config: Config, listen: preflight.Listen, workers: int)
         problems.append(problem)
     if problems:
         raise preflight.PreflightFailed(problems)
+    if not config.store.url.startswith("memory://"):
+        await _check_data(config)
     return preflight.bind(listen)
 
 
 def _serve(config: Config, args: argparse.Namespace) -> Awaitable[None] | None:
     if args.check:
         return _check(config, args)
+    from bot.workers import METRICS_DIR_ENV, fresh_metrics_dir
+
+    if os.environ.get(METRICS_DIR_ENV):
+        fresh_metrics_dir()  # a previous run's samples must not add to this one's (before any metric exists)
     listen = _listen(config, args)
     if args.workers == 1:
         return _serve_one(config, listen, args.verbose)
     sock = asyncio.run(_prepare_serve(config, listen, args.workers))
-    asyncio.run(_warm_up(config))
-    sock.close()  # uvicorn's supervisor binds it again for its workers
-    _serve_workers(config, listen, args.workers)
+    try:
+        asyncio.run(_warm_up(config))
+    except BaseException:
+        sock.close()
+        raise
+    _serve_workers(config, listen, args.workers, sock)
     return None
 
 
@@ -185,12 +203,14 @@ async def _serve_one(config: Config, listen: preflight.Listen, verbose: bool) ->
     """Check, bind, build, then listen: the URL refuses connections until it can answer them."""
     import uvicorn
 
+    from bot.ops import start_metrics_listener
     from bot.runtime import Runtime
     from bot.server import create_app
 
     sock = await _prepare_serve(config, listen, 1)
     _index_message(config)
     runtime = await Runtime.start(config, progress=sys.stderr.isatty())
+    start_metrics_listener(config)
 
     async def ready(_: Config) -> Runtime:
         return runtime
@@ -199,7 +219,7 @@ async def _serve_one(config: Config, listen: preflight.Listen, verbose: bool) ->
     app = _quiet_startup(create_app(config, ready), failure, verbose)
     # Open web-chat long polls end within moments of a shutdown instead of holding it.
     server = uvicorn.Server(uvicorn.Config(app, host=listen.host, port=listen.port, log_level="info",
-                                           proxy_headers=True, lifespan="on",
+                                           proxy_headers=True, lifespan="on", log_config=_uvicorn_log_config(config),
                                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
 
     async def announce() -> None:
@@ -248,18 +268,40 @@ def _startup_error(error: BaseException) -> KefuError:
     return KefuError(f"start-up failed: {type(error).__name__}: {error} (kefu -v serve shows the traceback)")
 
 
-def _serve_workers(config: Config, listen: preflight.Listen, workers: int) -> None:
-    import uvicorn
-
+def _serve_workers(config: Config, listen: preflight.Listen, workers: int, sock: socket.socket) -> None:
+    """Workers share ``sock`` (bound with ``TCP_NODELAY`` by the preflight, not yet listening):
+    it listens once the first worker has loaded, and every worker writes its metrics to one
+    directory that ``/metrics`` (or ``metrics.listen`` here in the supervisor) adds up."""
+    from bot.ops import start_metrics_listener
     from bot.server import CONFIG_ENV
+    from bot.workers import serve_workers
 
     log.info("Kefu starting %d workers on http://%s:%d (config: %s); each answers once it has loaded "
              "the index built above", workers, listen.host, listen.port, config.source)
     # Each worker process builds its own app from the same config file (uvicorn imports the factory).
     os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
-    uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers, host=listen.host,
-                port=listen.port, log_level="info", proxy_headers=True,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    serve_workers("bot.server:app_from_environment", workers, listen.host, listen.port,
+                  lambda: start_metrics_listener(config), sock=sock, factory=True, log_level="info",
+                  proxy_headers=True, log_config=_uvicorn_log_config(config),
+                  timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+
+
+def _uvicorn_log_config(config: Config) -> dict[str, Any] | None:
+    """JSON logs: uvicorn's own loggers go through Kefu's root handler instead of uvicorn's text ones."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    return None if config.logging.format == "json" else LOGGING_CONFIG
+
+
+async def _check_data(config: Config) -> None:
+    """Data newer than this code, or a manual migration pending: one line, before anything starts."""
+    from bot.migrations import check_on_start
+
+    redis = connect(config.store.url)
+    try:
+        await check_on_start(redis)
+    finally:
+        await redis.aclose()
 
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
@@ -316,6 +358,27 @@ async def _stored_kb(config: Config) -> tuple[KnowledgeBase, str]:
         return stored, f"store {config.store.url}"
     path = config.knowledge.path or str(default_kb_path())
     return load_kb(path), f"{path} (the store is empty; this file seeds it on start)"
+
+
+async def _migrate(config: Config, args: argparse.Namespace) -> None:
+    from bot.migrations import DATA_VERSION, migrate, pending, stored_version
+
+    if config.store.url.startswith("memory://"):
+        raise KefuError("kefu migrate works on the shared store; store.url is memory://, which starts empty")
+    redis = connect(config.store.url)
+    try:
+        if args.check:
+            version = await stored_version(redis)
+            if version is None:
+                print(f"empty store; this Kefu writes data version {DATA_VERSION}")
+            else:
+                steps = pending(version)
+                print(f"data version {version}; this Kefu: {DATA_VERSION}; "
+                      + (f"{len(steps)} migration(s) pending" if steps else "nothing to do"))
+            return
+        await migrate(redis, report=print)
+    finally:
+        await redis.aclose()
 
 
 async def _purge(config: Config, args: argparse.Namespace) -> None:
@@ -425,6 +488,14 @@ async def _agent(config: Config, args: argparse.Namespace) -> None:
             print(f"agent {args.name} ({args.role}) saved; they can log in at /agent")
         elif args.agent_command == "token":
             print(await directory.issue_token(args.name))
+        elif args.agent_command == "remove":
+            revoked = await directory.remove(args.name)
+            print(f"agent {args.name} removed; their sessions ended and {revoked} API token(s) were revoked")
+        elif args.agent_command == "revoke-tokens":
+            print(f"{await directory.revoke_tokens(args.name)} API token(s) of {args.name} revoked")
+        elif args.agent_command == "unlock":
+            await directory.unlock(args.name)
+            print(f"{args.name} may log in again from every address")
         else:
             for agent in await directory.all():
                 print(f"{agent.name:<24} {agent.role}")
@@ -470,7 +541,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         store_url = config.store.url
-        configure_logging(args.verbose, mask=config.security.mask_logs)
+        configure_logging(args.verbose, mask=config.security.mask_logs, fmt=config.logging.format)
         asyncio.run(_preflight(config, args))
         actions: dict[str, Callable[[], Awaitable[None] | None]] = {
             "serve": lambda: _serve(config, args),
@@ -481,6 +552,7 @@ def run(argv: list[str] | None = None) -> int:
             "kb": lambda: _kb(config, args),
             "agent": lambda: _agent(config, args),
             "purge": lambda: _purge(config, args),
+            "migrate": lambda: _migrate(config, args),
         }
         result = actions[args.command]()
         if result is not None:

@@ -39,6 +39,7 @@ class StoreConfig:
     transcript_ttl_days: float = 30.0
     dedupe_ttl_seconds: int = 86_400
     conversation_lock_seconds: float = 30.0
+    wait_replicas: int = 0  # replicas that must have a turn before it is answered (WAIT; 1 with Sentinel)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class KnowledgeConfig:
     path: str = ""  # empty: the FAQ that ships with Kefu
     cache_dir: str = "~/.cache/kefu"
     out_of_scope_path: str = ""  # optional: example questions the bot must not answer
+    build_threads: int = 0  # cores an index build may use; 0: half of them (1..8)
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,23 @@ class SecurityConfig:
     rate_limit_per_minute: int = 20  # messages per customer per minute the bot answers (0: no limit)
     mask_logs: bool = True  # phone and ID-card numbers masked in log lines
     mask_exports: bool = False  # ... and in transcripts exported from the agent console
+    new_web_sessions_per_minute_per_address: int = 10  # new web chats one client address may open (0: off)
+    new_web_sessions_per_minute: int = 300  # new web chats all addresses together may open (0: off)
+    max_classified_chars: int = 300  # the model reads this much of a message (the agent sees all of it)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``GET /metrics`` for Prometheus (docs/deploy.md)."""
+
+    enabled: bool = True
+    token: str = ""  # scrapes must send "Authorization: Bearer <token>"; empty: loopback clients only
+    listen: str = ""  # "HOST:PORT": /metrics on its own listener (admin network) instead of the main port
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    format: str = "text"  # text | json (one object per line, for log collectors)
 
 
 @dataclass(frozen=True)
@@ -234,6 +253,8 @@ class Config:
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     service_hours: ServiceHoursConfig = field(default_factory=ServiceHoursConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="<defaults>", compare=False)
 
     def with_overrides(self, **sections: Any) -> Config:
@@ -314,6 +335,8 @@ def _build(cls: type[T], data: Any, prefix: str) -> T:
 
 def parse_config(data: Any, source: str = "<config>") -> Config:
     config = _build(Config, data, "")
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError(f"logging.format: expected text or json, got {config.logging.format!r}")
     return dataclasses.replace(config, source=source)
 
 

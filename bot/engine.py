@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from bot import metrics
 from bot.config import Config
 from bot.desk import AgentDesk, SurveyTurn
 from bot.errors import StoreUnavailable
@@ -66,6 +67,7 @@ class Engine:
         a failed turn's retry is processed, and if the worker died mid-turn its claim lapses with
         its lock and the retry is answered.  Claim, lock and load are one round trip to Redis,
         as are unlock and remember."""
+        started = time.perf_counter()
         namespace = f"msg:{msg.channel}"
         start = await self.store.begin_turn(msg.conversation_id, namespace, msg.message_id)
         if isinstance(start, Duplicate):
@@ -89,6 +91,14 @@ class Engine:
                                       also=self.records_of(msg, result))
         except StoreUnavailable as exc:  # the turn is saved; a retry after the claim lapses repeats it
             log.warning("could not mark %s message %s as done: %s", msg.channel, msg.message_id, exc)
+        seconds = time.perf_counter() - started
+        outcome = metrics.observe_turn(msg.channel, result, seconds)
+        if log.isEnabledFor(logging.INFO):
+            reason = result.handoff.reason if result.handoff is not None else ""
+            log.info("turn %s on %s: %s%s in %.1f ms", start.token[:12], msg.channel, outcome,
+                     f" ({reason})" if reason else "", seconds * 1000, extra={"turn": {
+                         "turn_id": start.token[:12], "channel": msg.channel, "conversation": msg.conversation_id,
+                         "outcome": outcome, "reason": reason, "latency_ms": round(seconds * 1000, 2)}})
         return result
 
     def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
@@ -117,10 +127,13 @@ class Engine:
             return await self._rate_limited(conv, customer_line, msg, first=count == limit + 1)
 
         layer = self.intents()
-        if layer.is_quick(msg.text, conv):  # a remembered question: the thread hop would cost more
-            decision = layer.decide(msg.text, conv)
+        text = msg.text[:self.config.security.max_classified_chars or None]  # a novel costs what a question does
+        deciding = time.perf_counter()
+        if layer.is_quick(text, conv):  # a remembered question: the thread hop would cost more
+            decision = layer.decide(text, conv)
         else:
-            decision = await asyncio.to_thread(layer.decide, msg.text, conv)
+            decision = await asyncio.to_thread(layer.decide, text, conv)
+        metrics.observe_decision(time.perf_counter() - deciding)
         outcome = respond(decision, conv, self.knowledge(), self.config.handoff)
         conv = outcome.conversation.evolve(language=decision.language, updated_at=now)
         decision_meta = {"action": decision.action.value, "entry_id": decision.entry_id,
@@ -147,6 +160,13 @@ class Engine:
         """A human is (or will be) responsible: the message joins the ticket, not the bot."""
         language = detect_language(msg.text, default=conv.language)
         replies: tuple[Reply, ...] = ()
+        limit = self.config.security.rate_limit_per_minute
+        if limit and await self.store.count_message(conv.id, line.at) > limit:
+            # a flood while waiting: kept for the agent (trimmed first), not pushed to the console
+            conv = conv.evolve(language=language, updated_at=line.at)
+            flood = replace(line, meta={**line.meta, "rate_limited": True})
+            await self.store.save_conversation(conv, [flood])
+            return TurnResult((), conv.evolve(transcript=(*conv.transcript, flood)))
         if conv.state is ConversationState.WAITING and is_cancel_request(msg.text):
             conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
             replies = (Reply(say("cancel_handoff", language)),)

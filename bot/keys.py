@@ -236,9 +236,10 @@ def sync_lock(channel: str, account: str) -> str:
     return channel_state(channel, f"sync-lock:{account}")
 
 
-def agent_login_failures(name: str) -> str:
-    """Counter of recent failed console logins for one name (slows password guessing)."""
-    return f"{PREFIX}agents:login-failures:{name}"
+def agent_login_attempts(scope: str, part: str) -> str:
+    """Counter of console login attempts in the last 15 minutes (expiring): ``scope`` is "pair"
+    (``part`` = name hash:address), "address" or "name" (a hash of the name, never the name)."""
+    return f"{PREFIX}agents:login-attempts:{scope}:{part}"
 
 
 def sync_failures(channel: str, message_id: str) -> str:
@@ -285,3 +286,25 @@ def admin_metrics(day: str) -> str:
     """Hash of one day's counters (conversations, turns, answered, handoff:<reason>, entry:<id>,
     unanswered), day as YYYY-MM-DD in UTC."""
     return f"{PREFIX}admin:metrics:{day}"
+
+
+def new_web_sessions(scope: str, window: int) -> str:
+    """Counter of new web chat sessions in one minute, per client address (``scope``) or "all"."""
+    return f"{PREFIX}web:new-sessions:{scope}:{window}"
+
+
+def web_session_admitted(conversation_id: str) -> str:
+    """Mark of a web session already counted as a new chat (when its visitor token was issued),
+    so its first message is not counted again."""
+    return f"{PREFIX}web:admitted:{conversation_id}"
+
+
+def data_version() -> str:
+    """The layout version of everything under the prefix (bot/migrations.py); absent before the
+    first versioned release."""
+    return f"{PREFIX}data-version"
+
+
+def data_migration_lock() -> str:
+    """Held while one process runs ``kefu migrate`` (or the automatic steps at start)."""
+    return f"{PREFIX}data-migration-lock"

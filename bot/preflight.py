@@ -21,7 +21,7 @@ from bot.config import Config
 from bot.errors import KefuError
 from knowledge.schema import KnowledgeError, load_kb
 
-STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://", "redis+sentinel://")
 PING_SECONDS = 3.0
 
 
@@ -248,7 +248,21 @@ def config_problems(config: Config, listen: Listen | None = None, workers: int =
     problems += _knowledge_problems(config)
     problems += _integration_problems(config)
     problems += _desk_problems(config)
+    problems += _metrics_problems(config)
     return problems
+
+
+def _metrics_problems(config: Config) -> list[str]:
+    """``metrics.listen`` must be HOST:PORT (its own port is bound when the server starts)."""
+    if not config.metrics.enabled or not config.metrics.listen:
+        return []
+    from bot.ops import listen_address
+
+    try:
+        listen_address(config.metrics)
+    except KefuError as exc:
+        return [str(exc)]
+    return []
 
 
 async def store_problem(config: Config) -> str | None:

@@ -15,16 +15,19 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from bot import metrics
 from bot.agents.desk import HumanDesk
 from bot.config import Config
 from bot.desk import AgentDesk
 from bot.engine import Engine
-from bot.errors import ConfigError
-from bot.store import Store, connect
+from bot.errors import ConfigError, StoreUnavailable
+from bot.migrations import check_on_start
+from bot.store import REDIS_ERRORS, Store, connect
 from intents.base import IntentLayer
 from intents.faq import FaqMatcher
 from intents.layer import KefuIntentLayer
 from knowledge.builtin import builtin_examples
+from knowledge.embeddings import set_build_threads
 from knowledge.repository import KnowledgeRepository
 from knowledge.schema import KnowledgeBase, load_kb
 from knowledge.search import Retriever, build_retriever
@@ -59,6 +62,7 @@ def build_intent_layer(kb: KnowledgeBase, config: Config, progress: bool = False
 def build_live_layer(kb: KnowledgeBase, config: Config, progress: bool = False) -> tuple[IntentLayer, Retriever]:
     """The intent layer over ``kb`` and the retriever under it (for incremental updates)."""
     out_of_scope = read_lines(config.knowledge.out_of_scope_path) if config.knowledge.out_of_scope_path else []
+    set_build_threads(config.knowledge.build_threads)
     retriever = build_retriever(
         kb,
         cache_dir=Path(config.knowledge.cache_dir).expanduser(),
@@ -111,6 +115,7 @@ class Runtime:
         self.desk = desk
         self.repository = KnowledgeRepository(store.redis)
         self._knowledge = knowledge
+        metrics.knowledge_version(knowledge.version)
         self._reload_lock = asyncio.Lock()
         self.engine = Engine(config, store, lambda: self._knowledge.layer, lambda: self._knowledge.kb, desk)
         if isinstance(desk, HumanDesk):
@@ -137,6 +142,10 @@ class Runtime:
         """
         store = Store(redis if redis is not None else connect(config.store.url), config.store)
         await store.ping()
+        try:
+            await check_on_start(store.redis)  # refuses data newer than this code
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store at {config.store.url}: {exc}") from exc
         if not store.durable:
             log.warning("store.url is memory://: conversations live in this process only and are lost "
                         "on restart; set store.url to redis://... for production")
@@ -173,6 +182,7 @@ class Runtime:
             else:
                 layer, retriever = await asyncio.to_thread(build_live_layer, kb, self.config)
             self._knowledge = LiveKnowledge(kb, layer, version, retriever)
+            metrics.knowledge_version(version)
             log.info("knowledge version %d loaded (%d changed, %d removed)", version, len(changed), len(removed))
             return True
 

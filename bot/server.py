@@ -11,6 +11,8 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import metrics
 from bot.admin.console import AdminConsole, install
 from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
@@ -27,7 +30,10 @@ from bot.channels.web import WebChannel
 from bot.config import Config, load_config
 from bot.errors import BadRequest, StoreUnavailable
 from bot.logs import configure_logging
+from bot.ops import MetricsEndpoint, readyz
 from bot.runtime import Runtime
+from bot.static_assets import content_security_policy
+from bot.workers import limit_blas_threads
 from handlers.texts import say
 
 log = logging.getLogger(__name__)
@@ -84,11 +90,51 @@ class ChatCors:
             await self.app(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Strict headers on every response: a Content-Security-Policy without ``'unsafe-inline'``
+    (pages load their script and style from ``bot/static``), ``nosniff`` and no referrer
+    leaving the site.  Framing is refused everywhere except on the paths in
+    ``frame_ancestors`` (path → CSP source list, e.g. the embeddable widget's allowed origins);
+    a handler that sets its own ``Content-Security-Policy`` keeps it, framing decision included
+    (no ``X-Frame-Options`` is added then: the chat page lets ``channels.web.allowed_origins``
+    frame it)."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.frame_ancestors: dict[str, str] = dict(frame_ancestors or {})
+
+    def headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        ancestors = self.frame_ancestors.get(path, "'none'")
+        headers = [(b"content-security-policy", content_security_policy(ancestors).encode("latin-1")),
+                   (b"x-content-type-options", b"nosniff"),
+                   (b"referrer-policy", b"strict-origin-when-cross-origin")]
+        if ancestors == "'none'":
+            headers.append((b"x-frame-options", b"DENY"))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.headers_for(scope.get("path", ""))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                if b"content-security-policy" in present:  # the handler's own policy decides framing
+                    present.add(b"x-frame-options")
+                added = [(name, value) for name, value in extra if name not in present]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def build_channels(runtime: Runtime) -> list[Channel]:
     channels: list[Channel] = []
     config = runtime.config.channels
     if config.web.enabled:
-        channels.append(WebChannel(runtime.engine, runtime.store, config.web))
+        channels.append(WebChannel(runtime.engine, runtime.store, config.web, runtime.config.security))
     if config.telegram.enabled:
         from bot.channels.telegram import TelegramChannel  # PTB is imported only when used
 
@@ -116,6 +162,7 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """503 with Retry-After: platforms redeliver, and the web chat page resends the same message."""
     log.error("store unavailable during %s %s: %s", request.method, request.url.path, exc)
+    metrics.redis_error("http")
     return JSONResponse({"error": "temporarily unavailable", "retry": True, "replies": [
         {"text": say("store_unavailable", "zh"), "suggestions": []}]}, status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -133,17 +180,21 @@ def app_from_environment() -> ASGIApp:
     """The app of one ``kefu serve --workers N`` worker process: uvicorn imports this factory
     in each process, and the parent passes the config file's path in the environment."""
     config = load_config(os.environ.get(CONFIG_ENV) or None)
-    configure_logging(mask=config.security.mask_logs)
+    configure_logging(mask=config.security.mask_logs, fmt=config.logging.format)
     return create_app(config)
 
 
-def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) -> ASGIApp:
-    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan."""
+def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
+               frame_ancestors: dict[str, str] | None = None) -> ASGIApp:
+    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan.
+    ``frame_ancestors``: path → who may frame it (see :class:`SecurityHeaders`)."""
     factory = runtime_factory or (lambda cfg: Runtime.start(cfg))
     state: dict[str, object] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        limit_blas_threads()  # one BLAS thread per worker, next to its one-thread encoder
+        metrics.configure(config.metrics.enabled)
         runtime = await factory(config)
         recorder = install(runtime)  # records unanswered questions and dashboard counters per turn
         channels = build_channels(runtime)
@@ -170,6 +221,7 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) ->
             for channel in channels:
                 await channel.stop()
             await runtime.close()
+            metrics.worker_exited(os.getpid())
 
     async def healthz(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
@@ -180,10 +232,14 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None) ->
                              "channels": sorted(request.app.state.channels), "worker_pid": os.getpid()})
 
     app = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"])],
+        routes=[Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
+                *MetricsEndpoint(config.metrics).routes()],
         lifespan=lifespan,
-        middleware=[Middleware(ChatCors, origins=config.channels.web.allowed_origins)],
+        middleware=[Middleware(SecurityHeaders, frame_ancestors=frame_ancestors),
+                    Middleware(ChatCors, origins=config.channels.web.allowed_origins)],
         exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
+                            # a Redis call outside the store's own wrappers (logins, limits): 503 too
+                            RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
                             Exception: _unexpected},
     )
     return BodyLimit(app, config.server.max_body_bytes, uploads=("/api/chat/attachments",))

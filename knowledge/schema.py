@@ -106,7 +106,16 @@ def _looks_chinese(text: str) -> bool:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line each mapping starts on, for error messages."""
+    """A safe loader that remembers the line each mapping starts on, for error messages, and
+    refuses aliases: a few hundred bytes of nested ``*alias`` references expand to gigabytes
+    (the "billion laughs" of YAML), and a knowledge file never needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise KnowledgeError(f"line {mark.line + 1}: YAML anchors and aliases (&name, *name) are not "
+                                 "accepted in a knowledge file; write the value out")
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -147,14 +156,18 @@ def _parse_entry(raw: Any, where: str, problems: list[str], strict: bool = True)
     line = raw.get("__line__")
     data = {k: v for k, v in raw.items() if k != "__line__"}
     entry_id = data.get("id")
-    label = f"{where} (id {entry_id!r}" + (f", line {line})" if line else ")")
+    shown = repr(entry_id) if isinstance(entry_id, str | int) else type(entry_id).__name__
+    shown = shown if len(shown) <= 130 else shown[:37] + "..."  # a valid id in full; never echo a huge value back
+    label = f"{where} (id {shown}" + (f", line {line})" if line else ")")
     unknown = sorted(set(data) - {"id", "questions", "answer", "tags", "enabled", "action"})
     if unknown:
         problems.append(f"{label}: unknown field(s) {', '.join(map(str, unknown))}")
     if entry_id is None or entry_id == "":
         problems.append(f"{label}: 'id' is required: up to 128 characters, no spaces or '/'")
     elif not isinstance(entry_id, str | int) or isinstance(entry_id, bool) or not ID_PATTERN.match(str(entry_id)):
-        problems.append(f"{label}: 'id' {str(entry_id)!r} is not a valid id: up to 128 characters, "
+        given = repr(str(entry_id))
+        given = given + " " if len(given) <= 130 else ""  # never echo a huge value back (the label shows its start)
+        problems.append(f"{label}: 'id' {given}is not a valid id: up to 128 characters, "
                         "no spaces or '/'")
     questions: tuple[str, ...] = ()
     try:
@@ -231,6 +244,8 @@ def check_kb_text(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase
         raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         return None, [f"{source}: not valid YAML: {yaml_problem(exc)}"]
+    except KnowledgeError as exc:
+        return None, [f"{source}: {exc}"]
     if raw is None:
         raw = []
     if isinstance(raw, Mapping) and "entries" in raw:

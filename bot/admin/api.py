@@ -263,7 +263,7 @@ class AdminApi:
     async def export(self, request: Request) -> Response:
         await self.admin(request)
         fmt = imports.format_of("", request.query_params.get("format", "yaml"))
-        data = imports.export(await self.knowledge.kb(), fmt)
+        data = await asyncio.to_thread(imports.export, await self.knowledge.kb(), fmt)
         return Response(data, media_type=imports.MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="knowledge.{fmt}"'})
 
@@ -275,7 +275,8 @@ class AdminApi:
         q = request.query_params
         fmt = imports.format_of(q.get("filename", ""), q.get("format", ""))
         merge = q.get("mode", "replace") == "merge"
-        incoming = imports.parse_upload(await request.body(), fmt, q.get("filename") or f"upload.{fmt}")
+        data = await request.body()  # parsing is CPU work: a worker thread, so the loop keeps serving
+        incoming = await asyncio.to_thread(imports.parse_upload, data, fmt, q.get("filename") or f"upload.{fmt}")
         current = await self.knowledge.entries()
         preview = imports.diff(current, incoming, remove_missing=not merge)
         if q.get("dry_run", "") in ("1", "true", "yes"):

@@ -19,6 +19,7 @@ from bot.admin.live import KnowledgeSync
 from bot.admin.recorder import ObservedEngine, TurnRecorder
 from bot.agents.api import AgentApi
 from bot.runtime import Runtime
+from bot.static_assets import static_asset
 
 ASSETS = {"admin.js": "text/javascript; charset=utf-8", "admin.css": "text/css; charset=utf-8"}
 
@@ -62,8 +63,4 @@ class AdminConsole:
         return HTMLResponse(html, headers={"X-Frame-Options": "DENY", "Cache-Control": "no-store"})
 
     async def asset(self, request: Request) -> Response:
-        name = request.path_params["asset"]
-        if name not in ASSETS:
-            return Response("not found", status_code=404)
-        text = resources.files("bot").joinpath(f"static/{name}").read_text(encoding="utf-8")
-        return Response(text, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+        return static_asset(request.path_params["asset"], ASSETS)

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from bot import keys
 from bot.admin.recorder import day_of
+from bot.errors import BadRequest
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 
@@ -29,7 +30,14 @@ class Dashboard:
         self.clock = clock
 
     def days(self, period: str) -> list[str]:
-        count = PERIODS.get(period, 7) if not period.isdigit() else max(1, min(366, int(period)))
+        """The days of ``period`` (``7d``, ``30d``, ``90d`` or a number of days, 1-366); anything
+        else is a 400 naming the choices, never a header or key built from it."""
+        if period in PERIODS:
+            count = PERIODS[period]
+        elif period.isascii() and period.isdigit() and 1 <= int(period) <= 366:
+            count = int(period)
+        else:
+            raise BadRequest("'period' must be 7d, 30d, 90d or a number of days from 1 to 366")
         today = datetime.fromtimestamp(self.clock(), UTC).date()
         return [(today - timedelta(days=i)).isoformat() for i in range(count - 1, -1, -1)]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,6 +34,23 @@ _TRUE = {"", "1", "true", "yes", "y", "是", "启用"}
 _FALSE = {"0", "false", "no", "n", "否", "停用"}
 
 
+MAX_ROWS = 20_000  # entries per import; a knowledge base is hundreds
+MAX_COLUMNS = 32
+MAX_UNZIPPED_BYTES = 50_000_000  # an XLSX of 20,000 rows is a few MB unzipped
+
+
+def _check_zip(data: bytes, source: str) -> None:
+    """Refuse a zip bomb before openpyxl inflates it: the declared sizes of its parts are summed."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        raise ValidationFailed(f"{source}: not a readable XLSX workbook (not a zip file)") from None
+    if total > MAX_UNZIPPED_BYTES:
+        raise ValidationFailed(f"{source}: the workbook unpacks to {total:,} bytes; the limit is "
+                               f"{MAX_UNZIPPED_BYTES:,}")
+
+
 def format_of(filename: str, declared: str = "") -> str:
     fmt = (declared or filename.rsplit(".", 1)[-1]).lower()
     fmt = {"yml": "yaml"}.get(fmt, fmt)
@@ -41,8 +59,20 @@ def format_of(filename: str, declared: str = "") -> str:
     return fmt
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets run as a formula (OWASP CSV injection)
+
+
+def neutralised(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text: a leading ``'`` before a formula start
+    (``=HYPERLINK(...)`` in a question a customer typed must not run on an admin's machine)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+    text = "" if value is None else str(value)
+    if text.startswith("'") and text[1:].startswith(_FORMULA_START):
+        text = text[1:]  # our own export's guard comes back off on import, so a round trip is exact
+    return text.strip()
 
 
 def _row_entry(row: dict[str, str], number: int) -> Entry:
@@ -116,12 +146,21 @@ def parse_upload(data: bytes, fmt: str, source: str = "upload") -> KnowledgeBase
     if fmt == "xlsx":
         from openpyxl import load_workbook
 
+        _check_zip(data, source)
         try:
             book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         except Exception as exc:
             raise ValidationFailed(f"{source}: not a readable XLSX workbook ({exc.__class__.__name__})") from None
         sheet = book.worksheets[0]
-        rows = list(sheet.iter_rows(values_only=True))
+        # The sheet's declared dimension (A1:XFD1048576 costs nothing to write) would pad every row to
+        # 16,384 cells: read only the cells really there, at most MAX_COLUMNS wide and MAX_ROWS long.
+        sheet.reset_dimensions()
+        rows: list[tuple[Any, ...]] = []
+        for row in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS):
+            if len(rows) > MAX_ROWS:
+                book.close()
+                raise ValidationFailed(f"{source}: more than {MAX_ROWS} rows; split the file")
+            rows.append(row)
         book.close()
         if not rows:
             return build_kb([], source)
@@ -142,7 +181,7 @@ def export(kb: KnowledgeBase, fmt: str) -> bytes:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
-        writer.writerows(_row_of(e) for e in kb.entries)
+        writer.writerows([neutralised(cell) for cell in _row_of(e)] for e in kb.entries)
         return out.getvalue().encode("utf-8")
     if fmt == "xlsx":
         from openpyxl import Workbook
@@ -154,6 +193,10 @@ def export(kb: KnowledgeBase, fmt: str) -> bytes:
         sheet.append(list(COLUMNS))
         for entry in kb.entries:
             sheet.append(_row_of(entry))
+        for row in sheet.iter_rows(min_row=2):
+            for cell in row:  # openpyxl stores "=..." as a live formula; these are texts
+                if isinstance(cell.value, str) and cell.value.startswith(_FORMULA_START):
+                    cell.data_type = "s"
         buffer = io.BytesIO()
         book.save(buffer)
         return buffer.getvalue()

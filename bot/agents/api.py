@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hmac
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -80,6 +81,18 @@ def _text(body: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"'{key}' must be a non-empty string")
     return value
+
+
+def same_origin(request: Request) -> None:
+    """Login CSRF: a form or ``fetch`` from another site (``text/plain`` needs no preflight) must
+    not log the victim's browser into the attacker's account.  Only JSON is accepted, and a
+    browser's ``Origin`` must be this site's; scripts without an Origin are fine."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise BadRequest("send the login as application/json", status=415)
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+        raise BadRequest("login from another site's page is not accepted", status=403)
 
 
 class AgentApi:
@@ -156,8 +169,10 @@ class AgentApi:
         return JSONResponse(OPENAPI)
 
     async def login(self, request: Request) -> Response:
+        same_origin(request)
         body = await json_object(request)
-        session = await self.directory.login(_text(body, "name"), _text(body, "password"))
+        client = request.client.host if request.client else "-"
+        session = await self.directory.login(_text(body, "name"), _text(body, "password"), client)
         if session is None:
             raise BadRequest("wrong name or password", status=401)
         response = JSONResponse({"name": session.agent.name, "role": session.agent.role, "csrf": session.csrf})

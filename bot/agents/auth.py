@@ -7,12 +7,18 @@ tokens are stored only as their SHA-256, so a leaked store does not leak working
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
+import logging
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 
@@ -20,16 +26,27 @@ from bot import keys
 from bot.config import AgentsConfig
 from bot.errors import BadRequest, ConfigError
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 ROLES = ("agent", "admin")
-MAX_LOGIN_FAILURES = 10
-LOGIN_LOCKOUT_SECONDS = 900
-_N, _R, _P = 2**14, 8, 1
+LOGIN_WINDOW_SECONDS = 900
+# Attempts per 15 minutes: one address guessing one name, one address over all names, and every
+# address together for one name (a botnet's brake; `kefu agent unlock NAME` lifts it).
+PAIR_LIMIT, ADDRESS_LIMIT, NAME_LIMIT = 10, 30, 100
+MAX_PENDING_HASHES = 32  # logins waiting for a hashing thread; beyond that 503, the loop stays free
+# scrypt at OWASP's Password Storage Cheat Sheet level (N=2^14, r=8, p=5 is its equivalent of
+# N=2^17, r=8, p=1 with 16 MiB instead of 128 MiB per hash).  Older hashes verify and are
+# replaced on the next successful login.
+_N, _R, _P = 2**14, 8, 5
+_MAXMEM = 64 * 2**20
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-scrypt")
 
 
 def hash_password(password: str) -> str:
     """``scrypt$N$r$p$salt$hash`` (base64), self-describing so the cost can be raised later."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=32, maxmem=_MAXMEM)
     b64 = base64.b64encode
     return f"scrypt${_N}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
 
@@ -37,14 +54,54 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, encoded: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = encoded.split("$")
-        if scheme != "scrypt":
+        if scheme != "scrypt" or int(n) > 2**20 or int(r) > 32 or int(p) > 16:
             return False
         expected = base64.b64decode(digest)
         actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r),
-                                p=int(p), dklen=len(expected))
-    except (ValueError, TypeError):
+                                p=int(p), dklen=len(expected), maxmem=_MAXMEM * 4)
+    except (ValueError, TypeError, MemoryError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def needs_rehash(encoded: str) -> bool:
+    """True when ``encoded`` was made with a lower cost than today's."""
+    parts = encoded.split("$")
+    return len(parts) != 6 or parts[1:4] != [str(_N), str(_R), str(_P)]
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown name's password is checked against: one hash, like a real name costs."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _name_part(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+# KEYS: pair, address, name counters.  ARGV: window seconds, pair, address, name limits.
+# Checks all three and counts the attempt in one step, so parallel guesses cannot overshoot.
+_RESERVE_LOGIN = """
+for i = 1, 3 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i + 1]) then return i end
+end
+for i = 1, 3 do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+end
+return 0
+"""
+# KEYS: pair, address, name counters: the attempt just counted was a success.
+_GOOD_LOGIN = """
+redis.call('DEL', KEYS[1])
+for i = 2, 3 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
+_LOCKED = {1: "too many failed logins from this address for this name",
+           2: "too many failed logins from this address",
+           3: "too many failed logins for this name"}
 
 
 def _token_digest(token: str) -> str:
@@ -79,6 +136,7 @@ class Agent:
 class _Record:
     password_hash: str
     agent: Agent
+    epoch: str = "0"  # bumped by a new password or role, or a disable: the sessions before it end
 
 
 def _agent_from(name: str, data: dict[str, object]) -> Agent:
@@ -86,6 +144,10 @@ def _agent_from(name: str, data: dict[str, object]) -> Agent:
     return Agent(name, str(data.get("role", "agent")), tuple(str(g) for g in groups) if isinstance(groups, list)
                  else (), int(str(data.get("max_chats") or 0)), bool(data.get("disabled")),
                  display_name=str(data.get("display_name") or ""))
+
+
+def _next_epoch(data: dict[str, object]) -> str:
+    return str(int(str(data.get("epoch") or "0")) + 1)
 
 
 @dataclass(frozen=True)
@@ -96,12 +158,17 @@ class Session:
 
 
 class AgentDirectory:
-    """Agents, sessions and tokens; configured agents take precedence over stored ones."""
+    """Agents, sessions and tokens; configured agents take precedence over stored ones.
+
+    A session remembers its agent's *epoch*; changing an agent's password or role (``kefu agent
+    add`` again, or the team lead's :meth:`update`), disabling them or removing them bumps or
+    drops it, which ends every session they had."""
 
     def __init__(self, redis: aioredis.Redis, config: AgentsConfig) -> None:
         self.redis = redis
         self.config = config
         self._configured: dict[str, _Record] = {}
+        self._pending = 0
         for i, user in enumerate(config.users):
             if not user.name or user.role not in ROLES or not user.password_hash.startswith("scrypt$"):
                 raise ConfigError(f"agents.users[{i}]: needs a name, role agent|admin and a password_hash "
@@ -110,16 +177,24 @@ class AgentDirectory:
                 raise ConfigError(f"agents.users[{i}].max_chats: must be 0 (the default) or more")
             self._configured[user.name] = _Record(user.password_hash, Agent(
                 user.name, user.role, tuple(user.groups), user.max_chats, configured=True,
-                display_name=user.display_name))
+                display_name=user.display_name),
+                # a new hash or role in the config ends sessions
+                "config-" + _name_part(user.password_hash + user.role))
+
+    async def _stored(self, name: str) -> dict[str, object] | None:
+        raw = await self.redis.hget(keys.agent_users(), name)
+        return None if raw is None else dict(json.loads(raw))
+
+    async def _save(self, name: str, data: dict[str, object]) -> None:
+        await self.redis.hset(keys.agent_users(), name, json.dumps(data, ensure_ascii=False))
 
     async def _record(self, name: str) -> _Record | None:
         if name in self._configured:
             return self._configured[name]
-        raw = await self.redis.hget(keys.agent_users(), name)
-        if raw is None:
+        data = await self._stored(name)
+        if data is None:
             return None
-        data = json.loads(raw)
-        return _Record(str(data["password_hash"]), _agent_from(name, data))
+        return _Record(str(data["password_hash"]), _agent_from(name, data), str(data.get("epoch") or "0"))
 
     async def display_name(self, name: str) -> str:
         """The name customers see for agent ``name`` ("" if none was set)."""
@@ -128,6 +203,7 @@ class AgentDirectory:
 
     async def add(self, name: str, password: str, role: str, display_name: str = "", groups: tuple[str, ...] = (),
                   max_chats: int = 0) -> Agent:
+        """Add an agent, or reset their password, role and display name: their existing sessions end."""
         if role not in ROLES:
             raise BadRequest(f"role must be one of {', '.join(ROLES)}")
         if not name.strip() or len(name) > 64:
@@ -136,25 +212,30 @@ class AgentDirectory:
             raise BadRequest("a display name is at most 32 characters")
         if len(password) < 8:
             raise BadRequest("a password is at least 8 characters")
-        record = {"password_hash": hash_password(password), "role": role, "display_name": display_name.strip(),
-                  "groups": list(groups), "max_chats": max_chats}
-        await self.redis.hset(keys.agent_users(), name, json.dumps(record, ensure_ascii=False))
+        before = await self._stored(name)
+        epoch = _next_epoch(before) if before else "0"
+        record: dict[str, object] = {
+            "password_hash": await self._hash(password), "role": role, "epoch": epoch,
+            "display_name": display_name.strip(), "groups": list(groups), "max_chats": max_chats}
+        await self._save(name, record)
         return _agent_from(name, record)
 
     async def update(self, name: str, *, role: str | None = None, groups: tuple[str, ...] | None = None,
                      max_chats: int | None = None, disabled: bool | None = None,
                      password: str | None = None, display_name: str | None = None) -> Agent:
-        """Change a stored agent (the team lead's agent management); a disabled agent's sessions
-        and tokens stop working at once, since every request re-reads the record."""
+        """Change a stored agent (the team lead's agent management).  A new password or role, or
+        disabling them, bumps the epoch: their sessions end at once; a disabled agent's API tokens
+        stop working too, since every request re-reads the record."""
         if name in self._configured:
             raise BadRequest(f"{name} is defined in the config file (agents.users); edit it there", status=409)
-        raw = await self.redis.hget(keys.agent_users(), name)
-        if raw is None:
+        data = await self._stored(name)
+        if data is None:
             raise BadRequest(f"no agent named {name!r}", status=404)
-        data = json.loads(raw)
+        ends_sessions = False
         if role is not None:
             if role not in ROLES:
                 raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+            ends_sessions |= data.get("role") != role
             data["role"] = role
         if display_name is not None:
             if len(display_name) > 32:
@@ -165,13 +246,38 @@ class AgentDirectory:
         if max_chats is not None:
             data["max_chats"] = max_chats
         if disabled is not None:
+            ends_sessions |= disabled and not data.get("disabled")
             data["disabled"] = disabled
         if password is not None:
             if len(password) < 8:
                 raise BadRequest("a password is at least 8 characters")
-            data["password_hash"] = hash_password(password)
-        await self.redis.hset(keys.agent_users(), name, json.dumps(data, ensure_ascii=False))
+            data["password_hash"] = await self._hash(password)
+            ends_sessions = True
+        if ends_sessions:
+            data["epoch"] = _next_epoch(data)
+        await self._save(name, data)
         return _agent_from(name, data)
+
+    async def remove(self, name: str) -> int:
+        """Remove a stored agent: sessions end at once, API tokens are revoked; returns tokens revoked."""
+        if name in self._configured:
+            raise BadRequest(f"{name!r} is in agents.users of the config file: remove them there", status=409)
+        if not await self.redis.hdel(keys.agent_users(), name):
+            raise BadRequest(f"no agent named {name!r}", status=404)
+        return await self.revoke_tokens(name)
+
+    async def revoke_tokens(self, name: str) -> int:
+        """Revoke every API token of ``name``; returns how many there were."""
+        doomed = [digest async for digest, owner in self.redis.hscan_iter(keys.agent_tokens()) if owner == name]
+        if doomed:
+            await self.redis.hdel(keys.agent_tokens(), *doomed)
+        return len(doomed)
+
+    async def unlock(self, name: str) -> None:
+        """Lift the login limits on ``name`` (every address), e.g. after a guessing attack."""
+        part = _name_part(name)
+        doomed = [k async for k in self.redis.scan_iter(match=keys.agent_login_attempts("pair", f"{part}:*"))]
+        await self.redis.delete(keys.agent_login_attempts("name", part), *doomed)
 
     async def get(self, name: str) -> Agent | None:
         record = await self._record(name)
@@ -183,27 +289,57 @@ class AgentDirectory:
         agents.update({name: record.agent for name, record in self._configured.items()})
         return sorted(agents.values(), key=lambda a: a.name)
 
-    async def login(self, name: str, password: str) -> Session | None:
-        """A new session, or None for a wrong name or password; 429 after too many failures."""
-        failures_key = keys.agent_login_failures(name[:64])
-        failures = int(await self.redis.get(failures_key) or 0)
-        if failures >= MAX_LOGIN_FAILURES:
-            raise BadRequest("too many failed logins; try again in 15 minutes", status=429)
+    async def _off_loop(self, work: Callable[[], T]) -> T:
+        """Run one scrypt in the hashing threads: the event loop keeps serving, and at most
+        :data:`MAX_PENDING_HASHES` logins wait (memory and CPU stay bounded)."""
+        if self._pending >= MAX_PENDING_HASHES:
+            raise BadRequest("too many logins at once; try again in a few seconds", status=503)
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(_HASHING, work)
+        finally:
+            self._pending -= 1
+
+    async def _hash(self, password: str) -> str:
+        return await self._off_loop(lambda: hash_password(password))
+
+    async def login(self, name: str, password: str, client: str = "-") -> Session | None:
+        """A new session, or None for a wrong name or password (or a disabled agent); 429 once
+        ``client`` (the caller's address) or the name has used up its attempts.  Every attempt
+        costs one hash, known name or not, so neither the time nor the answer tells real names
+        from made-up ones."""
+        part = _name_part(name)
+        counters = [keys.agent_login_attempts("pair", f"{part}:{client}"),
+                    keys.agent_login_attempts("address", client), keys.agent_login_attempts("name", part)]
+        refused = int(await self.redis.eval(_RESERVE_LOGIN, 3, *counters, LOGIN_WINDOW_SECONDS,
+                                            PAIR_LIMIT, ADDRESS_LIMIT, NAME_LIMIT))
+        if refused:
+            raise BadRequest(f"{_LOCKED[refused]}; try again in 15 minutes", status=429)
         record = await self._record(name)
-        if record is None:
-            verify_password(password, hash_password("timing"))  # same cost for unknown names
-        if record is None or not verify_password(password, record.password_hash) or record.agent.disabled:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(failures_key)
-                pipe.expire(failures_key, LOGIN_LOCKOUT_SECONDS)
-                await pipe.execute()
+        stored = record.password_hash if record is not None else None
+        # one job in the hashing queue either way, so an unknown name waits no longer than a real one
+        ok = await self._off_loop(lambda: verify_password(password, stored or _dummy_hash()))
+        if record is None or not ok or record.agent.disabled:
             return None
-        await self.redis.delete(failures_key)
+        await self.redis.eval(_GOOD_LOGIN, 3, *counters)  # a good login is not a failure
+        if needs_rehash(record.password_hash):
+            await self._rehash(name, password)
         session = Session(secrets.token_urlsafe(32), record.agent, secrets.token_urlsafe(24))
         ttl = max(60, int(self.config.session_hours * 3600))
-        await self.redis.set(keys.agent_session(session.token),
-                             json.dumps({"name": name, "role": record.agent.role, "csrf": session.csrf}), ex=ttl)
+        await self.redis.set(keys.agent_session(session.token), json.dumps(
+            {"name": name, "role": record.agent.role, "csrf": session.csrf, "epoch": record.epoch}), ex=ttl)
         return session
+
+    async def _rehash(self, name: str, password: str) -> None:
+        """Store the password at today's cost (stored agents; the config's hashes are the operator's)."""
+        if name in self._configured:
+            log.warning("agent %s: the password_hash in the config uses an old scrypt cost; "
+                        "make a new one with `kefu agent add`", name)
+            return
+        data = await self._stored(name)
+        if data is not None:
+            data["password_hash"] = await self._hash(password)
+            await self._save(name, data)
 
     async def session(self, token: str) -> Session | None:
         raw = await self.redis.get(keys.agent_session(token))
@@ -211,7 +347,10 @@ class AgentDirectory:
             return None
         data = json.loads(raw)
         record = await self._record(data["name"])
-        if record is None or record.agent.disabled:  # removed or disabled since logging in
+        # removed, disabled, demoted/promoted or given a new password since logging in: the session is over
+        if (record is None or record.agent.disabled or record.agent.role != data["role"]
+                or record.epoch != data.get("epoch", "0")):
+            await self.redis.delete(keys.agent_session(token))
             return None
         return Session(token, record.agent, data["csrf"])
 

@@ -21,11 +21,12 @@ from starlette.routing import BaseRoute, Route
 from bot.agents.api import AgentApi
 from bot.agents.desk import HumanDesk
 from bot.channels.base import Channel
+from bot.static_assets import static_asset
 from bot.store import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 15.0
 ASSETS = {"agent.js": "text/javascript; charset=utf-8", "agent.css": "text/css; charset=utf-8"}
+HEARTBEAT_SECONDS = 15.0
 STREAM_MAX_SECONDS = 55.0  # the browser reconnects by itself; a stream never holds up a restart for long
 
 
@@ -75,12 +76,8 @@ class AgentConsole:
         return HTMLResponse(html, headers={"X-Frame-Options": "DENY", "Cache-Control": "no-store"})
 
     async def asset(self, request: Request) -> Response:
-        """The console's script and style sheet (static files, so a strict CSP can apply)."""
-        name = request.path_params["asset"]
-        if name not in ASSETS:
-            return Response("not found", status_code=404)
-        text = resources.files("bot").joinpath(f"static/{name}").read_text(encoding="utf-8")
-        return Response(text, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+        """The page's script and style sheet: static files, so a strict CSP can forbid inline code."""
+        return static_asset(request.path_params["asset"], ASSETS)
 
     async def stream(self, request: Request) -> Response:
         """Server-sent events for one console; starts with ``hello`` so the page re-reads its inbox."""

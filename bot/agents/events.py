@@ -16,7 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot import keys
+from bot import keys, metrics
 from bot.store import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ class EventBus:
 
     async def publish(self, kind: str, **data: Any) -> None:
         event = {"type": kind, **data}
+        if kind == "ticket" and isinstance(data.get("change"), str):  # once per change, by the worker making it
+            metrics.ticket_event(data["change"])
+        elif kind == "rating" and "rating" in data:
+            metrics.ticket_event("rating", data["rating"])
         try:
             await self.redis.publish(keys.agent_events(), json.dumps(event, ensure_ascii=False))
         except REDIS_ERRORS as exc:  # a missed live update is repaired by the next inbox read

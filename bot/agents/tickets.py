@@ -266,6 +266,8 @@ class TicketStore:
         now = self.clock()
         ticket_id = uuid.uuid4().hex[:12]
         priority = PRIORITY.get(request.reason, DEFAULT_PRIORITY)
+        if conv.channel == "web" and not any(line.role is Role.BOT for line in conv.transcript):
+            priority = DEFAULT_PRIORITY  # an anonymous chat's first words cannot jump the queue
         if left_message:
             priority = min(priority, PRIORITY["human_request"])
         fields: dict[str, str] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
 
@@ -40,4 +40,14 @@ class Channel(Protocol):
 
     async def deliver(self, conversation: Conversation, replies: Sequence[Reply]) -> None:
         """Send messages outside a webhook turn (agent replies, late answers)."""
+        ...
+
+
+@runtime_checkable
+class ReportsReadiness(Protocol):
+    """A channel that can be not ready yet (Telegram before its webhook is set or its poller
+    runs); ``/readyz`` asks it.  Channels without the method are ready once started."""
+
+    def not_ready(self) -> str:
+        """Why the channel cannot take messages yet; '' when it can."""
         ...

@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from bot import metrics
 from bot.errors import KefuError, StoreUnavailable
 from bot.store import REDIS_ERRORS
 
@@ -60,6 +61,7 @@ class HeldWork:
             return False
         self._items.append((item_id, work))
         self._ids.add(item_id)
+        metrics.held(self.name, len(self._items))
         log.warning("%s: holding %s until it can be done (%d held)", self.name, item_id, len(self._items))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name=f"kefu-held-{self.name}")
@@ -75,6 +77,7 @@ class HeldWork:
                 await work()
                 return True
             except self.retry_on as exc:
+                self._count_failure(exc)
                 failure = exc
         if not self.hold(item_id, work):
             raise failure
@@ -89,6 +92,7 @@ class HeldWork:
             try:
                 await work()
             except self.retry_on as exc:
+                self._count_failure(exc)
                 if self.give_up_after is None or loop.time() - since < self.give_up_after:
                     await asyncio.sleep(self.delays[min(attempt, len(self.delays) - 1)])
                     attempt += 1
@@ -101,8 +105,16 @@ class HeldWork:
             else:
                 log.info("%s: held %s done", self.name, item_id)
             self._ids.discard(self._items.popleft()[0])
+            metrics.held(self.name, len(self._items))
             attempt = 0
             since = loop.time()
+
+    def _count_failure(self, exc: BaseException) -> None:
+        """A platform that refused a send, or a Redis call that failed (``/metrics``)."""
+        if isinstance(exc, PlatformUnavailable):
+            metrics.send_failure(self.name.split(" ")[0])
+        else:
+            metrics.redis_error(self.name)
 
     async def idle(self) -> None:
         """Wait until everything held is done (tests, graceful shutdown)."""

@@ -49,6 +49,7 @@ from bot.channels.telegram_schema import check_update
 from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, split_text
 from bot.config import TelegramConfig
 from bot.errors import BadRequest, ConfigError, KefuError
+from bot.json_body import parse_json
 from bot.types import Attachment, Conversation, InboundMessage, Reply
 from handlers.texts import say
 
@@ -231,6 +232,14 @@ class TelegramChannel:
         except TelegramError as exc:  # cosmetic: never block the start on it
             log.warning("could not set the telegram command menu: %s", exc)
 
+    def not_ready(self) -> str:
+        """For ``/readyz``: '' once the webhook is set / the poller runs."""
+        if not self._ready.is_set():
+            return f"telegram {self.config.mode}: not connected to Telegram yet (webhook not set / poller not started)"
+        if self.config.mode == "polling" and (self.app.updater is None or not self.app.updater.running):
+            return "telegram polling: the poller is not running"
+        return ""
+
     async def stop(self) -> None:
         if self._starter is not None:
             self._starter.cancel()
@@ -253,8 +262,8 @@ class TelegramChannel:
             raise BadRequest("missing or wrong secret token", status=403)
         if not self._ready.is_set():
             raise BadRequest("telegram channel is still starting", status=503)  # Telegram retries
+        data = parse_json(await request.body())  # bounded nesting, no lone surrogates
         try:
-            data = await request.json()
             check_update(data)
             update = Update.de_json(data, self.app.bot)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError) as exc:

@@ -15,7 +15,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, unquote
@@ -24,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot import keys
 from bot.channels.visitor import VisitorTokens, check_origin, session_of, signed_customer
-from bot.config import WebChannelConfig
+from bot.config import SecurityConfig, WebChannelConfig
 from bot.engine import Engine
-from bot.errors import BadRequest
+from bot.errors import BadRequest, StoreUnavailable
 from bot.json_body import json_object
-from bot.store import Store
+from bot.static_assets import content_security_policy, static_asset
+from bot.store import REDIS_ERRORS, Store
 from bot.types import Attachment, Conversation, InboundMessage, Reply, Role, TranscriptLine, TurnResult
 
 CHANNEL = "web"
@@ -37,9 +39,10 @@ MAX_TEXT = 2000
 MAX_ATTACHMENTS = 5
 ATTACHMENT_ID = re.compile(r"^[0-9a-f]{32}$")
 RETRY_SECONDS = 1
-ASSETS = {"chat.js": "text/javascript; charset=utf-8", "chat.css": "text/css; charset=utf-8",
-          "widget.js": "text/javascript; charset=utf-8"}
+ASSETS = {"chat.js": "text/javascript; charset=utf-8", "chat.css": "text/css; charset=utf-8"}  # /chat/{asset}
+WIDGET = {"widget.js": "text/javascript; charset=utf-8"}  # /widget.js, loaded by other sites
 VISITOR_HEADER = "x-kefu-visitor"
+ADMITTED_SECONDS = 86400  # a visitor token counted as a new chat is not counted again at its first message
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -86,13 +89,35 @@ def lines_json(lines: Sequence[TranscriptLine], after: int) -> list[dict[str, An
     return shown
 
 
+# KEYS: the conversation, this address's and everyone's new-session counters, the session's
+# "already admitted" mark.  ARGV: both limits, how long the mark lasts.  A known session (or one
+# admitted when its visitor token was issued) passes; a new one is counted and marked, or
+# refused (1) when a limit is used up.
+_ADMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return 1 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[2]) then return 1 end
+for i = 2, 3 do redis.call('INCR', KEYS[i]); redis.call('EXPIRE', KEYS[i], 120) end
+redis.call('SET', KEYS[4], '1', 'EX', ARGV[3])
+return 0
+"""
+
+
+def _address(request: Request) -> str:
+    """The client's address: the TCP peer, or X-Forwarded-For's when uvicorn trusts the proxy."""
+    return request.client.host if request.client else "-"
+
+
 class WebChannel:
     name = CHANNEL
 
-    def __init__(self, engine: Engine, store: Store, config: WebChannelConfig | None = None) -> None:
+    def __init__(self, engine: Engine, store: Store, config: WebChannelConfig | None = None,
+                 security: SecurityConfig | None = None, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.store = store
         self.config = config or WebChannelConfig()
+        self.security = security or SecurityConfig()
+        self.clock = clock
         self.tokens = VisitorTokens(store.redis, self.config.secret)
         self._stopping = asyncio.Event()
 
@@ -122,22 +147,24 @@ class WebChannel:
     async def page(self, request: Request) -> Response:
         """The chat page; only Kefu itself and the allowed origins may frame it (the widget)."""
         html = resources.files("bot").joinpath("static/chat.html").read_text(encoding="utf-8")
-        ancestors = " ".join(["'self'", *(o for o in self.config.allowed_origins if o != "*")])
-        if "*" in self.config.allowed_origins:
+        origins = self.config.allowed_origins
+        ancestors = " ".join(["'self'", *(o for o in origins if o != "*")]) if origins else "'none'"
+        if "*" in origins:
             ancestors = "*"
-        return HTMLResponse(html, headers={"Content-Security-Policy": f"frame-ancestors {ancestors}"})
+        headers = {"Content-Security-Policy": content_security_policy(ancestors)}  # the strict policy, own framing
+        if not origins:  # no site embeds the widget: framing is refused as on every other page
+            headers["X-Frame-Options"] = "DENY"
+        return HTMLResponse(html, headers=headers)
 
     async def asset(self, request: Request) -> Response:
-        name = request.path_params["asset"]
-        if name not in ASSETS or name == "widget.js":
-            raise BadRequest("not found", status=404)
-        text = resources.files("bot").joinpath(f"static/{name}").read_text(encoding="utf-8")
-        return Response(text, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+        """The page's script and style sheet: static files, so a strict CSP can forbid inline code."""
+        return static_asset(request.path_params["asset"], ASSETS)
 
     async def widget(self, request: Request) -> Response:
-        text = resources.files("bot").joinpath("static/widget.js").read_text(encoding="utf-8")
-        return Response(text, media_type=ASSETS["widget.js"],
-                        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"})
+        """The embed script other sites load (any site may load it; only allowed ones may frame the page)."""
+        response = static_asset("widget.js", WIDGET)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
 
     async def _session(self, value: object) -> str:
         return await session_of(value, self.tokens, self.config.unsigned_sessions)
@@ -153,12 +180,14 @@ class WebChannel:
                 raise BadRequest("'customer' must be the signed string from your website")
             customer_id, name = signed_customer(customer, self.config.identity_secret, time.time())
             token = await self.tokens.for_customer(customer_id)
+            await self._admit(token.split(".")[0], _address(request))  # a new chat, unless they had one
             await self.store.set_visitor_name(token.split(".")[0], name or customer_id)
             return JSONResponse({"token": token, "new": body.get("token") != token, "name": name})
         old = body.get("token")
         if isinstance(old, str) and await self.tokens.verify(old) is not None:
             return JSONResponse({"token": old, "new": False})
-        _, token = await self.tokens.issue()
+        session, token = await self.tokens.issue()
+        await self._admit(session, _address(request))
         return JSONResponse({"token": token, "new": True})
 
     async def chat(self, request: Request) -> Response:
@@ -174,6 +203,7 @@ class WebChannel:
         message_id = body.get("message_id") or uuid.uuid4().hex
         if not isinstance(message_id, str) or len(message_id) > 64:
             raise BadRequest("'message_id' must be a string of at most 64 characters")
+        await self._admit(session, _address(request))
         vouched = await self.store.visitor_name(session) if session.startswith("v_") else ""
         msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(), attachments=attachments,
                              display_name=vouched or str(body.get("name") or "")[:64])
@@ -237,6 +267,26 @@ class WebChannel:
             "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
             "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
             "Cache-Control": "private, max-age=3600"})
+
+    async def _admit(self, session: str, address: str) -> None:
+        """429 when ``address`` (or everyone together) opened too many new chats this minute: 60
+        scripted sessions must not fill the human queue ahead of real customers.  Counted once per
+        session: when its visitor token is issued, or at its first message (an unsigned session)."""
+        per_address = self.security.new_web_sessions_per_minute_per_address
+        overall = self.security.new_web_sessions_per_minute
+        if not per_address and not overall:
+            return
+        window = int(self.clock() // 60)
+        try:
+            refused = await self.store.redis.eval(
+                _ADMIT, 4, keys.conversation(f"{CHANNEL}:{session}"), keys.new_web_sessions(address, window),
+                keys.new_web_sessions("all", window), keys.web_session_admitted(f"{CHANNEL}:{session}"),
+                per_address or 2**31, overall or 2**31, ADMITTED_SECONDS)
+        except REDIS_ERRORS as exc:  # 503 + retry, like the turn itself would
+            raise StoreUnavailable(str(exc)) from exc
+        if int(refused):
+            raise BadRequest("too many new chats from your network; please wait a minute / "
+                             "新会话过多，请一分钟后再试", status=429)
 
     async def _earlier_replies(self, conversation_id: str, message_id: str) -> list[dict[str, Any]]:
         """The bot's lines that followed the customer's message ``message_id``."""

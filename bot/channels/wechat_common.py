@@ -32,6 +32,7 @@ from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.held import HeldWork, PlatformUnavailable
 from bot.errors import BadRequest, KefuError
+from bot.privacy import redact_secrets
 from bot.store import REDIS_ERRORS, Store
 from bot.types import Reply, Suggestion
 
@@ -71,11 +72,15 @@ def parse_xml(body: bytes | str) -> dict[str, Any]:
     DOCTYPE/ENTITY declarations are rejected before the parser sees them (billion laughs,
     external entities), and xmltodict's own entity guard stays on as a second wall.
     """
-    data = body.encode("utf-8") if isinstance(body, str) else body
+    data = body.encode("utf-8", "replace") if isinstance(body, str) else body
     if not data.strip():
         raise BadRequest("empty body")
     if len(data) > MAX_XML_BYTES:
         raise BadRequest("XML body too large", status=413)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("XML body must be UTF-8 (WeChat never sends UTF-16 or GBK)") from None
     if _FORBIDDEN_XML.search(_CDATA.sub(b"", data)):
         raise BadRequest("XML with DOCTYPE or entity declarations is not accepted")
     try:
@@ -85,6 +90,30 @@ def parse_xml(body: bytes | str) -> dict[str, Any]:
     root = parsed.get("xml") if isinstance(parsed, dict) else None
     if not isinstance(root, dict):
         raise BadRequest("XML root element must be <xml>")
+    return _checked_fields(root)
+
+
+# Fields that are one text value in every WeChat/WeCom callback: a repeated element or one with
+# children would reach wechatpy as a list/dict and Redis keys as "{'a': ...}".
+SCALAR_FIELDS = frozenset({
+    "ToUserName", "FromUserName", "CreateTime", "MsgType", "MsgId", "MsgID", "Content", "Event", "EventKey",
+    "MediaId", "PicUrl", "Format", "Recognition", "ThumbMediaId", "Location_X", "Location_Y", "Scale", "Label",
+    "Title", "Description", "Url", "Ticket", "Latitude", "Longitude", "Precision", "Encrypt", "AgentID",
+    "Token", "OpenKfId", "bizmsgmenuid", "MsgDataId", "Idx",
+})
+_DIGITS = {"CreateTime": 11, "MsgId": 20, "MsgID": 20}  # field → most digits a real value has
+
+
+def _checked_fields(root: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a callback whose fields are not what WeChat sends, naming the field (400)."""
+    for name, value in root.items():
+        if isinstance(value, list):
+            raise BadRequest(f"XML element <{name}> appears more than once")
+        if name in SCALAR_FIELDS and value is not None and not isinstance(value, str):
+            raise BadRequest(f"XML element <{name}> must hold text, not child elements or attributes")
+        if name in _DIGITS and value is not None and not (value.isascii() and value.isdigit()
+                                                           and len(value) <= _DIGITS[name]):
+            raise BadRequest(f"XML element <{name}> must be a number of at most {_DIGITS[name]} digits")
     return root
 
 
@@ -251,7 +280,8 @@ async def request_json(http: httpx.AsyncClient, method: str, url: str, *, params
         response.raise_for_status()
         data = response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise ApiError(-1, f"{method} {url.split('?')[0]} failed: {exc}") from exc
+        # httpx's error text quotes the full URL, access_token included: never pass that on
+        raise ApiError(-1, redact_secrets(f"{method} {url.split('?')[0]} failed: {exc}")) from exc
     if not isinstance(data, dict):
         raise ApiError(-1, "API answered with something other than a JSON object")
     return data

@@ -13,6 +13,7 @@
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "class") node.className = v;
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (k === "style") node.style.cssText = v;  // CSSOM: allowed under a strict CSP, unlike a style attribute
       else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
     }
     for (const child of children.flat()) {

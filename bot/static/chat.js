@@ -179,15 +179,18 @@
   }
 
   async function ensureToken(renew) {
+    let told = null;
     for (;;) {
       try {
         const body = customer ? { customer } : {};
         if (token && !renew) body.token = token;
         const { r, data } = await api("/api/chat/visitor", body);
         if (r.ok && data.token) {
+          if (told) told.remove();
           if (data.token !== token) { token = data.token; localStorage.setItem(TOKEN_KEY, token); resetView(); }
           return;
         }
+        if (r.status === 429 && !told) told = status(data.error);  // too many new chats from this network
         if (customer && (r.status === 400 || r.status === 401)) {  // a bad signature: chat anonymously
           console.warn("kefu: " + data.error);
           customer = "";

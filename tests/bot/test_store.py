@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -149,3 +150,28 @@ async def test_lines_get_ordered_ids_that_survive_trimming(store: Store) -> None
     loaded = await store.load_conversation(conv.id)
     assert loaded is not None and len(loaded.transcript) == store.config.transcript_max
     assert loaded.transcript[-1].seq == 3 + store.config.transcript_max  # trimmed, never renumbered
+
+
+async def test_flood_lines_go_first_and_ids_stay_ordered(store: Store) -> None:
+    """Trimming drops a flood's lines (beyond the rate limit, and the bot's "slow down") before
+    what the customer really said, keeps more while a ticket is open, and never renumbers."""
+    limit = store.config.transcript_max
+    conv = Conversation.start(InboundMessage("web", "u4", "u4", "hi", "m0"))
+    await store.save_conversation(conv, [TranscriptLine(Role.CUSTOMER, "订单 202611230001234", 1.0)])
+    for n in range(limit):
+        await store.save_conversation(conv, [
+            TranscriptLine(Role.CUSTOMER, f"在吗{n}", 2.0, {"rate_limited": True}),
+            TranscriptLine(Role.BOT, "请慢一点", 2.0, {"kind": "rate_limited"})])
+    loaded = await store.load_conversation(conv.id)
+    assert loaded is not None and len(loaded.transcript) == limit
+    assert loaded.transcript[0].text == "订单 202611230001234" and loaded.transcript[0].seq == 1
+    seqs = [line.seq for line in loaded.transcript]
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 1 + 2 * limit == await store.last_seq(conv.id)
+
+    waiting = Conversation.start(InboundMessage("web", "u5", "u5", "hi", "m0"))
+    waiting = dataclasses.replace(waiting, state=ConversationState.WAITING)
+    for n in range(3 * limit):
+        await store.save_conversation(waiting, [TranscriptLine(Role.CUSTOMER, f"q{n}", 3.0)])
+    loaded = await store.load_conversation(waiting.id)
+    assert loaded is not None and len(loaded.transcript) == 3 * limit  # the agent keeps the context
+    assert [line.seq for line in loaded.transcript] == list(range(1, 3 * limit + 1))

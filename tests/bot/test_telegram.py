@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -362,6 +363,25 @@ async def test_webhook_secret_is_required(memory_config: Config, standin: BotApi
         assert bad.status_code == 400
         await kefu.send(update)  # the same update, signed: answered (the rejected ones left no trace)
         assert len(standin.sent()) == 1
+
+
+
+async def test_hostile_signed_updates_are_400_not_500(memory_config: Config, standin: BotApiStandIn,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Someone with the secret (or a bug upstream) posts deeply nested JSON or a lone surrogate."""
+    async with running(memory_config, standin, "webhook") as kefu:
+        headers = {SECRET_HEADER: SECRET, "content-type": "application/json"}
+        update = standin.message_update("怎么退货", chat_id=CHAT)
+        nested = b'{"update_id": 1, "message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        replies = [b'{"update_id": 2, "message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"}'
+                   + b', "reply_to_message": {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"}' * 60
+                   + b"}" * 61 + b"}"]
+        surrogate = json.dumps(update).replace("\\u600e", "\\ud800").encode()  # JSON escapes: valid JSON, bad text
+        for body in (nested, replies[0], surrogate):
+            response = await kefu.http.post(WEBHOOK_PATH, content=body, headers=headers)
+            assert response.status_code == 400, response.text
+        assert not [r for r in caplog.records if r.exc_info]
+        assert standin.sent() == []
         [registered] = [standin.webhook]
         assert registered is not None and registered["url"] == WEBHOOK_URL
         assert registered["secret_token"] == SECRET

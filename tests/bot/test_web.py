@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from bot.config import ChannelsConfig, Config, IntentsConfig, ServerConfig, WebChannelConfig
 from bot.runtime import Runtime
 from bot.server import create_app
+from bot.static_assets import content_security_policy
 
 SHOP = "https://shop.example.com"
 
@@ -37,13 +38,18 @@ def visitor(client: TestClient) -> str:
 
 def test_page_and_health(client: TestClient) -> None:
     page = client.get("/")
-    assert page.status_code == 200 and "Kefu" in page.text and "/chat/chat.js" in page.text
+    assert page.status_code == 200 and "Kefu" in page.text and '<script src="/chat/chat.js">' in page.text
     assert "<style" not in page.text and "<script>" not in page.text  # CSP-ready: code in static files
-    assert page.headers["content-security-policy"] == f"frame-ancestors 'self' {SHOP}"
-    script = client.get("/chat/chat.js")
+    # the strict policy (bot/server.py), framed only by Kefu and the allowed origins (the widget)
+    assert page.headers["content-security-policy"] == content_security_policy(f"'self' {SHOP}")
+    assert "x-frame-options" not in page.headers  # frame-ancestors decides
+    script = client.get("/chat/chat.js")  # the page's code is a static file (strict CSP: no inline script)
     assert script.status_code == 200 and "/api/chat/messages" in script.text
+    assert script.headers["content-type"].startswith("text/javascript")
     assert client.get("/widget.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/chat/secret.py").status_code == 404
+    assert client.get("/chat/../server.py").status_code == 404 and client.get("/chat/x.js").status_code == 404
+    assert client.get("/chat/widget.js").status_code == 404  # one place for each file
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["store"] == "memory" and health["knowledge_entries"] >= 30
     assert health["channels"] == ["web"]

@@ -44,14 +44,15 @@ async def test_stored_agents_log_in_and_config_agents_take_precedence(store: Sto
     assert await directory.session(session.token) is None
 
 
-async def test_password_guessing_is_locked_out(store: Store) -> None:
+async def test_password_guessing_is_locked_out_but_not_the_agent(store: Store) -> None:
     directory = AgentDirectory(store.redis, AgentsConfig())
     await directory.add("li", "li-password", "agent")
     for _ in range(10):
-        assert await directory.login("li", "guess") is None
-    with pytest.raises(BadRequest) as locked:
-        await directory.login("li", "li-password")
+        assert await directory.login("li", "guess", "203.0.113.9") is None
+    with pytest.raises(BadRequest) as locked:  # the guesser's address is done, right password or not
+        await directory.login("li", "li-password", "203.0.113.9")
     assert locked.value.status == 429
+    assert await directory.login("li", "li-password", "198.51.100.7") is not None  # li, at her desk
 
 
 def kefu(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

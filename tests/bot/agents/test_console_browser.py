@@ -117,7 +117,8 @@ def test_complaint_to_agent_to_rating(served: tuple[Browser, str], tmp_path: Pat
 
     agent.fill("#note-text", "客户情绪激动 VIP，已联系仓库")
     agent.click("#note-add")
-    expect(agent.locator("#notes .note")).to_contain_text("VIP")
+    # (the SLA sweep may have noted an escalation first: login now hashes at OWASP cost, a little slower)
+    expect(agent.locator("#notes .note", has_text="客户情绪激动")).to_contain_text("VIP")
     agent.screenshot(path=str(img / "agent-chat.png"))
 
     agent.click("#resolve")

@@ -34,15 +34,17 @@ async def test_handoff_opens_one_ticket_with_full_context_and_tells_the_position
 
 async def test_complaints_jump_the_queue_then_waiting_time_orders(desk: HumanDesk, clock: Clock) -> None:
     await desk.mark_online("li")  # (messages left with nobody online rank higher: test_queue.py)
-    await hand_off(desk, "a", ["转人工"], reason="human_request")
+    # Telegram customers are known to the platform; an anonymous web chat's first words cannot
+    # jump the queue (tests/bot/security/test_new_sessions.py)
+    await hand_off(desk, "a", ["转人工"], reason="human_request", channel="telegram")
     clock.advance(10)
-    await hand_off(desk, "b", ["这个问题你答不了"], reason="low_confidence")
+    await hand_off(desk, "b", ["这个问题你答不了"], reason="low_confidence", channel="telegram")
     clock.advance(10)
-    _, replies = await hand_off(desk, "c", ["骗子！我要投诉"], reason="complaint")
+    _, replies = await hand_off(desk, "c", ["骗子！我要投诉"], reason="complaint", channel="telegram")
     clock.advance(10)
-    await hand_off(desk, "d", ["找真人"], reason="human_request")
+    await hand_off(desk, "d", ["找真人"], reason="human_request", channel="telegram")
     order = [t.conversation_id for t in await desk.tickets.queued()]
-    assert order == ["web:c", "web:a", "web:d", "web:b"]
+    assert order == ["telegram:c", "telegram:a", "telegram:d", "telegram:b"]
     assert "第1位" in replies[0].text
 
 
