@@ -91,8 +91,9 @@ class Analysis:
     """What one message is, as probabilities that sum to 1 with ``none``.
 
     ``candidates`` are knowledge entries, best first; ``off_topic`` is the mass of the off-topic
-    class (built-in examples plus the deployment's out-of-scope ones); ``complaint`` the mass of
-    the complaint kinds, ``complaint_kind`` the likeliest of them; ``none`` "nothing like any of it".
+    class (built-in examples plus the deployment's out-of-scope ones); ``none`` "nothing like any
+    of it".  ``complaint`` comes from the separate complaint model (the probability the message is
+    a complaint at all) and ``complaint_kind`` is its likeliest kind.
     """
 
     candidates: tuple[Candidate, ...]
@@ -103,7 +104,7 @@ class Analysis:
 
 
 def is_special(label: str) -> bool:
-    """True for the off-topic and complaint classes, which are never offered as entries."""
+    """True for the special classes (the off-topic class), which are never offered as entries."""
     return label.startswith("\x00")
 
 
@@ -220,7 +221,7 @@ class Retriever:
         return self._embedder is not None
 
     def __len__(self) -> int:
-        return sum(1 for label in self._index.labels if not is_special(label))
+        return self._index.entries
 
     def _calibrated(self) -> Calibration:
         """Constants fitted on held-out parts of this knowledge base (cached with the index)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bot.agents.test_workers import wipe
-from tests.bot.test_scale import chat, serve_config
+from tests.bot.test_scale import chat, serve_config, worker_pids
 from tests.browser import ROOT, free_port, kefu_server
 from tests.conftest import REDIS_URL, require_redis
 
@@ -47,11 +46,7 @@ def test_one_scrape_counts_the_turns_of_both_workers(tmp_path: Path, cache_dir: 
     wipe()
     try:
         with kefu_server(serve_config(cache_dir, REDIS_URL), tmp_path, "--workers", "2") as base:
-            pids: set[int] = set()
-            deadline = time.monotonic() + 60
-            while len(pids) < 2 and time.monotonic() < deadline:
-                pids.add(httpx.get(f"{base}/healthz", headers={"Connection": "close"}).json()["worker_pid"])
-            assert len(pids) == 2, "both workers should serve requests"
+            pids = worker_pids(base)
 
             sent: collections.Counter[str] = collections.Counter()
             for n in range(4):

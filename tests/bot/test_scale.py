@@ -34,16 +34,23 @@ def chat(base: str, session: str, text: str, message_id: str | None = None) -> h
     return httpx.post(f"{base}/api/chat", json=body, timeout=60, headers={"Connection": "close"})
 
 
+def worker_pids(base: str) -> set[int]:
+    """The pids of both workers behind ``base``, once each has served a request (fresh connections,
+    so the kernel may hand each to either worker)."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids.add(httpx.get(f"{base}/healthz", headers={"Connection": "close"}).json()["worker_pid"])
+    assert len(pids) == 2, "both workers should serve requests"
+    return pids
+
+
 def test_workers_share_conversations_through_redis(tmp_path: Path, cache_dir: Path) -> None:
     require_redis()
     wipe()
     try:
         with kefu_server(serve_config(cache_dir, REDIS_URL), tmp_path, "--workers", "2") as base:
-            pids: set[int] = set()
-            deadline = time.monotonic() + 60
-            while len(pids) < 2 and time.monotonic() < deadline:
-                pids.add(httpx.get(f"{base}/healthz", headers={"Connection": "close"}).json()["worker_pid"])
-            assert len(pids) == 2, "both workers should serve requests"
+            worker_pids(base)
 
             handoff = chat(base, "shared-session", "转人工")
             assert handoff.json()["state"] == "waiting"
