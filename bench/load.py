@@ -187,7 +187,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def kefu_config(directory: Path, redis_url: str, telegram_base_url: str, metrics: bool = True) -> Path:
-    from tests.bot.telegram_standin import TOKEN
+    from tests.bot.channels.telegram_standin import TOKEN
 
     config = directory / f"kefu-bench-{'metrics' if metrics else 'nometrics'}.yaml"
     config.write_text(
@@ -244,7 +244,7 @@ def row(name: str, result: Result, reference: Result | None = None) -> str:
 
 
 async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -> None:
-    from tests.bot.telegram_standin import BotApiStandIn
+    from tests.bot.channels.telegram_standin import BotApiStandIn
 
     pool = questions()
 
@@ -300,7 +300,7 @@ async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -
 async def metrics_cost(workers: int, args: argparse.Namespace, directory: Path) -> None:
     """Throughput with ``metrics.enabled`` on and off, side by side: both servers run at once and
     the rounds alternate between them, so drift in the box's load hits both alike."""
-    from tests.bot.telegram_standin import BotApiStandIn
+    from tests.bot.channels.telegram_standin import BotApiStandIn
 
     pool = questions()
     print(f"\n{workers} worker(s), metrics on vs off, {args.rounds} alternating rounds")

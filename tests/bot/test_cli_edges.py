@@ -300,7 +300,7 @@ async def test_a_token_telegram_rejects_at_start_is_one_line(tmp_path: Path, fas
     """The check that needs Telegram itself (getMe) runs as the channel starts: still one line, exit 2."""
     import asyncio
 
-    from tests.bot.telegram_standin import BotApiStandIn
+    from tests.bot.channels.telegram_standin import BotApiStandIn
 
     async with BotApiStandIn() as standin:
         config = write(tmp_path / "c.yaml", fast + "channels:\n  telegram: {enabled: true, token: '999:wrong', "

@@ -20,16 +20,16 @@ import pytest
 import redis
 
 from handlers.texts import say
+from tests.bot.channels.telegram_standin import TOKEN as TELEGRAM_TOKEN
+from tests.bot.channels.telegram_standin import BotApiStandIn
+from tests.bot.channels.test_wechat import AES_KEY as WECHAT_AES_KEY
+from tests.bot.channels.test_wechat import APP_ID, OPENID, WeChatServer, text_xml
+from tests.bot.channels.test_wechat import TOKEN as WECHAT_TOKEN
+from tests.bot.channels.test_wecom import AES_KEY as WECOM_AES_KEY
+from tests.bot.channels.test_wecom import CORP_ID, KFID, USER, WeComServer, kf_text
+from tests.bot.channels.test_wecom import TOKEN as WECOM_TOKEN
+from tests.bot.channels.wechat_standin import StandIn, serve
 from tests.bot.conftest import RedisProcess
-from tests.bot.telegram_standin import TOKEN as TELEGRAM_TOKEN
-from tests.bot.telegram_standin import BotApiStandIn
-from tests.bot.test_wechat import AES_KEY as WECHAT_AES_KEY
-from tests.bot.test_wechat import APP_ID, OPENID, WeChatServer, text_xml
-from tests.bot.test_wechat import TOKEN as WECHAT_TOKEN
-from tests.bot.test_wecom import AES_KEY as WECOM_AES_KEY
-from tests.bot.test_wecom import CORP_ID, KFID, USER, WeComServer, kf_text
-from tests.bot.test_wecom import TOKEN as WECOM_TOKEN
-from tests.bot.wechat_standin import StandIn, serve
 from tests.browser import kefu_server
 
 pytestmark = pytest.mark.redis

@@ -19,7 +19,7 @@ from bot.agents.events import EventBus
 from bot.config import AgentUserConfig, Config
 from bot.store import Store
 from tests.bot.agents.conftest import LI, WANG, Clock, RecordingChannel, hand_off
-from tests.bot.telegram_standin import Served
+from tests.bot.channels.telegram_standin import Served
 
 
 async def next_event(queue: asyncio.Queue[dict[str, object]], kind: str) -> dict[str, object]:

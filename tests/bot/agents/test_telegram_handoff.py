@@ -12,8 +12,8 @@ import pytest
 from bot.agents.auth import hash_password
 from bot.config import AgentsConfig, AgentUserConfig, Config
 from bot.types import ConversationState
-from tests.bot.telegram_standin import BotApiStandIn
-from tests.bot.test_telegram import CHAT, Kefu, running
+from tests.bot.channels.telegram_standin import BotApiStandIn
+from tests.bot.channels.test_telegram import CHAT, Kefu, running
 
 PASSWORD = "li-password-1"
 

@@ -14,9 +14,9 @@ import pytest
 from bot import keys
 from bot.agents.auth import hash_password
 from bot.config import AgentsConfig, AgentUserConfig, Config, IntentsConfig, KnowledgeConfig
-from tests.bot import test_wechat
-from tests.bot.test_wechat import OPENID, text_xml
-from tests.bot.wechat_standin import StandIn, wait_for
+from tests.bot.channels import test_wechat
+from tests.bot.channels.test_wechat import OPENID, text_xml
+from tests.bot.channels.wechat_standin import StandIn, wait_for
 
 # the WeChat tests' own fixtures: the app behind signed webhooks, the store backends, the API stand-in
 backend, make_app, standin = test_wechat.backend, test_wechat.make_app, test_wechat.standin

@@ -36,7 +36,7 @@ from bot.errors import BadRequest
 from bot.privacy import mask_logs
 from bot.store import Store
 from bot.types import Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
-from tests.bot.wechat_standin import Backend, StandIn, serve, wait_for
+from tests.bot.channels.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis
 
 TOKEN = "kefu-test-token"

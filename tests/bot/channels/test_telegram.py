@@ -1,5 +1,5 @@
 """The Telegram channel end to end: the real python-telegram-bot, Kefu's real ASGI app and
-engine, and a stand-in Bot API server on loopback (tests/bot/telegram_standin.py).
+engine, and a stand-in Bot API server on loopback (tests/bot/channels/telegram_standin.py).
 
 Most tests run twice: ``polling`` (the stand-in serves getUpdates to PTB's updater) and
 ``webhook`` (updates POSTed to Kefu's ``/webhooks/telegram`` with the secret header, as
@@ -50,7 +50,7 @@ from bot.store import Store, connect
 from bot.types import ConversationState, Reply
 from handlers.texts import say
 from knowledge.schema import KnowledgeBase, load_kb, parse_kb
-from tests.bot.telegram_standin import BOT_ID, BOT_USERNAME, TOKEN, BotApiStandIn, Served, free_socket
+from tests.bot.channels.telegram_standin import BOT_ID, BOT_USERNAME, TOKEN, BotApiStandIn, Served, free_socket
 
 # PTB itself warns when it builds a RetryAfter (an int → timedelta migration), not Kefu's code
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*")

@@ -1,7 +1,7 @@
 """The WeCom 微信客服 channel: encrypted callbacks → kf/sync_msg → kf/send_msg, as WeCom does it.
 
 Callbacks are encrypted and signed with wechatpy's enterprise crypto; the feed, sends and the
-service-state machine live on the stand-in API (tests/bot/wechat_standin.py) on loopback.
+service-state machine live on the stand-in API (tests/bot/channels/wechat_standin.py) on loopback.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from bot import keys
 from bot.channels.wecom import kf_message
 from bot.config import Config, StoreConfig, WeComConfig
 from bot.types import Conversation, Decision, Reply, Suggestion
-from tests.bot.test_wechat import BILLION_LAUGHS, COMPLAINT_APOLOGY, sign
-from tests.bot.wechat_standin import Backend, StandIn, serve, wait_for
+from tests.bot.channels.test_wechat import BILLION_LAUGHS, COMPLAINT_APOLOGY, sign
+from tests.bot.channels.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis
 
 TOKEN = "wecom-callback-token"
