@@ -117,10 +117,7 @@ async def desk_snapshot(desk: HumanDesk) -> metrics.DeskSnapshot:
 
 
 def listen_address(config: MetricsConfig) -> tuple[str, int]:
-    host, _, port = config.listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"metrics.listen: expected HOST:PORT (e.g. 127.0.0.1:9464), got {config.listen!r}")
-    return host.strip("[]"), int(port)
+    return config.address()
 
 
 class _ListenerScrape:

@@ -3,7 +3,9 @@
 A wrong port, store URL, missing credential or bad service-hours value used to surface as a
 traceback from deep inside start-up, sometimes only after a long index build.  Here each is
 found first and reported as one line naming the key or flag and what would fix it; every
-problem of a configuration is reported at once, so one edit can fix them all.
+problem of a configuration is reported at once, so one edit can fix them all.  The rules about
+the configuration's values are the sections' own (``problems()`` in :mod:`bot.config`); what is
+here needs I/O (files, imports, Redis, a port) or the command line.
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ import asyncio
 import errno
 import importlib.util
 import os
-import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import Config
+from bot.config import STORE_SCHEMES, Config
+from bot.config import redact as redact  # re-exported: the CLI redacts store URLs with it
 from bot.errors import KefuError
 from knowledge.schema import KnowledgeError, load_kb
 
-STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://", "redis+sentinel://")
 PING_SECONDS = 3.0
 
 
@@ -41,11 +42,6 @@ class Listen:
     port: int
     host_key: str = "server.host"
     port_key: str = "server.port"
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced, for messages and logs (redis://:***@host:6379/0)."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def port_problem(port: int, key: str) -> str | None:
@@ -79,50 +75,6 @@ def bind(listen: Listen) -> socket.socket:
             problem = f"{listen.host_key}: cannot listen on {listen.host}:{listen.port} ({exc.strerror or exc})"
         raise PreflightFailed([problem]) from None
     return sock
-
-
-def _url_problem(url: str, key: str) -> str | None:
-    if url and not url.startswith(("http://", "https://")):
-        return f"{key}: expected an http:// or https:// URL, got {url!r}"
-    return None
-
-
-def _channel_problems(config: Config) -> list[str]:
-    channels = config.channels
-    problems: list[str] = []
-    if channels.telegram.enabled:
-        from bot.channels.telegram import check_config
-
-        try:
-            check_config(channels.telegram)
-        except KefuError as exc:
-            problems.append(str(exc))
-    wechat = channels.wechat
-    if wechat.enabled:
-        if not wechat.token:
-            problems.append("channels.wechat.token: required when channels.wechat.enabled is true "
-                            "(the Token you chose in 服务器配置, e.g. ${WECHAT_TOKEN})")
-        if wechat.encoding_aes_key and len(wechat.encoding_aes_key) != 43:
-            problems.append("channels.wechat.encoding_aes_key: must be the 43-character EncodingAESKey "
-                            f"from 服务器配置 (got {len(wechat.encoding_aes_key)} characters)")
-        if bool(wechat.app_id) != bool(wechat.app_secret):
-            missing = "app_secret" if wechat.app_id else "app_id"
-            problems.append(f"channels.wechat.{missing}: required together with the other of app_id/app_secret "
-                            "(基本配置; used to send customer-service messages)")
-        if (problem := _url_problem(wechat.api_base_url, "channels.wechat.api_base_url")) is not None:
-            problems.append(problem)
-    wecom = channels.wecom
-    if wecom.enabled:
-        for key in ("corp_id", "secret", "token", "encoding_aes_key"):
-            if not getattr(wecom, key):
-                problems.append(f"channels.wecom.{key}: required when channels.wecom.enabled is true "
-                                "(see docs/wechat.md)")
-        if wecom.encoding_aes_key and len(wecom.encoding_aes_key) != 43:
-            problems.append("channels.wecom.encoding_aes_key: must be the 43-character EncodingAESKey "
-                            f"(got {len(wecom.encoding_aes_key)} characters)")
-        if (problem := _url_problem(wecom.api_base_url, "channels.wecom.api_base_url")) is not None:
-            problems.append(problem)
-    return problems
 
 
 def _knowledge_problems(config: Config) -> list[str]:
@@ -177,22 +129,7 @@ def _importable(module: str) -> bool:
 
 
 def _integration_problems(config: Config) -> list[str]:
-    problems: list[str] = []
-    intents = config.intents
-    if intents.backend not in ("kefu", "rasa"):
-        problems.append(f"intents.backend: expected kefu or rasa, got {intents.backend!r}")
-    elif intents.backend == "rasa":
-        if not intents.rasa.url:
-            problems.append("intents.rasa.url: required when intents.backend is rasa "
-                            "(e.g. http://127.0.0.1:5005)")
-        elif (problem := _url_problem(intents.rasa.url, "intents.rasa.url")) is not None:
-            problems.append(problem)
-    for name in ("answer", "clarify", "clarify_margin", "suggestion_min"):
-        value = getattr(intents.thresholds, name)
-        if value > 1:
-            problems.append(f"intents.thresholds.{name}: a confidence from 0 to 1, got {value:g}")
-    if (problem := _url_problem(config.actions.server_url, "actions.server_url")) is not None:
-        problems.append(problem)
+    problems = [*config.intents.problems(), *config.actions.problems()]
     if config.actions.module and importlib.util.find_spec("rasa_sdk") is None:
         problems.append("actions.module: business actions need rasa-sdk, which is not installed: "
                         "pip install 'kefu[rasa]' (or remove actions.module)")
@@ -202,25 +139,6 @@ def _integration_problems(config: Config) -> list[str]:
     elif _needs_actions(config) and not (config.actions.module or config.actions.server_url):
         problems.append("actions.module: the knowledge base names business actions; set actions.module "
                         "or actions.server_url (docs/rasa.md)")
-    return problems
-
-
-def _desk_problems(config: Config) -> list[str]:
-    from bot.agents.hours import ServiceHours
-
-    problems: list[str] = []
-    try:
-        ServiceHours(config.service_hours)
-    except KefuError as exc:
-        problems.append(str(exc))
-    for i, user in enumerate(config.agents.users):
-        if not user.name:
-            problems.append(f"agents.users[{i}].name: required")
-        if user.role not in ("agent", "admin"):
-            problems.append(f"agents.users[{i}].role: expected agent or admin, got {user.role!r}")
-        if not user.password_hash:
-            problems.append(f"agents.users[{i}].password_hash: required; make one with "
-                            f"kefu agent add {user.name or 'NAME'} (it prints the entry)")
     return problems
 
 
@@ -234,9 +152,8 @@ def config_problems(config: Config, listen: Listen | None = None, workers: int =
     if workers < 1:
         problems.append(f"--workers: must be at least 1, got {workers}")
     url = config.store.url
-    if not url.startswith(STORE_SCHEMES):
-        problems.append(f"store.url: expected memory://, redis://host:port/db, rediss:// or unix://, "
-                        f"got {redact(url)!r}")
+    if store_problems := config.store.problems():
+        problems += store_problems
     elif workers > 1 and url.startswith("memory://"):
         problems.append(f"store.url: --workers {workers} needs a shared store: set store.url to redis://... "
                         "(memory:// lives inside one process, so each worker would see different conversations)")
@@ -244,25 +161,12 @@ def config_problems(config: Config, listen: Listen | None = None, workers: int =
         problems.append(f"channels.telegram.mode: --workers {workers} and Telegram allows one poller per bot; "
                         "set it to webhook (see docs/telegram.md)")
     if channels:
-        problems += _channel_problems(config)
+        problems += config.channels.problems()
     problems += _knowledge_problems(config)
     problems += _integration_problems(config)
-    problems += _desk_problems(config)
-    problems += _metrics_problems(config)
+    problems += config.service_hours.problems() + config.agents.problems()
+    problems += config.metrics.problems()
     return problems
-
-
-def _metrics_problems(config: Config) -> list[str]:
-    """``metrics.listen`` must be HOST:PORT (its own port is bound when the server starts)."""
-    if not config.metrics.enabled or not config.metrics.listen:
-        return []
-    from bot.ops import listen_address
-
-    try:
-        listen_address(config.metrics)
-    except KefuError as exc:
-        return [str(exc)]
-    return []
 
 
 async def store_problem(config: Config) -> str | None:

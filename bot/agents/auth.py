@@ -23,13 +23,12 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.config import AgentsConfig
-from bot.errors import BadRequest, ConfigError
+from bot.config import ROLES, AgentsConfig
+from bot.errors import BadRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ROLES = ("agent", "admin")
 LOGIN_WINDOW_SECONDS = 900
 # Attempts per 15 minutes: one address guessing one name, one address over all names, and every
 # address together for one name (a botnet's brake; `kefu agent unlock NAME` lifts it).
@@ -169,12 +168,8 @@ class AgentDirectory:
         self.config = config
         self._configured: dict[str, _Record] = {}
         self._pending = 0
-        for i, user in enumerate(config.users):
-            if not user.name or user.role not in ROLES or not user.password_hash.startswith("scrypt$"):
-                raise ConfigError(f"agents.users[{i}]: needs a name, role agent|admin and a password_hash "
-                                  "made by `kefu agent add`")
-            if user.max_chats < 0:
-                raise ConfigError(f"agents.users[{i}].max_chats: must be 0 (the default) or more")
+        config.check()  # a name, role agent|admin and a password_hash made by `kefu agent add` each
+        for user in config.users:
             self._configured[user.name] = _Record(user.password_hash, Agent(
                 user.name, user.role, tuple(user.groups), user.max_chats, configured=True,
                 display_name=user.display_name),

@@ -7,47 +7,20 @@ reply (service rule 6: outside service hours, take a message and say when).
 from __future__ import annotations
 
 import datetime as dt
-import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config import ServiceHoursConfig
-from bot.errors import ConfigError
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _WEEKDAY_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 _WEEKDAY_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 class ServiceHours:
     def __init__(self, config: ServiceHoursConfig) -> None:
-        try:
-            self.zone = ZoneInfo(config.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"service_hours.timezone: unknown time zone {config.timezone!r}") from None
+        schedule = config.schedule()  # ConfigError naming the key (rules: bot.config)
+        self.zone = schedule.zone
         self.always = not config.weekly
-        self.spans: dict[int, tuple[dt.time, dt.time]] = {}
-        for day, span in config.weekly.items():
-            if day.lower() not in DAYS:
-                raise ConfigError(f"service_hours.weekly.{day}: expected one of {', '.join(DAYS)}")
-            match = _SPAN.match(span)
-            if match is None:
-                raise ConfigError(f"service_hours.weekly.{day}: expected HH:MM-HH:MM, got {span!r}")
-            h1, m1, h2, m2 = (int(g) for g in match.groups())
-            try:
-                start = dt.time(h1, m1)
-                end = dt.time(23, 59, 59) if (h2, m2) == (24, 0) else dt.time(h2, m2)
-            except ValueError:
-                raise ConfigError(f"service_hours.weekly.{day}: not a time of day: {span!r}") from None
-            if end <= start:
-                raise ConfigError(f"service_hours.weekly.{day}: the shift must end after it starts: {span!r}")
-            self.spans[DAYS.index(day.lower())] = (start, end)
-        self.holidays: set[dt.date] = set()
-        for i, text in enumerate(config.holidays):
-            try:
-                self.holidays.add(dt.date.fromisoformat(text))
-            except ValueError:
-                raise ConfigError(f"service_hours.holidays[{i}]: expected YYYY-MM-DD, got {text!r}") from None
+        self.spans: dict[int, tuple[dt.time, dt.time]] = schedule.spans
+        self.holidays: set[dt.date] = set(schedule.holidays)
 
     def _local(self, now: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(now, self.zone)

@@ -63,7 +63,6 @@ CHANNEL = "telegram"
 WEBHOOK_PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ("message", "callback_query")
-_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{3,64}))?$")
 # What /human says on the customer's behalf, so the engine records an ordinary human request.
 HUMAN_REQUEST = {"zh": "转人工", "en": "I want to talk to a human agent"}
@@ -79,31 +78,8 @@ class DeliveryError(KefuError):
 
 
 def check_config(config: TelegramConfig) -> None:
-    """Fail at start, naming the key, rather than at the first update."""
-    if not config.enabled:
-        return
-    if not config.token.strip():
-        raise ConfigError("channels.telegram.token: required when channels.telegram.enabled is true "
-                          "(the token @BotFather gave you, e.g. ${TELEGRAM_BOT_TOKEN})")
-    if config.mode not in ("polling", "webhook"):
-        raise ConfigError(f"channels.telegram.mode: must be polling or webhook, got {config.mode!r}")
-    if not config.base_url.startswith(("https://", "http://")):
-        raise ConfigError(f"channels.telegram.base_url: must be an http(s) URL, got {config.base_url!r}")
-    if config.base_file_url and not config.base_file_url.startswith(("https://", "http://")):
-        raise ConfigError(f"channels.telegram.base_file_url: must be an http(s) URL, got {config.base_file_url!r}")
-    if config.mode == "webhook":
-        if not config.webhook_url:
-            raise ConfigError("channels.telegram.webhook_url: required when channels.telegram.mode is webhook "
-                              f"(the public https URL of {WEBHOOK_PATH})")
-        if not config.webhook_url.startswith("https://"):
-            raise ConfigError("channels.telegram.webhook_url: Telegram only calls https:// URLs, "
-                              f"got {config.webhook_url!r}")
-        if not config.webhook_secret:
-            raise ConfigError("channels.telegram.webhook_secret: required when channels.telegram.mode is webhook "
-                              "(1-256 characters A-Z, a-z, 0-9, _ and -)")
-        if not _SECRET.match(config.webhook_secret):
-            raise ConfigError("channels.telegram.webhook_secret: only 1-256 characters A-Z, a-z, 0-9, _ and - "
-                              "are allowed by Telegram")
+    """Fail at start, naming the key, rather than at the first update (rules: :mod:`bot.config`)."""
+    config.check()
 
 
 def file_url_for(config: TelegramConfig) -> str:

@@ -26,26 +26,23 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
 from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
 from bot import keys
 from bot.channels.base import DeliveryDeferred
-from bot.channels.held import STORE_ERRORS, HeldWork, platform_retries
+from bot.channels.held import STORE_ERRORS
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
-    AccessTokens,
-    ApiClient,
     ApiError,
-    DeliveryStatus,
-    Outbox,
+    TurnHandler,
+    WeChatFamilyChannel,
     check_signature,
     check_timestamp,
     menu_parts,
@@ -54,9 +51,9 @@ from bot.channels.wechat_common import (
     request_json,
 )
 from bot.config import WeChatConfig
-from bot.errors import BadRequest, ConfigError, StoreUnavailable
+from bot.errors import BadRequest, StoreUnavailable
 from bot.store import Store
-from bot.types import Attachment, Conversation, InboundMessage, Reply, TurnResult
+from bot.types import Attachment, InboundMessage, Reply, TurnResult
 from handlers.texts import say
 from intents.language import detect_language
 
@@ -65,12 +62,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "wechat"
 RETRY_MEMORY_SECONDS = 300  # WeChat's three retries arrive within ~15 s; keep the outcome well past that
 WINDOW_ERRORS = {45015: "window_closed", 45047: "quota_used"}  # 回复时间超过限制 / 客服接口下行条数超过上限
-
-
-class TurnHandler(Protocol):
-    """The part of :class:`bot.engine.Engine` a channel needs."""
-
-    async def handle(self, msg: InboundMessage) -> TurnResult: ...
 
 
 def passive_text(replies: Sequence[Reply]) -> str:
@@ -90,61 +81,17 @@ def custom_message(openid: str, reply: Reply) -> dict[str, Any]:
     return {"touser": openid, "msgtype": "text", "text": {"content": reply.text}}
 
 
-class WeChatChannel:
+class WeChatChannel(WeChatFamilyChannel):
     name = CHANNEL
+    window_errors = WINDOW_ERRORS
 
     def __init__(self, config: WeChatConfig, engine: TurnHandler, store: Store,
                  http: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time) -> None:
-        if not config.token:
-            raise ConfigError("channels.wechat.token is required when the WeChat channel is enabled")
-        if config.encoding_aes_key and len(config.encoding_aes_key) != 43:
-            raise ConfigError("channels.wechat.encoding_aes_key must be the 43-character key from 服务器配置")
+        config.check()
         self.config = config
-        self.engine = engine
-        self.store = store
-        self.clock = clock
-        self._own_http = http is None
-        self.http = http or httpx.AsyncClient()
-        self.tokens = AccessTokens(store.redis, self.http, CHANNEL, self._fetch_token, clock)
-        self.api = ApiClient(self.http, config.api_base_url, self.tokens)
-        self.unsent = platform_retries("wechat sends")
-        self.outbox = Outbox(store.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock,
-                             retry=self.unsent)
+        super().__init__(engine, store, config.api_base_url, http, clock)
         self.crypto = (WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
                        if config.encoding_aes_key else None)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.held = HeldWork("wechat")
-
-    # --- Channel protocol -------------------------------------------------------------------
-
-    def routes(self) -> list[BaseRoute]:
-        return [Route("/webhooks/wechat", self.webhook, methods=["GET", "POST"])]
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        """Let late answers in flight finish (briefly), then close what we own."""
-        await self.held.stop()
-        await self.unsent.stop()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
-            for task in pending:
-                task.cancel()
-        if self._own_http:
-            await self.http.aclose()
-
-    async def deliver(self, conversation: Conversation, replies: Sequence[Reply]) -> None:
-        """Send agent replies / late answers as customer-service messages.
-
-        Raises :class:`DeliveryDeferred` when some had to wait in the outbox (window closed,
-        quota used, API error); they go out when the customer writes again.
-        """
-        await self.outbox.deliver(conversation.id, conversation.user_id, replies)
-
-    async def delivery_status(self, conversation: Conversation) -> DeliveryStatus:
-        """For the agent console: queued messages, why, and the window's remaining quota."""
-        return await self.outbox.status(conversation.id, conversation.user_id)
 
     # --- WeChat API -------------------------------------------------------------------------
 

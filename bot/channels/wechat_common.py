@@ -3,7 +3,8 @@
 Both platforms sign callbacks the same way (sorted SHA-1 over token, timestamp, nonce and the
 ciphertext), encrypt with the same AES scheme (wechatpy does the crypto), hand out an
 ``access_token`` that every worker must share, and only let a business write to a customer for a
-while after the customer's last message, a few messages at a time.  Those rules live here once.
+while after the customer's last message, a few messages at a time.  Those rules live here once,
+and so does the channel plumbing both adapters share (:class:`WeChatFamilyChannel`).
 
 XML from the network is parsed defensively: no DOCTYPE, no entity declarations, bounded size —
 a signed body is still attacker-shaped until proven otherwise (the signature does not cover a
@@ -19,22 +20,26 @@ import json
 import logging
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import redis.asyncio as aioredis
 import xmltodict
 from redis.exceptions import LockError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from bot import keys
 from bot.channels.base import DeliveryDeferred
-from bot.channels.held import HeldWork, PlatformUnavailable
+from bot.channels.held import HeldWork, PlatformUnavailable, platform_retries
 from bot.errors import BadRequest, KefuError
 from bot.privacy import redact_secrets
 from bot.store import REDIS_ERRORS, Store
-from bot.types import Reply, Suggestion
+from bot.types import Conversation, InboundMessage, Reply, Suggestion, TurnResult
 
 log = logging.getLogger(__name__)
 
@@ -439,3 +444,79 @@ class Outbox:
         if queued and not reason:
             reason = "window_closed" if not is_open else "quota_used"
         return DeliveryStatus(queued, reason, is_open, max(0, self.quota - sent) if is_open else 0, closes)
+
+
+class TurnHandler(Protocol):
+    """The part of :class:`bot.engine.Engine` a channel needs."""
+
+    async def handle(self, msg: InboundMessage) -> TurnResult: ...
+
+
+class WeChatFamilyChannel(ABC):
+    """What the Official Account and WeCom channels have in common as channels: one shared
+    access token and API client over an injected (or owned) httpx client, an outbox for the
+    customer-service window, held work for a store outage, and the same stop and deliver.
+
+    A subclass names itself (``name``, also its webhook path and Redis key part), says which
+    API errors mean the window is shut, and provides the platform calls and the webhook."""
+
+    name: str
+    window_errors: Mapping[int, str]  # API errcode → "window_closed" / "quota_used"
+
+    def __init__(self, engine: TurnHandler, store: Store, api_base_url: str, http: httpx.AsyncClient | None,
+                 clock: Callable[[], float]) -> None:
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient()
+        self.tokens = AccessTokens(store.redis, self.http, self.name, self._fetch_token, clock)
+        self.api = ApiClient(self.http, api_base_url, self.tokens)
+        self.unsent = platform_retries(f"{self.name} sends")
+        self.outbox = Outbox(store.redis, self.name, self._send, lambda e: self.window_errors.get(e.errcode), clock,
+                             retry=self.unsent)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.held = HeldWork(self.name)
+
+    @abstractmethod
+    async def _fetch_token(self, http: httpx.AsyncClient) -> tuple[str, int]:
+        """A new access token and its lifetime in seconds, from the platform."""
+
+    @abstractmethod
+    async def _send(self, user_id: str, reply: Reply) -> None:
+        """One customer-service message to ``user_id`` (one API call)."""
+
+    @abstractmethod
+    async def webhook(self, request: Request) -> Response:
+        """The platform's callback (GET: URL verification, POST: messages and events)."""
+
+    # --- Channel protocol -------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route(f"/webhooks/{self.name}", self.webhook, methods=["GET", "POST"])]
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        """Let late answers in flight finish (briefly), then close what we own."""
+        await self.held.stop()
+        await self.unsent.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+        if self._own_http:
+            await self.http.aclose()
+
+    async def deliver(self, conversation: Conversation, replies: Sequence[Reply]) -> None:
+        """Send agent replies / late answers as customer-service messages.
+
+        Raises :class:`DeliveryDeferred` when some had to wait in the outbox (window closed,
+        quota used, API error); they go out when the customer writes again.
+        """
+        await self.outbox.deliver(conversation.id, conversation.user_id, replies)
+
+    async def delivery_status(self, conversation: Conversation) -> DeliveryStatus:
+        """For the agent console: queued messages, why, and the window's remaining quota."""
+        return await self.outbox.status(conversation.id, conversation.user_id)

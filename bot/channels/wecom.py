@@ -19,27 +19,22 @@ import base64
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
 from redis.exceptions import LockError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
 from wechatpy.enterprise.crypto import PrpCrypto
 
 from bot import keys
 from bot.channels.base import DeliveryDeferred
-from bot.channels.held import HeldWork, platform_retries
-from bot.channels.wechat import TurnHandler
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
-    AccessTokens,
-    ApiClient,
     ApiError,
-    DeliveryStatus,
-    Outbox,
+    TurnHandler,
+    WeChatFamilyChannel,
     check_signature,
     check_timestamp,
     menu_parts,
@@ -48,9 +43,9 @@ from bot.channels.wechat_common import (
     request_json,
 )
 from bot.config import WeComConfig
-from bot.errors import BadRequest, ConfigError
+from bot.errors import BadRequest
 from bot.store import Store
-from bot.types import Attachment, Conversation, ConversationState, InboundMessage, Reply
+from bot.types import Attachment, ConversationState, InboundMessage, Reply
 from handlers.texts import say
 
 log = logging.getLogger(__name__)
@@ -78,56 +73,17 @@ def kf_message(user: str, open_kfid: str, reply: Reply) -> dict[str, Any]:
     return body
 
 
-class WeComChannel:
+class WeComChannel(WeChatFamilyChannel):
     name = CHANNEL
+    window_errors = WINDOW_ERRORS
 
     def __init__(self, config: WeComConfig, engine: TurnHandler, store: Store,
                  http: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time) -> None:
-        missing = [k for k in ("corp_id", "secret", "token", "encoding_aes_key") if not getattr(config, k)]
-        if missing:
-            raise ConfigError(f"channels.wecom.{missing[0]} is required when the WeCom channel is enabled")
-        if len(config.encoding_aes_key) != 43:
-            raise ConfigError("channels.wecom.encoding_aes_key must be the 43-character EncodingAESKey")
+        config.check()
         self.config = config
-        self.engine = engine
-        self.store = store
         self.redis = store.redis
-        self.clock = clock
-        self._own_http = http is None
-        self.http = http or httpx.AsyncClient()
-        self.tokens = AccessTokens(self.redis, self.http, CHANNEL, self._fetch_token, clock)
-        self.api = ApiClient(self.http, config.api_base_url, self.tokens)
-        self.unsent = platform_retries("wecom sends")
-        self.outbox = Outbox(self.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock,
-                             retry=self.unsent)
+        super().__init__(engine, store, config.api_base_url, http, clock)
         self.crypto = PrpCrypto(base64.b64decode(config.encoding_aes_key + "="))
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.held = HeldWork("wecom")
-
-    # --- Channel protocol -------------------------------------------------------------------
-
-    def routes(self) -> list[BaseRoute]:
-        return [Route("/webhooks/wecom", self.webhook, methods=["GET", "POST"])]
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        await self.held.stop()
-        await self.unsent.stop()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
-            for task in pending:
-                task.cancel()
-        if self._own_http:
-            await self.http.aclose()
-
-    async def deliver(self, conversation: Conversation, replies: Sequence[Reply]) -> None:
-        """Agent replies and late answers; raises :class:`DeliveryDeferred` when some must wait."""
-        await self.outbox.deliver(conversation.id, conversation.user_id, replies)
-
-    async def delivery_status(self, conversation: Conversation) -> DeliveryStatus:
-        return await self.outbox.status(conversation.id, conversation.user_id)
 
     # --- API ----------------------------------------------------------------------------------
 
