@@ -574,6 +574,12 @@ class Config(Section):
     def with_overrides(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
 
+    def problems(self) -> list[str]:
+        """Every section's problems, in key order (``kefu check`` adds its I/O checks in between)."""
+        sections: tuple[Section, ...] = (self.store, self.channels, self.intents, self.actions, self.service_hours,
+                                         self.agents, self.metrics)
+        return [problem for section in sections for problem in section.problems()]
+
 
 # --- parsing ---------------------------------------------------------------------------------------------
 
