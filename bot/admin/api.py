@@ -75,8 +75,8 @@ class AdminApi:
         self.agents = agents
         redis = runtime.store.redis
         self.knowledge = KnowledgeService(redis)
-        self.book = UnansweredBook(redis)
-        self.dashboard = Dashboard(redis)
+        self.book = UnansweredBook(runtime.store.records)
+        self.dashboard = Dashboard(runtime.store.records, redis)
         self.recorder = recorder
 
     async def admin(self, request: Request) -> Agent:

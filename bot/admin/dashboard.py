@@ -18,15 +18,16 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.admin.recorder import day_of
 from bot.errors import BadRequest
+from bot.storage.records import AdminRecords, day_of
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 
 
 class Dashboard:
-    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
-        self.redis = redis
+    def __init__(self, records: AdminRecords, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+        self.records = records
+        self.redis = redis  # the desk's ratings and tickets
         self.clock = clock
 
     def days(self, period: str) -> list[str]:
@@ -43,14 +44,11 @@ class Dashboard:
 
     async def report(self, period: str = "7d") -> dict[str, Any]:
         days = self.days(period)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.hgetall(keys.admin_metrics(day))
-            raw: list[dict[str, str]] = await pipe.execute()
+        raw = await self.records.daily_counters(days)
         daily = []
         totals: Counter[str] = Counter()
         for day, counters in zip(days, raw, strict=True):
-            counts = Counter({k: int(v) for k, v in counters.items()})
+            counts = Counter(counters)
             totals.update(counts)
             daily.append({"day": day, "conversations": counts["conversations"], "turns": counts["turns"],
                           "answered": counts["action:answer"], "handoffs": counts["handoffs"],
