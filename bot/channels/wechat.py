@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -36,7 +35,6 @@ from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.held import STORE_ERRORS, HeldWork, platform_retries
 from bot.channels.wechat_common import (
@@ -55,6 +53,7 @@ from bot.channels.wechat_common import (
 )
 from bot.config import WeChatConfig
 from bot.errors import BadRequest, ConfigError, StoreUnavailable
+from bot.storage.channels import ChannelState
 from bot.store import Store
 from bot.types import Attachment, Conversation, InboundMessage, Reply, TurnResult
 from handlers.texts import say
@@ -106,6 +105,7 @@ class WeChatChannel:
         self._own_http = http is None
         self.http = http or httpx.AsyncClient()
         self.tokens = AccessTokens(store.redis, self.http, CHANNEL, self._fetch_token, clock)
+        self.state = ChannelState(store.redis, CHANNEL)  # reply memory, feed cursors
         self.api = ApiClient(self.http, config.api_base_url, self.tokens)
         self.unsent = platform_retries("wechat sends")
         self.outbox = Outbox(store.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock,
@@ -299,18 +299,17 @@ class WeChatChannel:
 
     async def _remember(self, message_id: str, text: str | None) -> None:
         """Record how this message's answer goes out, for WeChat's retries of it."""
-        value = json.dumps({"mode": "custom"} if text is None else {"mode": "passive", "text": text},
-                           ensure_ascii=False)
-        await self.store.redis.set(keys.turn_reply(CHANNEL, message_id), value, ex=RETRY_MEMORY_SECONDS)
+        await self.state.remember_reply(
+            message_id, {"mode": "custom"} if text is None else {"mode": "passive", "text": text},
+            RETRY_MEMORY_SECONDS)
 
     async def _retry(self, msg: InboundMessage) -> str | None:
         """A retry of a message another request owns: repeat its passive reply, or stay quiet
         while the owner is still deciding / delivering as a customer-service message."""
         deadline = time.monotonic() + self.config.passive_reply_seconds
         while True:
-            raw = await self.store.redis.get(keys.turn_reply(CHANNEL, msg.message_id))
-            if raw:
-                data = json.loads(raw)
+            data = await self.state.remembered_reply(msg.message_id)
+            if data:
                 log.info("WeChat retried %s; answering as the first delivery did (%s)", msg.message_id, data["mode"])
                 if data["mode"] == "passive":
                     return str(data["text"]) or None

@@ -29,7 +29,6 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from wechatpy.enterprise.crypto import PrpCrypto
 
-from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.held import HeldWork, platform_retries
 from bot.channels.wechat import TurnHandler
@@ -49,6 +48,7 @@ from bot.channels.wechat_common import (
 )
 from bot.config import WeComConfig
 from bot.errors import BadRequest, ConfigError
+from bot.storage.channels import ChannelState
 from bot.store import Store
 from bot.types import Attachment, Conversation, ConversationState, InboundMessage, Reply
 from handlers.texts import say
@@ -96,6 +96,7 @@ class WeComChannel:
         self._own_http = http is None
         self.http = http or httpx.AsyncClient()
         self.tokens = AccessTokens(self.redis, self.http, CHANNEL, self._fetch_token, clock)
+        self.state = ChannelState(store.redis, CHANNEL)  # reply memory, feed cursors
         self.api = ApiClient(self.http, config.api_base_url, self.tokens)
         self.unsent = platform_retries("wecom sends")
         self.outbox = Outbox(self.redis, CHANNEL, self._send, lambda e: WINDOW_ERRORS.get(e.errcode), clock,
@@ -139,8 +140,7 @@ class WeComChannel:
         return str(data["access_token"]), int(data.get("expires_in") or 7200)
 
     async def _open_kfid(self, user: str) -> str:
-        stored = await self.redis.hget(keys.customer(CHANNEL, user), "kf_open_kfid")
-        return str(stored or self.config.open_kfid)
+        return await self.state.customer_field(user, "kf_open_kfid") or self.config.open_kfid
 
     async def _send(self, user: str, reply: Reply) -> None:
         await self.api.post("kf/send_msg", kf_message(user, await self._open_kfid(user), reply))
@@ -194,13 +194,13 @@ class WeComChannel:
 
     async def sync(self, open_kfid: str, token: str = "") -> int:
         """Pull and handle everything after the saved cursor; returns how many messages were read."""
-        lock = self.redis.lock(keys.sync_lock(CHANNEL, open_kfid), timeout=300, blocking_timeout=300)
+        lock = self.state.sync_lock(open_kfid, 300)
         if not await lock.acquire():
             log.warning("WeCom: another worker is still syncing %s", open_kfid)
             return 0
         read = 0
         try:
-            cursor = str(await self.redis.get(keys.sync_cursor(CHANNEL, open_kfid)) or "")
+            cursor = await self.state.sync_cursor(open_kfid)
             while True:
                 payload: dict[str, Any] = {"cursor": cursor, "limit": 1000, "open_kfid": open_kfid}
                 if token:
@@ -210,7 +210,7 @@ class WeComChannel:
                     await self._handle_or_give_up(item)
                     read += 1
                 cursor = str(page.get("next_cursor") or cursor)
-                await self.redis.set(keys.sync_cursor(CHANNEL, open_kfid), cursor)  # only after handling
+                await self.state.save_sync_cursor(open_kfid, cursor)  # only after handling
                 if not page.get("has_more"):
                     return read
         finally:
@@ -231,9 +231,7 @@ class WeComChannel:
             await self._handle(item)
         except Exception:
             msgid = str(item.get("msgid") or "")
-            key = keys.sync_failures(CHANNEL, msgid)
-            attempts = int(await self.redis.incr(key))
-            await self.redis.expire(key, 86_400)
+            attempts = await self.state.count_failure(msgid)
             if attempts < MAX_ATTEMPTS:
                 raise
             log.exception("WeCom: giving up on message %s after %d attempts", msgid, attempts)
@@ -255,7 +253,7 @@ class WeComChannel:
         if state == HUMAN:
             log.info("WeCom: %s is with a WeCom servicer; the bot stays out", user)
             return
-        await self.redis.hset(keys.customer(CHANNEL, user), "kf_open_kfid", open_kfid)
+        await self.state.set_customer_field(user, "kf_open_kfid", open_kfid)
         await self.outbox.customer_wrote(user)
         msg = _inbound(item, msgtype, user, msgid, self.clock())
         menu_id = (item.get("text") or {}).get("menu_id") if msgtype == "text" else None
