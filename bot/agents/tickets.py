@@ -383,6 +383,19 @@ class TicketStore:
         """True only for the first caller, so an escalation is announced once."""
         return bool(await self.redis.hsetnx(keys.agent_ticket(ticket_id), "escalated_at", repr(self.clock())))
 
+    async def last_position(self, ticket_id: str) -> tuple[int, float]:
+        """The queue position last told to the ticket's customer (0: none) and when."""
+        last, at = await self.redis.hmget(keys.agent_ticket(ticket_id), ["last_position", "last_position_at"])
+        return int(last or 0), float(at or 0)
+
+    async def first_response(self, ticket_id: str, at: float) -> None:
+        """The owner's first message to the customer (kept only the first time)."""
+        await self.redis.hsetnx(keys.agent_ticket(ticket_id), "first_response_at", repr(at))
+
+    async def searchable_text(self, ticket_id: str) -> str:
+        """The conversation's text as saved at closing, for the resolved tickets' search."""
+        return str(await self.redis.hget(keys.agent_ticket(ticket_id), "text") or "")
+
     async def set_fields(self, ticket_id: str, **values: str) -> None:
         await self.redis.hset(keys.agent_ticket(ticket_id), mapping=dict(values))  # type: ignore[arg-type]
 
