@@ -25,11 +25,11 @@ from bot.admin.recorder import TurnRecorder
 from bot.admin.unanswered import UnansweredBook, cluster_records, decision_json, probe, replay
 from bot.agents.api import AgentApi
 from bot.agents.auth import Agent
-from bot.agents.tickets import TicketStore
 from bot.errors import BadRequest
 from bot.json_body import json_object
 from bot.runtime import Runtime
 from bot.storage.desk import DeskRecords
+from bot.storage.tickets import TicketStore
 from handlers import respond
 from knowledge.schema import Entry, question_clashes
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.agents.tickets import TicketStore
 from bot.errors import BadRequest
 from bot.storage.desk import DeskRecords
 from bot.storage.records import AdminRecords, day_of
+from bot.storage.tickets import TicketStore
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 

@@ -26,13 +26,14 @@ from bot.agents.events import EventBus
 from bot.agents.hours import ServiceHours
 from bot.agents.packet import build_packet
 from bot.agents.survey import ask, ask_comment, is_no_comment, parse_rating
-from bot.agents.tickets import PRIORITY, Ticket, TicketStore, candidates_json, mask_phones, summarize
+from bot.agents.tickets import PRIORITY, Ticket, candidates_json, mask_phones, summarize
 from bot.channels.base import Channel, DeliveryDeferred
 from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
 from bot.errors import BadRequest
 from bot.privacy import mask_pii
 from bot.storage.desk import DeskRecords
+from bot.storage.tickets import TicketStore
 from bot.store import REDIS_ERRORS, Store
 from bot.types import (
     Action,
