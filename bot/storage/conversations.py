@@ -329,7 +329,10 @@ class Store:
         batch.script(self._end, [keys.lock(conversation_id), keys.seen(namespace, message_id or "-")],
                      [start.token, message_id, ttl, f"done:{time.time()}"])
         for record in records:
-            self.records.queue(batch, record)
+            try:
+                self.records.queue(batch, record)
+            except (TypeError, ValueError):  # a record that cannot be encoded is dropped, the turn is not
+                log.exception("turn on %s not recorded for the admin dashboard", conversation_id)
         waits = done and self.config.wait_replicas
         if waits:  # the turn reaches a replica before it is answered
             batch.command("WAIT", self.config.wait_replicas, WAIT_REPLICAS_MS, after_scripts=True)
@@ -374,3 +377,22 @@ class Store:
         """Delete every Kefu key (tests and `kefu` maintenance only)."""
         async for key in self.redis.scan_iter(match=f"{keys.PREFIX}*", count=500):
             await self.redis.delete(key)
+
+
+async def purge_conversations(redis: aioredis.Redis, cutoff: float) -> int:
+    """Delete conversations (state, transcript, seq, held replies) last updated before ``cutoff``;
+    returns how many went.  A document that cannot be read is never deleted."""
+    removed = 0
+    async for key in redis.scan_iter(match=keys.conversation_pattern(), count=500):
+        raw = await redis.get(key)
+        if raw is None:
+            continue
+        try:
+            data = json.loads(raw)
+            updated, conversation_id = float(data.get("updated_at", 0)), str(data["id"])
+        except (ValueError, TypeError, KeyError):
+            continue  # not ours to judge; never delete what cannot be read
+        if updated < cutoff:
+            removed += await redis.delete(keys.conversation(conversation_id), keys.transcript(conversation_id),
+                                          keys.transcript_seq(conversation_id), keys.outbox(conversation_id)) > 0
+    return removed

@@ -114,3 +114,24 @@ class AdminRecords:
         unanswered = [str(json.loads(r)["text"]) for r in
                       reversed(await self.redis.lrange(keys.admin_unanswered(), -limit, -1))]
         return list(dict.fromkeys([*texts, *unanswered]))[:limit]
+
+    async def purge(self, cutoff: float) -> int:
+        """Drop the recent and unanswered questions logged before ``cutoff``; returns how many went."""
+        return await _purge_log(self.redis, keys.admin_questions(), cutoff) + \
+            await _purge_log(self.redis, keys.admin_unanswered(), cutoff)
+
+
+async def _purge_log(redis: aioredis.Redis, key: str, cutoff: float) -> int:
+    """Drop the old head of a time-ordered JSON list (newest last)."""
+    old = 0
+    for raw in await redis.lrange(key, 0, -1):
+        try:
+            at = float(json.loads(raw).get("at", 0))
+        except (ValueError, TypeError, AttributeError):
+            at = 0.0
+        if at >= cutoff:
+            break
+        old += 1
+    if old:
+        await redis.ltrim(key, old, -1)
+    return old

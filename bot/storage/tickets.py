@@ -19,11 +19,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.agents.tickets import DEFAULT_PRIORITY, PRIORITY, Ticket
+from bot.agents.tickets import DEFAULT_PRIORITY, OPEN_STATUSES, PRIORITY, Ticket
 from bot.storage.scripts import Lua
 from bot.types import Conversation, HandoffRequest, Role
 
 CLOSED_TTL_SECONDS = 90 * 86_400
+OPEN_TICKET_STATUSES = OPEN_STATUSES  # never purged
 CUSTOMER_HISTORY = 20
 
 _OPEN = """
@@ -292,3 +293,21 @@ class TicketStore:
 
     async def notes(self, ticket_id: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in await self.redis.lrange(keys.agent_ticket_notes(ticket_id), 0, -1)]
+
+    async def purge_closed(self, cutoff: float) -> int:
+        """Delete closed tickets (and their notes) closed before ``cutoff``; returns how many went."""
+        removed = 0
+        async for key in self.redis.scan_iter(match=keys.agent_ticket_pattern(), count=500):
+            ticket_id = key.removeprefix(keys.agent_ticket(""))
+            if ":" in ticket_id:  # the ticket's notes list, deleted with the ticket
+                continue
+            status, closed_at = await self.redis.hmget(key, "status", "closed_at")
+            if status is None or status in OPEN_TICKET_STATUSES:
+                continue
+            try:
+                closed = float(closed_at or 0)
+            except ValueError:
+                continue
+            if closed < cutoff:
+                removed += await self.redis.delete(key, keys.agent_ticket_notes(ticket_id)) > 0
+        return removed

@@ -53,3 +53,12 @@ async def test_a_recorded_turn_costs_four_round_trips(config: Config, counted: a
         await runtime.engine.handle(InboundMessage("web", "rt", "rt", "怎么退货", f"m{next(_ids)}"))
     assert CountingConnection.sent - before == 4
     assert int((await counted.hgetall(keys.admin_metrics(day_of(runtime.engine.clock()))))["turns"]) == 2
+
+
+async def test_a_record_that_cannot_be_encoded_is_dropped_not_the_turn(redis_client: aioredis.Redis) -> None:
+    store = Store(redis_client, StoreConfig())
+    start = await store.begin_turn("web:c", "msg:web", "m3")
+    assert isinstance(start, TurnStart)
+    await store.end_turn("web:c", start, "msg:web", "m3", done=True,
+                         records=[TurnRecord(1.0, {"turns": 1}, question={"text": object()})])
+    assert not await redis_client.exists(keys.lock("web:c"), keys.admin_questions())
