@@ -162,7 +162,8 @@ class HumanDesk:
 
     async def _card(self, identity: str) -> tuple[str, dict[str, Any]]:
         customer_id, stored = await self.records.card(identity)
-        card: dict[str, Any] = stored or {"name": "", "identities": [identity], "attributes": {}}
+        card: dict[str, Any] = stored if stored is not None else {
+            "name": "", "identities": [identity], "attributes": {}}
         return customer_id, card
 
     async def customer(self, channel: str, user_id: str) -> dict[str, Any]:
