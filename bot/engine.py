@@ -20,7 +20,9 @@ from bot import metrics
 from bot.config import Config
 from bot.desk import AgentDesk, SurveyTurn
 from bot.errors import StoreUnavailable
-from bot.store import REDIS_ERRORS, Duplicate, RedisCommand, Store
+from bot.storage.client import REDIS_ERRORS
+from bot.storage.conversations import Duplicate, Store
+from bot.storage.records import TurnRecord
 from bot.types import (
     Conversation,
     ConversationState,
@@ -88,7 +90,7 @@ class Engine:
             raise
         try:
             await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=True,
-                                      also=self.records_of(msg, result))
+                                      records=self.records_of(msg, result))
         except StoreUnavailable as exc:  # the turn is saved; a retry after the claim lapses repeats it
             log.warning("could not mark %s message %s as done: %s", msg.channel, msg.message_id, exc)
         seconds = time.perf_counter() - started
@@ -101,8 +103,8 @@ class Engine:
                          "outcome": outcome, "reason": reason, "latency_ms": round(seconds * 1000, 2)}})
         return result
 
-    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
-        """Extra Redis writes about a finished turn, sent with the turn's last round trip
+    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[TurnRecord]:
+        """What observers noted about a finished turn, written with the turn's last round trip
         (none here; the admin console's engine records its statistics this way)."""
         return ()
 

@@ -25,7 +25,7 @@ from bot.channels.base import ReportsReadiness
 from bot.config import Config, MetricsConfig
 from bot.errors import ConfigError, StoreUnavailable
 from bot.runtime import Runtime
-from bot.store import REDIS_ERRORS, Store, connect
+from bot.store import REDIS_ERRORS, Store
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -142,7 +142,7 @@ class _ListenerScrape:
         yield GaugeMetricFamily("kefu_store_up", "1 when Redis answered for this scrape", value=up)
 
     async def _desk(self) -> metrics.DeskSnapshot:
-        store = Store(connect(self.config.store.url), self.config.store)
+        store = Store.from_config(self.config.store)
         try:
             return await desk_snapshot(HumanDesk(store, self.config))
         finally:

@@ -28,6 +28,8 @@ from bot.agents.auth import Agent
 from bot.errors import BadRequest
 from bot.json_body import json_object
 from bot.runtime import Runtime
+from bot.storage.desk import DeskRecords
+from bot.storage.tickets import TicketStore
 from handlers import respond
 from knowledge.schema import Entry, question_clashes
 
@@ -75,8 +77,8 @@ class AdminApi:
         self.agents = agents
         redis = runtime.store.redis
         self.knowledge = KnowledgeService(redis)
-        self.book = UnansweredBook(redis)
-        self.dashboard = Dashboard(redis)
+        self.book = UnansweredBook(runtime.store.records)
+        self.dashboard = Dashboard(runtime.store.records, DeskRecords(redis), TicketStore(redis))
         self.recorder = recorder
 
     async def admin(self, request: Request) -> Agent:
@@ -316,6 +318,8 @@ class AdminApi:
         """A new entry prefilled from a cluster, for the editor (nothing is saved)."""
         await self.admin(request)
         questions = _strings(await json_object(request), "questions")
+        if not questions:  # only blank strings: nothing to draft from (was an IndexError, a 500)
+            raise BadRequest("'questions' must hold at least one question that is not blank")
         base = "".join(ch if ch.isalnum() else "-" for ch in questions[0].lower())[:40].strip("-") or "new-entry"
         existing = {e.id for e in await self.knowledge.entries()}
         entry_id, n = base, 2

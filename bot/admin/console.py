@@ -26,7 +26,7 @@ ASSETS = {"admin.js": "text/javascript; charset=utf-8", "admin.css": "text/css; 
 
 def install(runtime: Runtime) -> TurnRecorder:
     """Record every turn of this runtime's engine (call before channels take the engine)."""
-    recorder = TurnRecorder(runtime.store.redis)
+    recorder = TurnRecorder(runtime.store.records)
     if not isinstance(runtime.engine, ObservedEngine):
         runtime.engine = ObservedEngine.around(runtime.engine, recorder)
     return recorder

@@ -15,18 +15,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from bot import keys
-from bot.admin.recorder import day_of
 from bot.errors import BadRequest
+from bot.storage.desk import DeskRecords
+from bot.storage.records import AdminRecords, day_of
+from bot.storage.tickets import TicketStore
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 
 
 class Dashboard:
-    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
-        self.redis = redis
+    def __init__(self, records: AdminRecords, desk: DeskRecords, tickets: TicketStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.records = records
+        self.desk = desk  # the ratings stream
+        self.tickets = tickets
         self.clock = clock
 
     def days(self, period: str) -> list[str]:
@@ -43,14 +45,11 @@ class Dashboard:
 
     async def report(self, period: str = "7d") -> dict[str, Any]:
         days = self.days(period)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.hgetall(keys.admin_metrics(day))
-            raw: list[dict[str, str]] = await pipe.execute()
+        raw = await self.records.daily_counters(days)
         daily = []
         totals: Counter[str] = Counter()
         for day, counters in zip(days, raw, strict=True):
-            counts = Counter({k: int(v) for k, v in counters.items()})
+            counts = Counter(counters)
             totals.update(counts)
             daily.append({"day": day, "conversations": counts["conversations"], "turns": counts["turns"],
                           "answered": counts["action:answer"], "handoffs": counts["handoffs"],
@@ -77,15 +76,15 @@ class Dashboard:
     async def _desk(self, first_day: str) -> dict[str, Any]:
         """Average wait (queued → claimed), handling (claimed → closed) and CSAT since ``first_day``."""
         since_ms = int(datetime.fromisoformat(first_day).replace(tzinfo=UTC).timestamp() * 1000)
-        rows: list[tuple[str, dict[str, str]]] = await self.redis.xrange(  # type: ignore[assignment]
-            keys.agent_ratings(), min=str(since_ms))
+        rows = await self.desk.ratings_since(since_ms)
         ratings = [int(f["rating"]) for _, f in rows if str(f.get("rating", "")).isdigit()]
         tickets = [f.get("ticket", "") for _, f in rows if f.get("ticket")]
         waits: list[float] = []
         handles: list[float] = []
         for ticket_id in dict.fromkeys(tickets):
-            data = await self.redis.hgetall(keys.agent_ticket(ticket_id))
-            created, claimed, closed = (float(data.get(k) or 0) for k in ("created_at", "claimed_at", "closed_at"))
+            ticket = await self.tickets.get(ticket_id)
+            created, claimed, closed = ((ticket.created_at, ticket.claimed_at, ticket.closed_at)
+                                        if ticket is not None else (0.0, 0.0, 0.0))
             if created and claimed:
                 waits.append(claimed - created)
             if claimed and closed:

@@ -13,8 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot import keys
-from bot.admin.recorder import TurnRecorder, day_of
+from bot.admin.recorder import TurnRecorder
 from bot.channels.visitor import VisitorTokens, check_origin, session_of
 from bot.config import WebChannelConfig
 from bot.errors import BadRequest
@@ -28,7 +27,7 @@ class Feedback:
         self.store = store
         self.recorder = recorder
         self.web = web or WebChannelConfig()
-        self.tokens = VisitorTokens(store.redis, self.web.secret)
+        self.tokens = VisitorTokens(store.web, self.web.secret)
 
     async def vote(self, request: Request) -> Response:
         check_origin(request, self.web.allowed_origins)
@@ -55,7 +54,7 @@ class Feedback:
             return JSONResponse({"recorded": False})
         decision: dict[str, Any] = asked.meta["decision"]
         if helpful:
-            await self.store.redis.hincrby(keys.admin_metrics(day_of(self.recorder.clock())), "thumbs_up", 1)
+            await self.recorder.thumbs_up()
         else:
             await self.recorder.thumbs_down(conv.id, asked.text, conv.language, decision.get("entry_id"))
         return JSONResponse({"recorded": True})

@@ -1,52 +1,29 @@
 """Nothing slips (四个不漏): every turn the bot could not answer confidently is recorded.
 
-:class:`ObservedEngine` is the engine with one addition: with a turn's last Redis round trip,
-:class:`TurnRecorder` adds the day's counters (for the dashboard), the question (for regression replays) and — when
-the bot clarified, handed off, found nothing or answered with low confidence — an unanswered
-record (for clustering into new knowledge).  Recording never fails a turn: the customer's
-answer matters more than a statistic.
+:class:`ObservedEngine` is the engine with one addition: :class:`TurnRecorder` describes each
+finished turn as a :class:`~bot.storage.records.TurnRecord` — the day's counters (for the
+dashboard), the question (for regression replays) and, when the bot clarified, handed off, found
+nothing or answered with low confidence, an unanswered record (for clustering into new
+knowledge) — which the store writes with the turn's last round trip.  Recording never fails a
+turn: the customer's answer matters more than a statistic.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from bot import keys
 from bot.engine import Engine
-from bot.store import RedisCommand
+from bot.storage.records import QUESTIONS_MAX, UNANSWERED_MAX, AdminRecords, TurnRecord, day_of
 from bot.types import Action, InboundMessage, Role, TurnResult
 
 log = logging.getLogger(__name__)
-UNANSWERED_MAX = 5000
-QUESTIONS_MAX = 2000
-METRICS_TTL = 400 * 86400
 LOW_CONFIDENCE = 0.6  # answered, but less sure than this: worth a look
-# One command for the whole record (redis-py spends more per command than Redis does).
-# KEYS: metrics hash, questions, unanswered.  ARGV: metrics TTL, questions max, unanswered max,
-# question JSON ('' = none), two unanswered JSONs ('' = none), then counter name/amount pairs.
-_RECORD_TURN = """
-for i = 7, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]); redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1) end
-for i = 5, 6 do
-  if ARGV[i] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[i]); redis.call('LTRIM', KEYS[3], -tonumber(ARGV[3]), -1) end
-end
-return 1
-"""
 # Right after an answer, these say the answer missed: the question it answered goes on the
 # review list next to the entry used (no silent wrong answers), not only low-confidence turns.
 DISPUTING_REASONS = frozenset({"human_request", "repeated_failure", "complaint"})
-
-
-def day_of(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
 
 
 def unanswered_reason(result: TurnResult) -> str:
@@ -66,16 +43,16 @@ def unanswered_reason(result: TurnResult) -> str:
 
 
 class TurnRecorder:
-    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
-        self.redis = redis
+    def __init__(self, records: AdminRecords, clock: Callable[[], float] = time.time) -> None:
+        self.records = records
         self.clock = clock
 
-    def commands(self, msg: InboundMessage, result: TurnResult) -> list[RedisCommand]:
-        """The writes that record one finished turn (sent by the engine with its last round trip)."""
+    def record(self, msg: InboundMessage, result: TurnResult) -> TurnRecord | None:
+        """What one finished turn adds to the dashboard (written by the store with the turn's
+        last round trip); None for a duplicate."""
         if result.duplicate:
-            return []
+            return None
         now = self.clock()
-        metrics = keys.admin_metrics(day_of(now))
         conv = result.conversation
         counters: dict[str, int] = {"turns": 1}
         if sum(1 for line in conv.transcript if line.role is Role.CUSTOMER) == 1:
@@ -92,34 +69,28 @@ class TurnRecorder:
                 counters[f"entry:{decision.entry_id}"] = 1
         if reason and text:
             counters["unanswered"] = 1
-        question = unanswered = ""
+        question = unanswered = None
         if decision is not None and text and decision.action is not Action.SMALLTALK:
-            question = json.dumps({"text": text, "language": decision.language, "at": now}, ensure_ascii=False)
+            question = {"text": text, "language": decision.language, "at": now}
         if reason and text and decision is not None:
-            unanswered = json.dumps(unanswered_record(
+            unanswered = unanswered_record(
                 text, reason, now, conv.id, decision.language, decision.confidence, decision.entry_id,
-                [c.entry_id for c in decision.candidates[:3]]), ensure_ascii=False)
-        disputed = ""
-        answered = disputed_answer(result)
-        if answered is not None:
+                [c.entry_id for c in decision.candidates[:3]])
+        disputed = disputed_answer(result)
+        if disputed is not None:
             counters["disputed"] = 1
-            disputed = json.dumps(answered, ensure_ascii=False)
-        return [("EVAL", _RECORD_TURN, 3, metrics, keys.admin_questions(), keys.admin_unanswered(), METRICS_TTL,
-                 QUESTIONS_MAX, UNANSWERED_MAX, question, unanswered, disputed,
-                 *(part for name, amount in counters.items() for part in (name, amount)))]
+        return TurnRecord(now, counters, question, unanswered, disputed)
 
     async def thumbs_down(self, conversation_id: str, text: str, language: str = "zh",
                           entry_id: str | None = None) -> None:
         """The customer said an answer did not help: the question joins the unanswered ones."""
         now = self.clock()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(keys.admin_unanswered(), json.dumps(
-                unanswered_record(text, "thumbs_down", now, conversation_id, language, 0.0, entry_id, []),
-                ensure_ascii=False))
-            pipe.ltrim(keys.admin_unanswered(), -UNANSWERED_MAX, -1)
-            pipe.hincrby(keys.admin_metrics(day_of(now)), "unanswered", 1)
-            pipe.hincrby(keys.admin_metrics(day_of(now)), "thumbs_down", 1)
-            await pipe.execute()
+        await self.records.thumbs_down(
+            now, unanswered_record(text, "thumbs_down", now, conversation_id, language, 0.0, entry_id, []))
+
+    async def thumbs_up(self) -> None:
+        """The customer said an answer helped."""
+        await self.records.thumbs_up(self.clock())
 
 
 def disputed_answer(result: TurnResult) -> dict[str, Any] | None:
@@ -159,9 +130,14 @@ class ObservedEngine(Engine):
         observed.recorder = recorder
         return observed
 
-    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
+    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[TurnRecord]:
         try:
-            return self.recorder.commands(msg, result)
+            record = self.recorder.record(msg, result)
         except Exception:
             log.exception("turn not recorded for the admin dashboard")
             return ()
+        return () if record is None else (record,)
+
+
+__all__ = ["LOW_CONFIDENCE", "QUESTIONS_MAX", "UNANSWERED_MAX", "ObservedEngine", "TurnRecorder", "day_of",
+           "disputed_answer", "unanswered_reason", "unanswered_record"]

@@ -9,18 +9,16 @@ which matters more to an admin clicking through than an optimal partition.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
 
-from bot import keys
 from bot.config import Config
 from bot.runtime import LiveKnowledge, layer_on
+from bot.storage.records import AdminRecords
 from bot.types import Conversation, Decision, InboundMessage
 from intents.base import IntentLayer
 from knowledge.lexical import LexicalIndex
@@ -101,32 +99,21 @@ def cluster_records(records: Sequence[dict[str, Any]], *, dense: bool = False,
 
 
 class UnansweredBook:
-    """The recorded unanswered questions in the store."""
+    """The recorded unanswered questions (kept by :class:`~bot.storage.records.AdminRecords`)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
+    def __init__(self, records: AdminRecords) -> None:
+        self.store = records
 
     async def records(self, since: float = 0.0) -> list[dict[str, Any]]:
-        rows = [json.loads(r) for r in await self.redis.lrange(keys.admin_unanswered(), 0, -1)]
-        return [r for r in rows if float(r.get("at", 0)) >= since]
+        return await self.store.unanswered(since)
 
     async def resolve(self, texts: Sequence[str]) -> int:
         """Drop the records of these texts (they became knowledge); returns how many went."""
-        wanted = {t.strip() for t in texts}
-        removed = 0
-        rows: list[str] = await self.redis.lrange(keys.admin_unanswered(), 0, -1)  # type: ignore[assignment]
-        for raw in rows:
-            if str(json.loads(raw).get("text", "")).strip() in wanted:
-                removed += int(await self.redis.lrem(keys.admin_unanswered(), 0, raw))
-        return removed
+        return await self.store.resolve(texts)
 
     async def recent_questions(self, limit: int = 300) -> list[str]:
         """Distinct recent customer questions, newest first, for regression replays."""
-        rows = await self.redis.lrange(keys.admin_questions(), -limit * 3, -1)
-        texts = [str(json.loads(r)["text"]) for r in reversed(rows)]
-        unanswered = [str(json.loads(r)["text"]) for r in
-                      reversed(await self.redis.lrange(keys.admin_unanswered(), -limit, -1))]
-        return list(dict.fromkeys([*texts, *unanswered]))[:limit]
+        return await self.store.recent_questions(limit)
 
 
 def probe(text: str) -> Conversation:

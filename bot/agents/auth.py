@@ -12,7 +12,6 @@ import base64
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -22,9 +21,9 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 
-from bot import keys
 from bot.config import ROLES, AgentsConfig
 from bot.errors import BadRequest
+from bot.storage.agents import AgentAccounts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,25 +78,6 @@ def _name_part(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:16]
 
 
-# KEYS: pair, address, name counters.  ARGV: window seconds, pair, address, name limits.
-# Checks all three and counts the attempt in one step, so parallel guesses cannot overshoot.
-_RESERVE_LOGIN = """
-for i = 1, 3 do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i + 1]) then return i end
-end
-for i = 1, 3 do
-  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
-end
-return 0
-"""
-# KEYS: pair, address, name counters: the attempt just counted was a success.
-_GOOD_LOGIN = """
-redis.call('DEL', KEYS[1])
-for i = 2, 3 do
-  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
-end
-return 0
-"""
 _LOCKED = {1: "too many failed logins from this address for this name",
            2: "too many failed logins from this address",
            3: "too many failed logins for this name"}
@@ -165,6 +145,7 @@ class AgentDirectory:
 
     def __init__(self, redis: aioredis.Redis, config: AgentsConfig) -> None:
         self.redis = redis
+        self.accounts = AgentAccounts(redis)
         self.config = config
         self._configured: dict[str, _Record] = {}
         self._pending = 0
@@ -177,11 +158,10 @@ class AgentDirectory:
                 "config-" + _name_part(user.password_hash + user.role))
 
     async def _stored(self, name: str) -> dict[str, object] | None:
-        raw = await self.redis.hget(keys.agent_users(), name)
-        return None if raw is None else dict(json.loads(raw))
+        return await self.accounts.account(name)
 
     async def _save(self, name: str, data: dict[str, object]) -> None:
-        await self.redis.hset(keys.agent_users(), name, json.dumps(data, ensure_ascii=False))
+        await self.accounts.save_account(name, data)
 
     async def _record(self, name: str) -> _Record | None:
         if name in self._configured:
@@ -257,30 +237,25 @@ class AgentDirectory:
         """Remove a stored agent: sessions end at once, API tokens are revoked; returns tokens revoked."""
         if name in self._configured:
             raise BadRequest(f"{name!r} is in agents.users of the config file: remove them there", status=409)
-        if not await self.redis.hdel(keys.agent_users(), name):
+        if not await self.accounts.remove_account(name):
             raise BadRequest(f"no agent named {name!r}", status=404)
         return await self.revoke_tokens(name)
 
     async def revoke_tokens(self, name: str) -> int:
         """Revoke every API token of ``name``; returns how many there were."""
-        doomed = [digest async for digest, owner in self.redis.hscan_iter(keys.agent_tokens()) if owner == name]
-        if doomed:
-            await self.redis.hdel(keys.agent_tokens(), *doomed)
-        return len(doomed)
+        return await self.accounts.revoke_tokens(name)
 
     async def unlock(self, name: str) -> None:
         """Lift the login limits on ``name`` (every address), e.g. after a guessing attack."""
-        part = _name_part(name)
-        doomed = [k async for k in self.redis.scan_iter(match=keys.agent_login_attempts("pair", f"{part}:*"))]
-        await self.redis.delete(keys.agent_login_attempts("name", part), *doomed)
+        await self.accounts.unlock(_name_part(name))
 
     async def get(self, name: str) -> Agent | None:
         record = await self._record(name)
         return None if record is None else record.agent
 
     async def all(self) -> list[Agent]:
-        stored = await self.redis.hgetall(keys.agent_users())
-        agents = {str(name): _agent_from(str(name), json.loads(raw)) for name, raw in stored.items()}
+        stored = await self.accounts.accounts()
+        agents = {name: _agent_from(name, data) for name, data in stored.items()}
         agents.update({name: record.agent for name, record in self._configured.items()})
         return sorted(agents.values(), key=lambda a: a.name)
 
@@ -304,10 +279,8 @@ class AgentDirectory:
         costs one hash, known name or not, so neither the time nor the answer tells real names
         from made-up ones."""
         part = _name_part(name)
-        counters = [keys.agent_login_attempts("pair", f"{part}:{client}"),
-                    keys.agent_login_attempts("address", client), keys.agent_login_attempts("name", part)]
-        refused = int(await self.redis.eval(_RESERVE_LOGIN, 3, *counters, LOGIN_WINDOW_SECONDS,
-                                            PAIR_LIMIT, ADDRESS_LIMIT, NAME_LIMIT))
+        refused = await self.accounts.reserve_login(part, client, LOGIN_WINDOW_SECONDS,
+                                                    (PAIR_LIMIT, ADDRESS_LIMIT, NAME_LIMIT))
         if refused:
             raise BadRequest(f"{_LOCKED[refused]}; try again in 15 minutes", status=429)
         record = await self._record(name)
@@ -316,13 +289,13 @@ class AgentDirectory:
         ok = await self._off_loop(lambda: verify_password(password, stored or _dummy_hash()))
         if record is None or not ok or record.agent.disabled:
             return None
-        await self.redis.eval(_GOOD_LOGIN, 3, *counters)  # a good login is not a failure
+        await self.accounts.good_login(part, client)  # a good login is not a failure
         if needs_rehash(record.password_hash):
             await self._rehash(name, password)
         session = Session(secrets.token_urlsafe(32), record.agent, secrets.token_urlsafe(24))
         ttl = max(60, int(self.config.session_hours * 3600))
-        await self.redis.set(keys.agent_session(session.token), json.dumps(
-            {"name": name, "role": record.agent.role, "csrf": session.csrf, "epoch": record.epoch}), ex=ttl)
+        await self.accounts.save_session(session.token, {
+            "name": name, "role": record.agent.role, "csrf": session.csrf, "epoch": record.epoch}, ttl)
         return session
 
     async def _rehash(self, name: str, password: str) -> None:
@@ -337,29 +310,28 @@ class AgentDirectory:
             await self._save(name, data)
 
     async def session(self, token: str) -> Session | None:
-        raw = await self.redis.get(keys.agent_session(token))
-        if raw is None:
+        data = await self.accounts.session(token)
+        if data is None:
             return None
-        data = json.loads(raw)
         record = await self._record(data["name"])
         # removed, disabled, demoted/promoted or given a new password since logging in: the session is over
         if (record is None or record.agent.disabled or record.agent.role != data["role"]
                 or record.epoch != data.get("epoch", "0")):
-            await self.redis.delete(keys.agent_session(token))
+            await self.accounts.end_session(token)
             return None
         return Session(token, record.agent, data["csrf"])
 
     async def logout(self, token: str) -> None:
-        await self.redis.delete(keys.agent_session(token))
+        await self.accounts.end_session(token)
 
     async def issue_token(self, name: str) -> str:
         if await self._record(name) is None:
             raise BadRequest(f"no agent named {name!r}", status=404)
         token = "kefu_" + secrets.token_urlsafe(32)
-        await self.redis.hset(keys.agent_tokens(), _token_digest(token), name)
+        await self.accounts.save_token(_token_digest(token), name)
         return token
 
     async def by_token(self, token: str) -> Agent | None:
-        name = await self.redis.hget(keys.agent_tokens(), _token_digest(token))
-        agent = None if name is None else await self.get(str(name))
+        name = await self.accounts.token_owner(_token_digest(token))
+        agent = None if name is None else await self.get(name)
         return None if agent is None or agent.disabled else agent

@@ -21,18 +21,19 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot import keys
 from bot.agents.auth import Agent, AgentDirectory
 from bot.agents.events import EventBus
 from bot.agents.hours import ServiceHours
 from bot.agents.packet import build_packet
 from bot.agents.survey import ask, ask_comment, is_no_comment, parse_rating
-from bot.agents.tickets import PRIORITY, Ticket, TicketStore, candidates_json, mask_phones, summarize
+from bot.agents.tickets import PRIORITY, Ticket, candidates_json, mask_phones, summarize
 from bot.channels.base import Channel, DeliveryDeferred
 from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
 from bot.errors import BadRequest
 from bot.privacy import mask_pii
+from bot.storage.desk import DeskRecords
+from bot.storage.tickets import TicketStore
 from bot.store import REDIS_ERRORS, Store
 from bot.types import (
     Action,
@@ -92,6 +93,7 @@ class HumanDesk:
         self.mask_exports = config.security.mask_exports
         self.clock = clock
         self.tickets = TicketStore(store.redis, clock)
+        self.records = DeskRecords(store.redis)
         self.events = EventBus(store.redis)
         self.directory = AgentDirectory(store.redis, config.agents)
         self.channels: Mapping[str, Channel] = {}
@@ -159,9 +161,9 @@ class HumanDesk:
     # ----- the customer across channels --------------------------------------------------------
 
     async def _card(self, identity: str) -> tuple[str, dict[str, Any]]:
-        customer_id = str(await self.store.redis.hget(keys.agent_identities(), identity) or identity)
-        raw = await self.store.redis.get(keys.agent_customer_card(customer_id))
-        card: dict[str, Any] = json.loads(raw) if raw else {"name": "", "identities": [identity], "attributes": {}}
+        customer_id, stored = await self.records.card(identity)
+        card: dict[str, Any] = stored if stored is not None else {
+            "name": "", "identities": [identity], "attributes": {}}
         return customer_id, card
 
     async def customer(self, channel: str, user_id: str) -> dict[str, Any]:
@@ -174,8 +176,7 @@ class HumanDesk:
             tickets += await self.tickets.customer_history(ident_channel, ident_user)
         tickets.sort(key=lambda t: t.created_at, reverse=True)
         ids = {t.id for t in tickets}
-        rows: list[str] = await self.store.redis.zrange(keys.agent_followups(), 0, -1)  # type: ignore[assignment]
-        followups = [r for r in (json.loads(raw) for raw in rows) if r["ticket_id"] in ids]
+        followups = [r for r in await self.records.follow_ups() if r["ticket_id"] in ids]
         name = card.get("name") or next((t.customer_name for t in tickets if t.customer_name), "")
         ratings = [t.rating for t in tickets if t.rating]
         return {"id": customer_id, "name": name, "identities": card["identities"],
@@ -205,7 +206,7 @@ class HumanDesk:
             if len(current) > 30:
                 raise BadRequest("at most 30 attributes per customer")
             card["attributes"] = current
-        await self.store.redis.set(keys.agent_customer_card(customer_id), json.dumps(card, ensure_ascii=False))
+        await self.records.save_card(customer_id, card)
         return await self.customer(channel, user_id)
 
     async def link_customer(self, channel: str, user_id: str, other: str) -> dict[str, Any]:
@@ -221,18 +222,11 @@ class HumanDesk:
         card["identities"] = merged
         card["attributes"] = {**other_card.get("attributes", {}), **card.get("attributes", {})}
         card["name"] = card.get("name") or other_card.get("name", "")
-        async with self.store.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.agent_customer_card(customer_id), json.dumps(card, ensure_ascii=False))
-            for identity in merged:
-                pipe.hset(keys.agent_identities(), identity, customer_id)
-            if other_id != customer_id:
-                pipe.delete(keys.agent_customer_card(other_id))
-            await pipe.execute()
+        await self.records.link(customer_id, card, merged, other_id)
         return await self.customer(channel, user_id)
 
     async def accepts(self, conversation: Conversation) -> bool:
-        return not await self.store.redis.hexists(keys.agent_blocked(),
-                                                  f"{conversation.channel}:{conversation.user_id}")
+        return not await self.records.is_blocked(f"{conversation.channel}:{conversation.user_id}")
 
     async def block(self, ticket_id: str, agent: Agent, reason: str) -> Ticket:
         """Put the ticket's customer on the blocked list (abuse) and close the ticket: the bot
@@ -245,8 +239,7 @@ class HumanDesk:
             self._owned(ticket, agent)
         record = {"name": ticket.customer_name, "reason": reason, "by": agent.name, "at": self.clock(),
                   "channel": ticket.channel, "user_id": ticket.user_id}
-        await self.store.redis.hset(keys.agent_blocked(), f"{ticket.channel}:{ticket.user_id}",
-                                    json.dumps(record, ensure_ascii=False))
+        await self.records.block(f"{ticket.channel}:{ticket.user_id}", record)
         await self.tickets.add_note(ticket.id, agent.name, f"customer blocked: {reason}", kind="blocked")
         log.info("customer %s:%s blocked by %s", ticket.channel, ticket.user_id, agent.name)
         if ticket.open:
@@ -261,13 +254,12 @@ class HumanDesk:
         return fresh
 
     async def blocked(self) -> list[dict[str, Any]]:
-        rows: dict[str, str] = await self.store.redis.hgetall(keys.agent_blocked())  # type: ignore[assignment]
-        return sorted((json.loads(raw) for raw in rows.values()), key=lambda r: -float(r["at"]))
+        return sorted(await self.records.blocked(), key=lambda r: -float(r["at"]))
 
     async def unblock(self, lead: Agent, channel: str, user_id: str) -> None:
         if not lead.admin:
             raise BadRequest("admins only", status=403)
-        if not await self.store.redis.hdel(keys.agent_blocked(), f"{channel}:{user_id}"):
+        if not await self.records.unblock(f"{channel}:{user_id}"):
             raise BadRequest(f"{channel}:{user_id} is not blocked", status=404)
         log.info("customer %s:%s unblocked by %s", channel, user_id, lead.name)
 
@@ -337,26 +329,24 @@ class HumanDesk:
 
     async def survey_answer(self, conversation: Conversation, line: TranscriptLine) -> SurveyTurn | None:
         """Read a message after "resolved" as the rating / comment, or None to let the bot answer."""
-        raw = await self.store.redis.get(keys.agent_survey(conversation.id))
-        if raw is None:
+        survey = await self.records.survey(conversation.id)
+        if survey is None:
             return None
-        survey = json.loads(raw)
         ticket_id, language = survey["ticket"], conversation.language
         if survey["stage"] == "rating":
             rating = parse_rating(line.text)
             if rating is None:
-                await self.store.redis.delete(keys.agent_survey(conversation.id))
+                await self.records.end_survey(conversation.id)
                 return None
             await self.tickets.set_fields(ticket_id, rating=str(rating), rated_at=repr(self.clock()))
-            await self.store.redis.xadd(keys.agent_ratings(), {
+            await self.records.add_rating({
                 "ticket": ticket_id, "agent": survey.get("agent", ""), "rating": str(rating),
                 "channel": conversation.channel, "at": repr(self.clock())})
             ttl = max(60, int(self.config.survey_hours * 3600))
-            await self.store.redis.set(keys.agent_survey(conversation.id),
-                                       json.dumps({**survey, "stage": "comment"}), ex=ttl)
+            await self.records.save_survey(conversation.id, {**survey, "stage": "comment"}, ttl)
             await self.events.publish("rating", ticket_id=ticket_id, rating=rating, agent=survey.get("agent", ""))
             return SurveyTurn((ask_comment(language),), ConversationState.CLOSED)
-        await self.store.redis.delete(keys.agent_survey(conversation.id))
+        await self.records.end_survey(conversation.id)
         if not is_no_comment(line.text):
             await self.tickets.set_fields(ticket_id, comment=line.text[:1000])
             await self.events.publish("rating", ticket_id=ticket_id, comment=line.text[:1000])
@@ -365,18 +355,16 @@ class HumanDesk:
     # ----- queue information -------------------------------------------------------------------
 
     async def last_seen(self) -> dict[str, float]:
-        rows: list[tuple[str, float]] = await self.store.redis.zrange(  # type: ignore[assignment]
-            keys.agent_presence(), 0, -1, withscores=True)
-        return {str(name): float(score) for name, score in rows}
+        return await self.records.last_seen()
 
     async def statuses(self) -> dict[str, dict[str, Any]]:
         """Every agent's presence: what they chose, made "offline" when their console is gone."""
         now = self.clock()
         seen = await self.last_seen()
-        chosen: dict[str, str] = await self.store.redis.hgetall(keys.agent_status())  # type: ignore[assignment]
+        chosen = await self.records.chosen_statuses()
         result: dict[str, dict[str, Any]] = {}
         for name in set(seen) | set(chosen):
-            data: dict[str, Any] = json.loads(chosen[name]) if name in chosen else {
+            data: dict[str, Any] = chosen[name] if name in chosen else {
                 "status": "online", "since": seen.get(name, 0.0)}
             alive = seen.get(name, 0.0) >= now - PRESENCE_SECONDS
             status = data["status"] if alive else "offline"
@@ -389,9 +377,9 @@ class HumanDesk:
 
     async def mark_online(self, agent: str) -> None:
         """A console heartbeat.  Coming back after a logout counts as choosing "online"."""
-        await self.store.redis.zadd(keys.agent_presence(), {agent: self.clock()})
-        raw = await self.store.redis.hget(keys.agent_status(), agent)
-        if raw is None or json.loads(raw)["status"] == "offline":
+        await self.records.heartbeat(agent, self.clock())
+        chosen = await self.records.chosen_status(agent)
+        if chosen is None or chosen["status"] == "offline":
             await self.set_status(agent, "online")
 
     async def set_status(self, agent: str, status: str) -> dict[str, Any]:
@@ -399,7 +387,7 @@ class HumanDesk:
         if status not in (*STATUSES, "offline"):
             raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
         presence = {"status": status, "since": self.clock()}
-        await self.store.redis.hset(keys.agent_status(), agent, json.dumps(presence))
+        await self.records.choose_status(agent, presence)
         await self.events.publish("presence", agent=agent, **presence)
         if status == "online":
             self._soon(self.assign_waiting())
@@ -490,8 +478,7 @@ class HumanDesk:
             if index >= 20:
                 break
             position = index + 1
-            data = await self.store.redis.hmget(keys.agent_ticket(ticket.id), ["last_position", "last_position_at"])
-            last, last_at = int(data[0] or 0), float(data[1] or 0)
+            last, last_at = await self.tickets.last_position(ticket.id)
             if last and position >= last:
                 continue
             if self.clock() - last_at < self.config.queue_update_seconds:
@@ -640,7 +627,7 @@ class HumanDesk:
         sent = await self._tell(ticket, lambda lang: Reply(text), role=Role.AGENT, agent=agent.name,
                                 agent_name=agent.shown, state=ConversationState.AGENT, strict=True)
         if not ticket.first_response_at:  # the team view's first-response time
-            await self.store.redis.hsetnx(keys.agent_ticket(ticket.id), "first_response_at", repr(self.clock()))
+            await self.tickets.first_response(ticket.id, self.clock())
         return sent
 
     async def typing(self, ticket_id: str, agent: Agent) -> None:
@@ -755,7 +742,7 @@ class HumanDesk:
             if status == "resolved":
                 ttl = max(60, int(self.config.survey_hours * 3600))
                 survey = {"ticket": ticket.id, "stage": "rating", "agent": ticket.owner}
-                await self.store.redis.set(keys.agent_survey(ticket.conversation_id), json.dumps(survey), ex=ttl)
+                await self.records.save_survey(ticket.conversation_id, survey, ttl)
             ticket = await self._ticket(ticket_id)
             written = await self._write(ticket, make, state=state, kind=kind)
             await self.tickets.set_fields(ticket_id, text=_searchable(written[1], ticket.created_at))
@@ -771,7 +758,7 @@ class HumanDesk:
         ticket = await self._ticket(ticket_id)
         due = self.clock() + minutes * 60
         reminder = {"ticket_id": ticket.id, "agent": agent.name, "text": text.strip()[:500], "due": due}
-        await self.store.redis.zadd(keys.agent_followups(), {json.dumps(reminder, ensure_ascii=False): due})
+        await self.records.add_follow_up(reminder, due)
         await self.tickets.add_note(ticket.id, agent.name, f"follow-up due in {minutes:g} min: {reminder['text']}",
                                     kind="follow_up")
         await self.events.publish("note", ticket_id=ticket.id)
@@ -779,9 +766,8 @@ class HumanDesk:
 
     async def sla_sweep(self) -> dict[str, int]:
         """Escalate tickets waiting too long and fire due follow-up reminders; one worker at a time."""
-        redis = self.store.redis
         lease = max(1, int(self.config.sla_check_seconds))
-        if not await redis.set(keys.agent_sla_lock(), "1", nx=True, ex=lease):
+        if not await self.records.sla_lease(lease):
             return {"escalated": 0, "reminded": 0, "returned": 0, "assigned": 0}
         now = self.clock()
         escalated = reminded = 0
@@ -799,21 +785,16 @@ class HumanDesk:
                     await self.events.publish("escalated", ticket=(fresh or ticket).to_json(), minutes=minutes)
         returned = await self.return_absent()
         assigned = await self.assign_waiting()
-        due: list[str] = await redis.zrangebyscore(keys.agent_followups(), "-inf", now)  # type: ignore[assignment]
-        for raw in due:
-            if await redis.zrem(keys.agent_followups(), raw):  # only one worker wins each reminder
-                reminded += 1
-                reminder = json.loads(raw)
-                await self.events.publish("reminder", **reminder)
+        async for reminder in self.records.take_due_follow_ups(now):  # only one worker wins each reminder
+            reminded += 1
+            await self.events.publish("reminder", **reminder)
         return {"escalated": escalated, "reminded": reminded, "returned": returned, "assigned": assigned}
 
     async def pending_reminders(self, agent: str) -> list[dict[str, Any]]:
-        rows: list[str] = await self.store.redis.zrange(keys.agent_followups(), 0, -1)  # type: ignore[assignment]
-        return [r for r in (json.loads(raw) for raw in rows) if r["agent"] == agent]
+        return [r for r in await self.records.follow_ups() if r["agent"] == agent]
 
     async def ratings(self, limit: int = 100) -> dict[str, Any]:
-        rows: list[tuple[str, dict[str, str]]] = await self.store.redis.xrevrange(  # type: ignore[assignment]
-            keys.agent_ratings(), count=limit)
+        rows = await self.records.latest_ratings(limit)
         items = [{"id": entry_id, **fields} for entry_id, fields in rows]
         scores = [int(item["rating"]) for item in items]
         return {"ratings": items, "count": len(scores),
@@ -838,7 +819,7 @@ class HumanDesk:
             if who and who not in ticket.customer_name.lower() and who not in ticket.user_id.lower():
                 continue
             if needle:
-                raw = await self.store.redis.hget(keys.agent_ticket(ticket.id), "text") or ""
+                raw = await self.tickets.searchable_text(ticket.id)
                 haystack = " ".join([str(raw), ticket.summary, json.dumps(wrap, ensure_ascii=False), ticket.comment])
                 if needle not in haystack.lower():
                     continue

@@ -18,7 +18,7 @@ from telegram.error import BadRequest as TelegramBadRequest
 from telegram.error import NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
 
-from bot import keys
+from bot.storage.channels import ChannelState
 from bot.store import Store
 from bot.types import Suggestion
 
@@ -75,7 +75,7 @@ async def callback_data(store: Store, payload: str) -> str:
     if len(payload.encode("utf-8")) <= MAX_CALLBACK_DATA and not payload.startswith(CALLBACK_PREFIX):
         return payload
     short = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
-    await store.redis.set(keys.channel_state("telegram", f"callback:{short}"), payload, ex=CALLBACK_TTL_SECONDS)
+    await ChannelState(store.redis, "telegram").save_payload(short, payload, CALLBACK_TTL_SECONDS)
     return CALLBACK_PREFIX + short
 
 
@@ -83,8 +83,7 @@ async def payload_of(store: Store, data: str) -> str | None:
     """The payload a pressed button stands for; None if a stored one expired."""
     if not data.startswith(CALLBACK_PREFIX):
         return data
-    value = await store.redis.get(keys.channel_state("telegram", f"callback:{data[len(CALLBACK_PREFIX):]}"))
-    return None if value is None else str(value)
+    return await ChannelState(store.redis, "telegram").payload(data[len(CALLBACK_PREFIX):])
 
 
 async def keyboard(store: Store, suggestions: tuple[Suggestion, ...]) -> InlineKeyboardMarkup | None:

@@ -19,12 +19,10 @@ import secrets
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
 from starlette.requests import Request
 
-from bot import keys
-from bot.errors import BadRequest, StoreUnavailable
-from bot.store import REDIS_ERRORS
+from bot.errors import BadRequest
+from bot.storage.web import WebSessions
 
 VISITOR_ID = re.compile(r"^v_[0-9a-f]{32}$")
 TOKEN = re.compile(r"^(v_[0-9a-f]{32})\.([A-Za-z0-9_-]{43})$")
@@ -38,18 +36,13 @@ def _signature(secret: bytes, visitor_id: str) -> str:
 class VisitorTokens:
     """Issues and verifies visitor tokens; the secret is read once, lazily."""
 
-    def __init__(self, redis: aioredis.Redis, secret: str = "") -> None:
-        self.redis = redis
+    def __init__(self, sessions: WebSessions, secret: str = "") -> None:
+        self.sessions = sessions
         self._secret = secret.encode() if secret else b""
 
     async def _key(self) -> bytes:
         if not self._secret:
-            try:
-                await self.redis.set(keys.web_visitor_secret(), secrets.token_urlsafe(32), nx=True)
-                stored = await self.redis.get(keys.web_visitor_secret())
-            except REDIS_ERRORS as exc:
-                raise StoreUnavailable(str(exc)) from exc
-            self._secret = str(stored).encode()
+            self._secret = (await self.sessions.visitor_secret()).encode()
         return self._secret
 
     async def issue(self) -> tuple[str, str]:

@@ -24,14 +24,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot import keys
 from bot.channels.visitor import VisitorTokens, check_origin, session_of, signed_customer
 from bot.config import SecurityConfig, WebChannelConfig
 from bot.engine import Engine
-from bot.errors import BadRequest, StoreUnavailable
+from bot.errors import BadRequest
 from bot.json_body import json_object
 from bot.static_assets import content_security_policy, static_asset
-from bot.store import REDIS_ERRORS, Store
+from bot.store import Store
 from bot.types import Attachment, Conversation, InboundMessage, Reply, Role, TranscriptLine, TurnResult
 
 CHANNEL = "web"
@@ -89,20 +88,6 @@ def lines_json(lines: Sequence[TranscriptLine], after: int) -> list[dict[str, An
     return shown
 
 
-# KEYS: the conversation, this address's and everyone's new-session counters, the session's
-# "already admitted" mark.  ARGV: both limits, how long the mark lasts.  A known session (or one
-# admitted when its visitor token was issued) passes; a new one is counted and marked, or
-# refused (1) when a limit is used up.
-_ADMIT = """
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return 1 end
-if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[2]) then return 1 end
-for i = 2, 3 do redis.call('INCR', KEYS[i]); redis.call('EXPIRE', KEYS[i], 120) end
-redis.call('SET', KEYS[4], '1', 'EX', ARGV[3])
-return 0
-"""
-
-
 def _address(request: Request) -> str:
     """The client's address: the TCP peer, or X-Forwarded-For's when uvicorn trusts the proxy."""
     return request.client.host if request.client else "-"
@@ -118,7 +103,7 @@ class WebChannel:
         self.config = config or WebChannelConfig()
         self.security = security or SecurityConfig()
         self.clock = clock
-        self.tokens = VisitorTokens(store.redis, self.config.secret)
+        self.tokens = VisitorTokens(store.web, self.config.secret)
         self._stopping = asyncio.Event()
 
     def routes(self) -> list[BaseRoute]:
@@ -277,14 +262,8 @@ class WebChannel:
         if not per_address and not overall:
             return
         window = int(self.clock() // 60)
-        try:
-            refused = await self.store.redis.eval(
-                _ADMIT, 4, keys.conversation(f"{CHANNEL}:{session}"), keys.new_web_sessions(address, window),
-                keys.new_web_sessions("all", window), keys.web_session_admitted(f"{CHANNEL}:{session}"),
-                per_address or 2**31, overall or 2**31, ADMITTED_SECONDS)
-        except REDIS_ERRORS as exc:  # 503 + retry, like the turn itself would
-            raise StoreUnavailable(str(exc)) from exc
-        if int(refused):
+        if not await self.store.web.admit(f"{CHANNEL}:{session}", address, window, per_address or 2**31,
+                                          overall or 2**31, ADMITTED_SECONDS):
             raise BadRequest("too many new chats from your network; please wait a minute / "
                              "新会话过多，请一分钟后再试", status=429)
 

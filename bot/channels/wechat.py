@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -35,7 +34,6 @@ from wechatpy import parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.held import STORE_ERRORS
 from bot.channels.wechat_common import (
@@ -246,18 +244,17 @@ class WeChatChannel(WeChatFamilyChannel):
 
     async def _remember(self, message_id: str, text: str | None) -> None:
         """Record how this message's answer goes out, for WeChat's retries of it."""
-        value = json.dumps({"mode": "custom"} if text is None else {"mode": "passive", "text": text},
-                           ensure_ascii=False)
-        await self.store.redis.set(keys.turn_reply(CHANNEL, message_id), value, ex=RETRY_MEMORY_SECONDS)
+        await self.state.remember_reply(
+            message_id, {"mode": "custom"} if text is None else {"mode": "passive", "text": text},
+            RETRY_MEMORY_SECONDS)
 
     async def _retry(self, msg: InboundMessage) -> str | None:
         """A retry of a message another request owns: repeat its passive reply, or stay quiet
         while the owner is still deciding / delivering as a customer-service message."""
         deadline = time.monotonic() + self.config.passive_reply_seconds
         while True:
-            raw = await self.store.redis.get(keys.turn_reply(CHANNEL, msg.message_id))
-            if raw:
-                data = json.loads(raw)
+            data = await self.state.remembered_reply(msg.message_id)
+            if data:
                 log.info("WeChat retried %s; answering as the first delivery did (%s)", msg.message_id, data["mode"])
                 if data["mode"] == "passive":
                     return str(data["text"]) or None

@@ -33,13 +33,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.held import HeldWork, PlatformUnavailable, platform_retries
 from bot.errors import BadRequest, KefuError
 from bot.privacy import redact_secrets
+from bot.storage.channels import ChannelState
+from bot.storage.outbox import DeliveryWindows
 from bot.store import REDIS_ERRORS, Store
-from bot.types import Conversation, InboundMessage, Reply, Suggestion, TurnResult
+from bot.types import Conversation, InboundMessage, Reply, TurnResult
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ class AccessTokens:
     def __init__(self, redis: aioredis.Redis, http: httpx.AsyncClient, channel: str, fetch: TokenFetcher,
                  clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
+        self.state = ChannelState(redis, channel)
         self.http = http
         self.channel = channel
         self.fetch = fetch
@@ -195,12 +197,8 @@ class AccessTokens:
         return expires > self.clock()
 
     async def _cached(self) -> tuple[str, float] | None:
-        raw = await self.redis.get(keys.access_token(self.channel))
-        if not raw:
-            return None
-        data = json.loads(raw)
-        token, expires = str(data["token"]), float(data["expires"])
-        return (token, expires) if self._fresh(expires) else None
+        stored = await self.state.access_token()
+        return stored if stored is not None and self._fresh(stored[1]) else None
 
     async def get(self) -> str:
         if self._token and self._fresh(self._expires):
@@ -210,7 +208,7 @@ class AccessTokens:
                 return self._token
             deadline = time.monotonic() + 30
             while (cached := await self._cached()) is None:
-                lock = self.redis.lock(keys.access_token_lock(self.channel), timeout=30)
+                lock = self.state.access_token_lock(30)
                 if await lock.acquire(blocking=False):
                     try:
                         cached = await self._cached() or await self._refresh()
@@ -230,8 +228,7 @@ class AccessTokens:
         token, expires_in = await self.fetch(self.http)
         margin = min(300.0, expires_in / 5)
         expires = self.clock() + expires_in - margin
-        await self.redis.set(keys.access_token(self.channel), json.dumps({"token": token, "expires": expires}),
-                             ex=max(1, int(expires_in)))
+        await self.state.save_access_token(token, expires, max(1, int(expires_in)))
         log.info("%s access token refreshed (valid %ss)", self.channel, expires_in)
         return token, expires
 
@@ -241,7 +238,7 @@ class AccessTokens:
             self._token, self._expires = "", 0.0
         cached = await self._cached()
         if cached is not None and cached[0] == token:
-            await self.redis.delete(keys.access_token(self.channel))
+            await self.state.drop_access_token()
 
 
 class ApiClient:
@@ -292,16 +289,6 @@ async def request_json(http: httpx.AsyncClient, method: str, url: str, *, params
     return data
 
 
-_RESERVE = """
-local last = tonumber(redis.call('HGET', KEYS[1], 'window_last_in') or '0')
-if tonumber(ARGV[1]) - last > tonumber(ARGV[2]) then return 'window_closed' end
-local sent = tonumber(redis.call('HGET', KEYS[1], 'window_sent') or '0')
-if sent >= tonumber(ARGV[3]) then return 'quota_used' end
-redis.call('HINCRBY', KEYS[1], 'window_sent', 1)
-return 'ok'
-"""
-
-
 PASSING_ERROR = "api_error:-1"  # transport failure, 5xx or WeChat's "system busy": retrying can help
 
 
@@ -318,6 +305,7 @@ class Outbox:
         ``retry`` retries queues the API refused with a passing error (5xx, network, "system
         busy") until it takes them, instead of waiting for the customer to write."""
         self.redis = redis
+        self.windows = DeliveryWindows(redis, channel)
         self.channel = channel
         self.send = send
         self.blocked = blocked
@@ -326,39 +314,21 @@ class Outbox:
         self.quota = quota
         self.retry = retry
 
-    def _customer(self, user_id: str) -> str:
-        return keys.customer(self.channel, user_id)
-
     async def customer_wrote(self, user_id: str) -> None:
         """The customer wrote: the window reopens with a fresh quota."""
-        await self.redis.hset(self._customer(user_id), mapping={
-            "window_last_in": str(self.clock()), "window_sent": "0", "window_blocked": ""})
+        await self.windows.opened(user_id, self.clock())
 
     async def _reserve(self, user_id: str) -> str:
-        result = await self.redis.eval(_RESERVE, 1, self._customer(user_id), str(self.clock()),
-                                       str(self.window_seconds), str(self.quota))
-        return str(result)
+        return await self.windows.reserve(user_id, self.clock(), self.window_seconds, self.quota)
 
     async def _mark(self, user_id: str, reason: str) -> None:
-        fields: dict[Any, Any] = {"window_blocked": reason}
-        if reason == "quota_used":
-            fields["window_sent"] = str(self.quota)
-        elif reason == "window_closed":
-            fields["window_last_in"] = "0"
-        await self.redis.hset(self._customer(user_id), mapping=fields)
+        await self.windows.shut(user_id, reason, self.quota)
 
     async def _queue(self, conversation_id: str, user_id: str, replies: Sequence[Reply], reason: str,
                      front: bool = False) -> None:
-        items = [json.dumps({"text": r.text, "suggestions": [[s.label, s.payload] for s in r.suggestions],
-                             "queued_at": self.clock()}, ensure_ascii=False) for r in replies]
-        if not items:
-            return
-        if front:
-            await self.redis.lpush(keys.outbox(conversation_id), *reversed(items))
-        else:
-            await self.redis.rpush(keys.outbox(conversation_id), *items)
-        await self.redis.hset(self._customer(user_id), "window_blocked", reason)
-        log.warning("%s: %d message(s) for %s queued (%s)", self.channel, len(items), conversation_id, reason)
+        queued = await self.windows.hold(conversation_id, user_id, replies, reason, self.clock(), front)
+        if queued:
+            log.warning("%s: %d message(s) for %s queued (%s)", self.channel, queued, conversation_id, reason)
 
     async def _send_list(self, user_id: str, replies: Sequence[Reply]) -> tuple[int, str]:
         """Send in order until one cannot go; returns (how many were sent, why it stopped)."""
@@ -373,7 +343,7 @@ class Outbox:
                 if shut is not None:
                     await self._mark(user_id, shut)
                     return index, shut
-                await self.redis.hincrby(self._customer(user_id), "window_sent", -1)
+                await self.windows.unreserve(user_id)
                 log.error("%s: sending to %s failed: %s", self.channel, user_id, exc)
                 return index, f"api_error:{exc.errcode}"
         return len(replies), ""
@@ -406,7 +376,7 @@ class Outbox:
 
     async def flush(self, conversation_id: str, user_id: str) -> int:
         """Deliver what waited for the customer to write again; returns how many went out."""
-        if not await self.redis.llen(keys.outbox(conversation_id)):
+        if not await self.windows.held(conversation_id):
             return 0
         try:
             return await self.deliver(conversation_id, user_id, ())
@@ -415,32 +385,21 @@ class Outbox:
             return 0
 
     async def _take(self, conversation_id: str) -> list[Reply]:
-        key = keys.outbox(conversation_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrange(key, 0, -1)
-            pipe.delete(key)
-            raw, _ = await pipe.execute()
-        replies = []
-        for item in raw:
-            data = json.loads(item)
-            replies.append(Reply(data["text"], tuple(Suggestion(str(a), str(b)) for a, b in data["suggestions"])))
-        return replies
+        return await self.windows.take(conversation_id)
 
     def _locked(self, user_id: str) -> Any:
-        return self.redis.lock(keys.delivery_lock(self.channel, user_id), timeout=60, blocking_timeout=60)
+        return self.windows.lock(user_id)
 
     async def status(self, conversation_id: str, user_id: str) -> DeliveryStatus:
         """Why messages to this customer are waiting, and how many more may go now."""
         try:
-            queued = int(await self.redis.llen(keys.outbox(conversation_id)))
-            data = await self.redis.hgetall(self._customer(user_id))
+            queued = await self.windows.held(conversation_id)
+            last, sent, blocked = await self.windows.window(user_id)
         except REDIS_ERRORS:
             return DeliveryStatus(0, "store_unavailable", False, 0, 0.0)
-        last = float(data.get("window_last_in") or 0)
-        sent = int(data.get("window_sent") or 0)
         closes = last + self.window_seconds if last else 0.0
         is_open = bool(last) and closes > self.clock()
-        reason = str(data.get("window_blocked") or "") if queued else ""
+        reason = blocked if queued else ""
         if queued and not reason:
             reason = "window_closed" if not is_open else "quota_used"
         return DeliveryStatus(queued, reason, is_open, max(0, self.quota - sent) if is_open else 0, closes)
@@ -471,6 +430,7 @@ class WeChatFamilyChannel(ABC):
         self._own_http = http is None
         self.http = http or httpx.AsyncClient()
         self.tokens = AccessTokens(store.redis, self.http, self.name, self._fetch_token, clock)
+        self.state = ChannelState(store.redis, self.name)  # reply memory, feed cursors
         self.api = ApiClient(self.http, api_base_url, self.tokens)
         self.unsent = platform_retries(f"{self.name} sends")
         self.outbox = Outbox(store.redis, self.name, self._send, lambda e: self.window_errors.get(e.errcode), clock,

@@ -28,7 +28,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from wechatpy.enterprise.crypto import PrpCrypto
 
-from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.wechat_common import (
     MAX_XML_BYTES,
@@ -95,8 +94,7 @@ class WeComChannel(WeChatFamilyChannel):
         return str(data["access_token"]), int(data.get("expires_in") or 7200)
 
     async def _open_kfid(self, user: str) -> str:
-        stored = await self.redis.hget(keys.customer(CHANNEL, user), "kf_open_kfid")
-        return str(stored or self.config.open_kfid)
+        return await self.state.customer_field(user, "kf_open_kfid") or self.config.open_kfid
 
     async def _send(self, user: str, reply: Reply) -> None:
         await self.api.post("kf/send_msg", kf_message(user, await self._open_kfid(user), reply))
@@ -150,13 +148,13 @@ class WeComChannel(WeChatFamilyChannel):
 
     async def sync(self, open_kfid: str, token: str = "") -> int:
         """Pull and handle everything after the saved cursor; returns how many messages were read."""
-        lock = self.redis.lock(keys.sync_lock(CHANNEL, open_kfid), timeout=300, blocking_timeout=300)
+        lock = self.state.sync_lock(open_kfid, 300)
         if not await lock.acquire():
             log.warning("WeCom: another worker is still syncing %s", open_kfid)
             return 0
         read = 0
         try:
-            cursor = str(await self.redis.get(keys.sync_cursor(CHANNEL, open_kfid)) or "")
+            cursor = await self.state.sync_cursor(open_kfid)
             while True:
                 payload: dict[str, Any] = {"cursor": cursor, "limit": 1000, "open_kfid": open_kfid}
                 if token:
@@ -166,7 +164,7 @@ class WeComChannel(WeChatFamilyChannel):
                     await self._handle_or_give_up(item)
                     read += 1
                 cursor = str(page.get("next_cursor") or cursor)
-                await self.redis.set(keys.sync_cursor(CHANNEL, open_kfid), cursor)  # only after handling
+                await self.state.save_sync_cursor(open_kfid, cursor)  # only after handling
                 if not page.get("has_more"):
                     return read
         finally:
@@ -187,9 +185,7 @@ class WeComChannel(WeChatFamilyChannel):
             await self._handle(item)
         except Exception:
             msgid = str(item.get("msgid") or "")
-            key = keys.sync_failures(CHANNEL, msgid)
-            attempts = int(await self.redis.incr(key))
-            await self.redis.expire(key, 86_400)
+            attempts = await self.state.count_failure(msgid)
             if attempts < MAX_ATTEMPTS:
                 raise
             log.exception("WeCom: giving up on message %s after %d attempts", msgid, attempts)
@@ -211,7 +207,7 @@ class WeComChannel(WeChatFamilyChannel):
         if state == HUMAN:
             log.info("WeCom: %s is with a WeCom servicer; the bot stays out", user)
             return
-        await self.redis.hset(keys.customer(CHANNEL, user), "kf_open_kfid", open_kfid)
+        await self.state.set_customer_field(user, "kf_open_kfid", open_kfid)
         await self.outbox.customer_wrote(user)
         msg = _inbound(item, msgtype, user, msgid, self.clock())
         menu_id = (item.get("text") or {}).get("menu_id") if msgtype == "text" else None
