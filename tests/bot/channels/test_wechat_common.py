@@ -15,7 +15,7 @@ from bot.channels.wecom import WeComChannel
 from bot.config import ChannelsConfig, Config, WeChatConfig, WeComConfig
 from bot.errors import ConfigError
 from bot.preflight import config_problems
-from bot.store import Store
+from bot.store import Store, connect
 from bot.types import InboundMessage, TurnResult
 
 AES_KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode().rstrip("=")
@@ -67,5 +67,5 @@ def test_a_channel_refuses_what_kefu_check_reports_in_the_same_words(channels: C
     reported = [p for p in config_problems(config) if p.startswith(f"channels.{build.name}.")]
     assert reported == section.problems() and len(reported) >= 2
     with pytest.raises(ConfigError) as error:
-        build(section, NoTurns(), Store(None, config.store))  # type: ignore[arg-type]  # refused before any I/O
+        build(section, NoTurns(), Store(connect("memory://"), config.store))  # refused before any I/O
     assert str(error.value) == reported[0]
