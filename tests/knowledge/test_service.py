@@ -8,9 +8,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.admin.knowledge_service import KnowledgeService, ValidationFailed
+from bot.server import status_of
+from knowledge.errors import ValidationFailed
 from knowledge.repository import KnowledgeRepository
 from knowledge.schema import parse_kb
+from knowledge.service import KnowledgeService
 
 SEED = """
 - id: refund-time
@@ -57,7 +59,7 @@ async def test_invalid_entries_name_the_field_and_change_nothing(service: Knowle
         with pytest.raises(ValidationFailed) as failed:
             await service.save(raw, "boss")
         assert failed.value.field == field, str(failed.value)
-        assert failed.value.status == 422
+        assert status_of(failed.value) == 422
     with pytest.raises(ValidationFailed, match="already exists"):
         await service.save({"id": "shipping-fee", "questions": ["q"], "answer": "a"}, "boss", create=True)
     assert await service.version() == start
