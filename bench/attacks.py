@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 from openpyxl import Workbook
 
-from bot.admin.imports import COLUMNS
 from bot.agents.auth import hash_password
+from knowledge.imports import COLUMNS
 from tests.bot.conftest import RedisProcess
 from tests.browser import free_port
 

@@ -402,8 +402,8 @@ async def _purge(config: Config, args: argparse.Namespace) -> None:
 
 async def _kb(config: Config, args: argparse.Namespace) -> None:
     from bot.admin import cli as admin_cli
-    from bot.admin.imports import removal_problem
-    from bot.admin.knowledge_service import KnowledgeService
+    from knowledge.imports import removal_problem
+    from knowledge.service import KnowledgeService
 
     if args.kb_command in admin_cli.COMMANDS:
         await admin_cli.run(config, args)

@@ -28,9 +28,13 @@ from intents.faq import FaqMatcher
 from intents.layer import KefuIntentLayer
 from knowledge.builtin import builtin_examples
 from knowledge.embeddings import set_build_threads
+from knowledge.reload import INCREMENTAL_MAX as INCREMENTAL_MAX  # re-exported: callers import them from here
+from knowledge.reload import changed_entries as changed_entries
+from knowledge.reload import reindex
 from knowledge.repository import KnowledgeRepository
 from knowledge.schema import KnowledgeBase, load_kb
 from knowledge.search import Retriever, build_retriever
+from knowledge.service import KnowledgeService
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +65,15 @@ def build_intent_layer(kb: KnowledgeBase, config: Config, progress: bool = False
 
 def build_live_layer(kb: KnowledgeBase, config: Config, progress: bool = False) -> tuple[IntentLayer, Retriever]:
     """The intent layer over ``kb`` and the retriever under it (for incremental updates)."""
+    retriever = build_retriever_for(kb, config, progress)
+    return layer_on(retriever, kb, config), retriever
+
+
+def build_retriever_for(kb: KnowledgeBase, config: Config, progress: bool = False) -> Retriever:
+    """The retriever over ``kb`` as the config asks (embeddings, out-of-scope lines, examples)."""
     out_of_scope = read_lines(config.knowledge.out_of_scope_path) if config.knowledge.out_of_scope_path else []
     set_build_threads(config.knowledge.build_threads)
-    retriever = build_retriever(
+    return build_retriever(
         kb,
         cache_dir=Path(config.knowledge.cache_dir).expanduser(),
         embeddings=config.intents.embeddings,
@@ -72,23 +82,12 @@ def build_live_layer(kb: KnowledgeBase, config: Config, progress: bool = False) 
         calibrate=config.intents.calibrate,
         progress=progress,
     )
-    return layer_on(retriever, kb, config), retriever
 
 
 def layer_on(retriever: Retriever, kb: KnowledgeBase, config: Config) -> IntentLayer:
     """Wrap an already built retriever into the full intent layer (cheap)."""
     layer: IntentLayer = KefuIntentLayer(FaqMatcher(retriever, config.intents.thresholds), config.intents)
     return with_integrations(layer, kb, config)
-
-
-INCREMENTAL_MAX = 50  # more changed entries than this: rebuild the index from scratch
-
-
-def changed_entries(old: KnowledgeBase, new: KnowledgeBase) -> tuple[list[str], list[str]]:
-    """Ids whose entry is new or differs, and ids that disappeared."""
-    changed = [entry.id for entry in new.entries if old.get(entry.id) != entry]
-    removed = [entry.id for entry in old.entries if new.get(entry.id) is None]
-    return changed, removed
 
 
 def with_integrations(layer: IntentLayer, kb: KnowledgeBase, config: Config) -> IntentLayer:
@@ -153,10 +152,9 @@ class Runtime:
         version = await repository.version()
         if kb is None:
             kb = await repository.load()
-            if kb is None:
+            if kb is None:  # an empty store: seeded through the write path (lock, audit, announcement)
                 path = config.knowledge.path or str(default_kb_path())
-                kb = load_kb(Path(path).expanduser())
-                version = await repository.replace(kb)
+                kb, version = await KnowledgeService(store.redis).seed(load_kb(Path(path).expanduser()), note=path)
                 log.info("knowledge base seeded from %s (%d entries)", path, len(kb))
         layer, retriever = await asyncio.to_thread(build_live_layer, kb, config, progress)
         return cls(config, store, desk or HumanDesk(store, config), LiveKnowledge(kb, layer, version, retriever))
@@ -167,23 +165,22 @@ class Runtime:
         Concurrent calls (a pub/sub message and a version poll at once) are serialised; when
         only a few entries changed, only those are re-indexed."""
         async with self._reload_lock:
-            version = await self.repository.version()
-            if version == self._knowledge.version:
-                return False
-            kb = await self.repository.load()
-            if kb is None:
-                return False
             current = self._knowledge
-            changed, removed = changed_entries(current.kb, kb)
-            if current.retriever is not None and len(changed) + len(removed) <= INCREMENTAL_MAX:
-                upserts = [entry for entry in (kb.get(entry_id) for entry_id in changed) if entry is not None]
-                retriever = await asyncio.to_thread(current.retriever.updated, upserts, removed)
-                layer = layer_on(retriever, kb, self.config)
-            else:
-                layer, retriever = await asyncio.to_thread(build_live_layer, kb, self.config)
-            self._knowledge = LiveKnowledge(kb, layer, version, retriever)
-            metrics.knowledge_version(version)
-            log.info("knowledge version %d loaded (%d changed, %d removed)", version, len(changed), len(removed))
+            rebuilt: list[IntentLayer] = []
+
+            def rebuild(kb: KnowledgeBase) -> Retriever:  # in reindex's thread: the layer is built there too
+                layer, retriever = build_live_layer(kb, self.config)
+                rebuilt.append(layer)
+                return retriever
+
+            fresh = await reindex(self.repository, current.kb, current.version, current.retriever, rebuild)
+            if fresh is None:
+                return False
+            layer = rebuilt[0] if rebuilt else layer_on(fresh.retriever, fresh.kb, self.config)
+            self._knowledge = LiveKnowledge(fresh.kb, layer, fresh.version, fresh.retriever)
+            metrics.knowledge_version(fresh.version)
+            log.info("knowledge version %d loaded (%d changed, %d removed)", fresh.version, len(fresh.changed),
+                     len(fresh.removed))
             return True
 
     async def close(self) -> None:

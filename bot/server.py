@@ -1,7 +1,8 @@
 """Kefu's one ASGI app: web chat, webhooks under ``/webhooks/<channel>``, ``/healthz``.
 
-Errors are translated here, in one place: :class:`BadRequest` → its 4xx, an unreachable store
-→ 503 with a polite message, anything else → 500 without internals.
+Errors are translated here, in one place: :class:`BadRequest` → its 4xx, a domain error → its
+status in ``DOMAIN_STATUS``, an unreachable store → 503 with a polite message, anything else →
+500 without internals.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ from bot.runtime import Runtime
 from bot.static_assets import content_security_policy
 from bot.workers import limit_blas_threads
 from handlers.texts import say
+from knowledge.errors import (
+    EntryNotFound,
+    KnowledgeError,
+    KnowledgeLocked,
+    ValidationFailed,
+    VersionConflict,
+    VersionNotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +168,26 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
+# Domain errors → HTTP status; an error's JSON (``to_json``) is its body (a field error names the field).
+DOMAIN_STATUS: dict[type[Exception], int] = {
+    ValidationFailed: 422, EntryNotFound: 404, VersionNotFound: 404, VersionConflict: 409, KnowledgeLocked: 409,
+}
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status of a domain error (its nearest mapped class), 500 for anything else."""
+    return next((DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS), 500)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KnowledgeError)
+    log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(exc.to_json(), status_code=status_of(exc))
+
+
+DOMAIN_HANDLERS = {cls: _domain_error for cls in DOMAIN_STATUS}
+
+
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """503 with Retry-After: platforms redeliver, and the web chat page resends the same message."""
     log.error("store unavailable during %s %s: %s", request.method, request.url.path, exc)
@@ -237,7 +266,7 @@ def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders, frame_ancestors=frame_ancestors),
                     Middleware(ChatCors, origins=config.channels.web.allowed_origins)],
-        exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable,
+        exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable, **DOMAIN_HANDLERS,
                             # a Redis call outside the store's own wrappers (logins, limits): 503 too
                             RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
                             Exception: _unexpected},

@@ -3,22 +3,22 @@
 Chinese runs become character 1–3-grams (a jieba-free segmentation that still rewards
 matching words such as 退款 or 发票 through the bigrams); Latin runs become lower-cased
 words, light-stemmed, plus word bigrams and in-word character 3–4-grams so plurals and
-typos still overlap.  The index is a TF-IDF (sublinear tf, smoothed idf) matrix whose rows are
-L2-normalised, so a dot product is a cosine in [0, 1].  Building it for 15,000 phrasings
-takes about a second, so after an edit it is simply rebuilt rather than patched.
+typos still overlap.  The index is scikit-learn's TF-IDF over those features (sublinear tf,
+smoothed idf, rows L2-normalised, float32), so a dot product is a cosine in [0, 1].  Building
+it for 15,000 phrasings takes about a second, so after an edit it is simply rebuilt rather
+than patched.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]+|[a-z0-9]+(?:'[a-z]+)?")
@@ -82,40 +82,20 @@ class LexicalIndex:
     """TF-IDF cosine over a fixed list of texts (rebuilt, not patched, when texts change)."""
 
     def __init__(self, texts: Sequence[str]) -> None:
-        docs = [Counter(features(t)) for t in texts]
-        df: Counter[str] = Counter()
-        for doc in docs:
-            df.update(doc.keys())
-        n = len(docs)
-        self._vocab = {term: i for i, term in enumerate(sorted(df))}
-        self._idf = np.array([math.log((1 + n) / (1 + df[t])) + 1.0 for t in sorted(df)], dtype=np.float32)
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        for r, doc in enumerate(docs):
-            for term, tf in doc.items():
-                col = self._vocab[term]
-                rows.append(r)
-                cols.append(col)
-                vals.append((1.0 + math.log(tf)) * float(self._idf[col]))
-        matrix = sparse.csr_matrix(
-            (np.array(vals, dtype=np.float32), (rows, cols)), shape=(n, max(len(self._vocab), 1))
-        )
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        self._matrix = sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix, dtype=np.float32)
-        self._matrix_t = self._matrix.T.tocsr()
+        self._vectorizer: TfidfVectorizer | None = TfidfVectorizer(
+            analyzer=features, sublinear_tf=True, smooth_idf=True, norm="l2", dtype=np.float32)
+        try:
+            matrix = self._vectorizer.fit_transform(texts)
+        except ValueError:  # no text has a single feature (or there are none): nothing can match
+            self._vectorizer = None
+            matrix = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
+        self._matrix = sparse.csr_matrix(matrix, dtype=np.float32)
 
     def vector(self, text: str) -> sparse.csr_matrix:
         """The L2-normalised TF-IDF row of ``text`` (unknown terms are ignored)."""
-        counts = Counter(f for f in features(text) if f in self._vocab)
-        if not counts:
+        if self._vectorizer is None:
             return sparse.csr_matrix((1, self._matrix.shape[1]), dtype=np.float32)
-        cols = [self._vocab[t] for t in counts]
-        vals = np.array([(1.0 + math.log(tf)) * float(self._idf[self._vocab[t]]) for t, tf in counts.items()],
-                        dtype=np.float32)
-        vals /= float(np.linalg.norm(vals)) or 1.0
-        return sparse.csr_matrix((vals, ([0] * len(cols), cols)), shape=(1, self._matrix.shape[1]))
+        return sparse.csr_matrix(self._vectorizer.transform([text]), dtype=np.float32)
 
     def scores(self, text: str) -> NDArray[np.float32]:
         """Cosine of ``text`` against every indexed text, shape ``(n,)``."""
@@ -130,4 +110,6 @@ class LexicalIndex:
         return self._matrix
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        return sparse.vstack([self.vector(t) for t in texts]).tocsr()
+        if self._vectorizer is None:
+            return sparse.csr_matrix((len(texts), self._matrix.shape[1]), dtype=np.float32)
+        return sparse.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)

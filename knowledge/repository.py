@@ -1,21 +1,59 @@
-"""The live knowledge base, kept in the store so every worker answers from the same entries."""
+"""The live knowledge base in the store: entries, version, audit log and change announcements.
+
+The one owner of the ``kb:*`` keys and the one decoder of the entries hash, so every worker
+answers from the same entries and every reader sees them the same way.  Each entry is stored
+as its JSON plus ``_pos`` (its place in the knowledge base's order).  :meth:`commit` writes
+entries, version and audit records in ONE ``MULTI``/``EXEC``; the write lock and the
+announcement around it belong to :class:`knowledge.service.KnowledgeService`.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from bot import keys
-from knowledge.schema import KnowledgeBase, build_kb, parse_entry
+from knowledge.schema import Entry, KnowledgeBase, build_kb, parse_entry
+
+AUDIT_MAX = 20_000
+Document = dict[str, Any]  # one stored entry: its JSON and "_pos"
+
+
+def decode(document: Mapping[str, Any]) -> Entry:
+    """A stored document as an entry.  Lenient (``strict=False``): old data never stops a worker."""
+    fields = {k: v for k, v in document.items() if k != "_pos"}
+    return parse_entry(fields, f"stored entry {document.get('id')!r}", strict=False)
+
+
+def encode(entry: Entry, position: int) -> str:
+    return json.dumps({**entry.to_json(), "_pos": position}, ensure_ascii=False)
+
+
+def in_order(documents: Mapping[str, Document]) -> list[Document]:
+    return sorted(documents.values(), key=lambda d: int(d.get("_pos", 0)))
 
 
 class KnowledgeRepository:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
+    # ------------------------------------------------------------------ reading
+
     async def version(self) -> int:
         return int(await self.redis.get(keys.kb_version()) or 0)
+
+    async def documents(self) -> dict[str, Document]:
+        """Every stored document by entry id (positions included), for planning a write."""
+        stored = await self.redis.hgetall(keys.kb_entries())
+        return {str(k): json.loads(v) for k, v in stored.items()}
+
+    async def entries(self) -> list[Entry]:
+        """Every entry, in the knowledge base's order."""
+        return [decode(d) for d in in_order(await self.documents())]
 
     async def load(self) -> KnowledgeBase | None:
         """The stored knowledge base, or None if nothing was ever stored.
@@ -23,22 +61,57 @@ class KnowledgeRepository:
         A store whose entries were all removed (``kb import --replace-all`` of an empty file)
         has a version but no entries: that is an empty knowledge base, and it is never
         re-seeded from the shipped FAQ over the admins' wishes."""
-        raw = await self.redis.hgetall(keys.kb_entries())
-        if not raw:
+        entries = await self.entries()
+        if not entries:
             return KnowledgeBase(()) if await self.version() > 0 else None
-        documents = sorted((json.loads(value) for value in raw.values()), key=lambda d: int(d["_pos"]))
-        entries = (parse_entry({k: v for k, v in doc.items() if k != "_pos"}, f"stored entry {doc.get('id')!r}",
-                               strict=False)
-                   for doc in documents)
         return build_kb(entries, "store")
 
-    async def replace(self, kb: KnowledgeBase) -> int:
-        """Atomically replace every entry (an import is all-or-nothing); returns the new version."""
+    async def get(self, entry_id: str) -> Entry | None:
+        raw = await self.redis.hget(keys.kb_entries(), entry_id)
+        return None if raw is None else decode(json.loads(raw))
+
+    async def audit(self) -> list[dict[str, Any]]:
+        """Every kept audit record, oldest first."""
+        return [json.loads(r) for r in await self.redis.lrange(keys.kb_audit(), 0, -1)]
+
+    # ------------------------------------------------------------------ writing
+
+    async def commit(self, writes: Mapping[str, str], deletes: Sequence[str],
+                     records: Sequence[Mapping[str, Any]], *, clear: bool = False) -> int:
+        """Write encoded entries, delete ids, bump the version and append ``records`` (each
+        stamped with the new version) in one transaction; returns the new version.
+
+        The version is read under ``WATCH`` and set to one more, so the audit records carry
+        the version of the very transaction that wrote them; a concurrent bump retries."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.kb_entries())
-            for position, entry in enumerate(kb.entries):
-                document = json.dumps({**entry.to_json(), "_pos": position}, ensure_ascii=False)
-                pipe.hset(keys.kb_entries(), entry.id, document)
-            pipe.incr(keys.kb_version())
-            results = await pipe.execute()
-        return int(results[-1])
+            while True:
+                try:
+                    await pipe.watch(keys.kb_version())
+                    version = int(await pipe.get(keys.kb_version()) or 0) + 1
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if clear:
+                        pipe.delete(keys.kb_entries())
+                    for entry_id, document in writes.items():
+                        pipe.hset(keys.kb_entries(), entry_id, document)
+                    if deletes:
+                        pipe.hdel(keys.kb_entries(), *deletes)
+                    pipe.set(keys.kb_version(), version)
+                    if records:
+                        pipe.rpush(keys.kb_audit(), *(json.dumps({"version": version, **r}, ensure_ascii=False)
+                                                      for r in records))
+                        pipe.ltrim(keys.kb_audit(), -AUDIT_MAX, -1)
+                    await pipe.execute()
+                    return version
+                except WatchError:
+                    continue
+
+    async def replace(self, kb: KnowledgeBase) -> int:
+        """Atomically make the stored entries exactly ``kb``, unaudited and unannounced; returns
+        the new version.  A restore primitive for tests and tools: live writes go through
+        :class:`knowledge.service.KnowledgeService` (lock, audit, announcement)."""
+        return await self.commit({entry.id: encode(entry, position) for position, entry in enumerate(kb.entries)},
+                                 (), (), clear=True)
+
+    async def announce(self, version: int, changed: Sequence[str]) -> None:
+        """Tell every worker to reload now (they also poll the version, should this be lost)."""
+        await self.redis.publish(keys.kb_changes(), json.dumps({"version": version, "changed": list(changed)[:100]}))

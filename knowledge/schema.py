@@ -20,13 +20,12 @@ from typing import Any
 
 import yaml
 
+from knowledge.errors import FieldError as FieldError  # re-exported: schema errors are raised from here
+from knowledge.errors import KnowledgeError as KnowledgeError
+
 ID_PATTERN = re.compile(r"^[^\s/]{1,128}$")
 ACTION_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 LANGUAGES = ("zh", "en")
-
-
-class KnowledgeError(ValueError):
-    """A knowledge file or entry is invalid; the message says where and why."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ def _strings(value: Any, where: str, field_name: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
-        raise KnowledgeError(f"{where}: '{field_name}' must be a list of strings")
+        raise KnowledgeError(FieldError(f"{where}: '{field_name}' must be a list of strings", field_name))
     cleaned = tuple(str(v).strip() for v in value if str(v).strip())
     return cleaned
 
@@ -140,47 +139,53 @@ def parse_entry(raw: Any, where: str = "entry", *, strict: bool = True) -> Entry
     """Validate one entry mapping (from YAML, JSON or a form) and build an :class:`Entry`;
     raise on its first problem.  ``strict=False`` (entries already stored) accepts answer
     languages Kefu does not speak, so old data never stops a worker."""
-    problems: list[str] = []
+    problems: list[FieldError] = []
     entry = _parse_entry(raw, where, problems, strict)
     if entry is None:
         raise KnowledgeError(problems[0])
     return entry
 
 
-def _parse_entry(raw: Any, where: str, problems: list[str], strict: bool = True) -> Entry | None:
+def _parse_entry(raw: Any, where: str, problems: list[FieldError], strict: bool = True) -> Entry | None:
     """The entry, or None with every problem of it appended to ``problems``."""
     if not isinstance(raw, Mapping):
-        problems.append(f"{where}: an entry must be a mapping with id, questions and answer")
+        problems.append(FieldError(f"{where}: an entry must be a mapping with id, questions and answer"))
         return None
     found = len(problems)
     line = raw.get("__line__")
+    line_no = line if isinstance(line, int) and not isinstance(line, bool) else None
     data = {k: v for k, v in raw.items() if k != "__line__"}
     entry_id = data.get("id")
     shown = repr(entry_id) if isinstance(entry_id, str | int) else type(entry_id).__name__
     shown = shown if len(shown) <= 130 else shown[:37] + "..."  # a valid id in full; never echo a huge value back
     label = f"{where} (id {shown}" + (f", line {line})" if line else ")")
+    known_id = str(entry_id) if isinstance(entry_id, str | int) and not isinstance(entry_id, bool) else None
+
+    def problem(field_name: str, message: str) -> None:
+        problems.append(FieldError(message, field_name, known_id, line_no))
+
     unknown = sorted(set(data) - {"id", "questions", "answer", "tags", "enabled", "action"})
     if unknown:
-        problems.append(f"{label}: unknown field(s) {', '.join(map(str, unknown))}")
+        problem("unknown", f"{label}: unknown field(s) {', '.join(map(str, unknown))}")
     if entry_id is None or entry_id == "":
-        problems.append(f"{label}: 'id' is required: up to 128 characters, no spaces or '/'")
+        problem("id", f"{label}: 'id' is required: up to 128 characters, no spaces or '/'")
     elif not isinstance(entry_id, str | int) or isinstance(entry_id, bool) or not ID_PATTERN.match(str(entry_id)):
         given = repr(str(entry_id))
         given = given + " " if len(given) <= 130 else ""  # never echo a huge value back (the label shows its start)
-        problems.append(f"{label}: 'id' {given}is not a valid id: up to 128 characters, "
+        problem("id", f"{label}: 'id' {given}is not a valid id: up to 128 characters, "
                         "no spaces or '/'")
     questions: tuple[str, ...] = ()
     try:
         questions = _strings(data.get("questions"), label, "questions")
         if not questions:
-            problems.append(f"{label}: 'questions' needs at least one question")
+            problem("questions", f"{label}: 'questions' needs at least one question")
     except KnowledgeError as exc:
-        problems.append(str(exc))
+        problems.extend(FieldError(e.message, e.field, known_id, line_no) for e in exc.errors)
     action = data.get("action", "")
     if action is None or action == "":
         action = ""
     elif not isinstance(action, str) or not ACTION_PATTERN.match(action):
-        problems.append(f"{label}: 'action' must be an action name such as action_order_status "
+        problem("action", f"{label}: 'action' must be an action name such as action_order_status "
                         "(letters, digits, _ . -)")
         action = ""
     answer = data.get("answer")
@@ -192,25 +197,25 @@ def _parse_entry(raw: Any, where: str, problems: list[str], strict: bool = True)
             if lang == "__line__":
                 continue
             if not isinstance(lang, str) or not isinstance(text, str) or not text.strip():
-                problems.append(f"{label}: 'answer.{lang}' must be a non-empty string")
+                problem("answer", f"{label}: 'answer.{lang}' must be a non-empty string")
             elif strict and lang not in LANGUAGES:
-                problems.append(f"{label}: 'answer.{lang}': unknown language {lang!r}; "
+                problem("answer", f"{label}: 'answer.{lang}': unknown language {lang!r}; "
                                 f"use {' or '.join(LANGUAGES)}")
             else:
                 answers[lang] = text.strip()
     elif answer is not None and not (isinstance(answer, str | Mapping) and not answer):
-        problems.append(f"{label}: 'answer' must be a string or a mapping language → string")
+        problem("answer", f"{label}: 'answer' must be a string or a mapping language → string")
     if not answers and not (action and answer is None) and len(problems) == found:
-        problems.append(f"{label}: 'answer' must be a string or a mapping language → string"
+        problem("answer", f"{label}: 'answer' must be a string or a mapping language → string"
                         " (it may be left out only when the entry names an 'action')")
     tags: tuple[str, ...] = ()
     try:
         tags = _strings(data.get("tags", []), label, "tags")
     except KnowledgeError as exc:
-        problems.append(str(exc))
+        problems.extend(FieldError(e.message, e.field, known_id, line_no) for e in exc.errors)
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
-        problems.append(f"{label}: 'enabled' must be true or false")
+        problem("enabled", f"{label}: 'enabled' must be true or false")
     if len(problems) > found:
         return None
     return Entry(str(entry_id), questions, answers, tags, enabled, action)
@@ -240,19 +245,25 @@ def question_clashes(entry: Entry, others: Iterable[Entry]) -> list[str]:
 def check_kb_text(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase | None, list[str]]:
     """Every problem of a knowledge file, each naming the entry and its line: entries that do
     not validate, duplicate ids, and a question used by two entries (which makes both ambiguous)."""
+    kb, problems = check_kb(text, source)
+    return kb, [problem.message for problem in problems]
+
+
+def check_kb(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase | None, list[FieldError]]:
+    """:func:`check_kb_text` with structured problems (entry id, field and line of each)."""
     try:
         raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
-        return None, [f"{source}: not valid YAML: {yaml_problem(exc)}"]
+        return None, [FieldError(f"{source}: not valid YAML: {yaml_problem(exc)}")]
     except KnowledgeError as exc:
-        return None, [f"{source}: {exc}"]
+        return None, [FieldError(f"{source}: {exc}")]
     if raw is None:
         raw = []
     if isinstance(raw, Mapping) and "entries" in raw:
         raw = raw["entries"]
     if not isinstance(raw, list):
-        return None, [f"{source}: expected a YAML list of entries"]
-    problems: list[str] = []
+        return None, [FieldError(f"{source}: expected a YAML list of entries")]
+    problems: list[FieldError] = []
     entries: list[Entry] = []
     ids: dict[str, tuple[int, object]] = {}
     questions: dict[str, tuple[str, object]] = {}
@@ -262,20 +273,22 @@ def check_kb_text(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase
         if entry is None:
             continue
         line = item.get("__line__") if isinstance(item, Mapping) else None
+        line_no = line if isinstance(line, int) else None
         label = f"{where} (id {entry.id!r}" + (f", line {line})" if line else ")")
         if entry.id in ids:
             first, first_line = ids[entry.id]
-            problems.append(f"{label}: duplicate id {entry.id!r} (first used by entry {first}"
-                            + (f", line {first_line})" if first_line else ")"))
+            problems.append(FieldError(f"{label}: duplicate id {entry.id!r} (first used by entry {first}"
+                                       + (f", line {first_line})" if first_line else ")"), "id", entry.id, line_no))
             continue
         ids[entry.id] = (i + 1, line)
         for question in dict.fromkeys(entry.questions):
             key = normalized_question(question)
             other = questions.get(key)
             if other is not None and other[0] != entry.id:
-                problems.append(f"{label}: question {question!r} is also a question of entry {other[0]!r}"
-                                + (f" (line {other[1]})" if other[1] else "")
-                                + "; keep it in one entry, or the bot cannot tell them apart")
+                problems.append(FieldError(f"{label}: question {question!r} is also a question of entry {other[0]!r}"
+                                           + (f" (line {other[1]})" if other[1] else "")
+                                           + "; keep it in one entry, or the bot cannot tell them apart",
+                                           "questions", entry.id, line_no))
             elif other is None:
                 questions[key] = (entry.id, line)
         entries.append(entry)
@@ -287,9 +300,9 @@ def check_kb_text(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase
 def parse_kb(text: str, source: str = "<knowledge>") -> KnowledgeBase:
     """Parse and validate a whole knowledge file; raise with every problem (one per line), build
     nothing."""
-    kb, problems = check_kb_text(text, source)
+    kb, problems = check_kb(text, source)
     if kb is None:
-        raise KnowledgeError("\n".join(problems))
+        raise KnowledgeError(problems)
     return kb
 
 
@@ -298,7 +311,7 @@ def build_kb(entries: Iterable[Entry], source: str = "<knowledge>") -> Knowledge
     result = []
     for entry in entries:
         if entry.id in seen:
-            raise KnowledgeError(f"{source}: duplicate entry id {entry.id!r}")
+            raise KnowledgeError(FieldError(f"{source}: duplicate entry id {entry.id!r}", "id", entry.id))
         seen.add(entry.id)
         result.append(entry)
     return KnowledgeBase(tuple(result))

@@ -17,10 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.admin import imports
 from bot.admin.dashboard import Dashboard, to_csv
-from bot.admin.knowledge_service import KnowledgeService, ValidationFailed, answer_warnings, validate
-from bot.admin.live import served_versions
 from bot.admin.recorder import TurnRecorder
 from bot.admin.unanswered import UnansweredBook, cluster_records, decision_json, probe, replay
 from bot.agents.api import AgentApi
@@ -31,7 +28,11 @@ from bot.runtime import Runtime
 from bot.storage.desk import DeskRecords
 from bot.storage.tickets import TicketStore
 from handlers import respond
+from knowledge import imports
+from knowledge.errors import ValidationFailed
 from knowledge.schema import Entry, question_clashes
+from knowledge.service import KnowledgeService, answer_warnings, validate
+from knowledge.sync import served_versions
 
 Handler = Callable[[Request], Awaitable[Response]]
 REPLAY_LIMIT = 300
@@ -92,7 +93,7 @@ class AdminApi:
         p = "/api/admin"
 
         def r(path: str, endpoint: Handler, method: str = "GET") -> Route:
-            return Route(p + path, _validated(endpoint), methods=[method])
+            return Route(p + path, endpoint, methods=[method])
 
         return [
             Route(f"{p}/openapi.json", self.openapi, methods=["GET"]),
@@ -345,14 +346,3 @@ class AdminApi:
         return Response(to_csv(report), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="kefu-dashboard-{period}.csv"'})
 
-
-def _validated(endpoint: Handler) -> Handler:
-    """Validation errors carry the field (and row) so the form can point at it."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except ValidationFailed as exc:
-            return JSONResponse(exc.to_json(), status_code=exc.status)
-
-    return run

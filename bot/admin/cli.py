@@ -13,11 +13,11 @@ import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.admin.knowledge_service import Change, KnowledgeService, summary
 from bot.config import Config
 from bot.errors import KefuError
 from bot.store import connect
 from knowledge.schema import load_kb, question_clashes
+from knowledge.service import Change, KnowledgeService, summary
 
 COMMANDS = ("history", "rollback", "save", "enable", "disable", "delete", "add-question", "remove-question",
             "search")

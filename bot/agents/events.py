@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot import keys, metrics
+from bot.pubsub import Listener
 from bot.store import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,9 @@ class EventBus:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._stopping = False
+        # on every (re)subscription: anything published while disconnected is re-read
+        self.listener = Listener(redis, keys.agent_events(), self._received, what="console event",
+                                 on_subscribed=lambda: self._fan_out({"type": "resync"}))
 
     async def publish(self, kind: str, **data: Any) -> None:
         event = {"type": kind, **data}
@@ -57,42 +58,15 @@ class EventBus:
                     queue.get_nowait()
             queue.put_nowait(event)
 
+    def _received(self, data: Any) -> None:
+        try:
+            self._fan_out(json.loads(data))
+        except (ValueError, TypeError):
+            log.warning("ignored a malformed console event")
+
     async def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="kefu-agent-events")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout=5)
+        await self.listener.start(wait=5)
 
     async def stop(self) -> None:
-        """Stop listening.  The flag, not only the cancel, ends the loop: a cancellation that
-        lands inside the client's own read timeout can be swallowed by it."""
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            done, _ = await asyncio.wait({self._task}, timeout=5)
-            if not done:
-                log.warning("console event listener did not stop in time")
-            self._task = None
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(keys.agent_events())
-                self._ready.set()
-                self._fan_out({"type": "resync"})  # anything published while disconnected: re-read
-                while not self._stopping:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        try:
-                            self._fan_out(json.loads(message["data"]))
-                        except (ValueError, TypeError):
-                            log.warning("ignored a malformed console event")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("console event subscription lost (%s); reconnecting", exc)
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Stop listening (see :meth:`bot.pubsub.Listener.stop`)."""
+        await self.listener.stop()

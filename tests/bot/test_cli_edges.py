@@ -233,10 +233,10 @@ def test_an_import_that_would_remove_entries_is_refused_and_says_what(tmp_path: 
 async def test_an_emptied_store_stays_empty_on_reload_and_restart(config: Config,
                                                                  private_redis: RedisProcess) -> None:
     """A running worker answers from the empty version, and a restart does not re-seed the FAQ."""
-    from bot.admin.knowledge_service import KnowledgeService
     from bot.runtime import Runtime
     from bot.store import connect
     from knowledge.schema import KnowledgeBase
+    from knowledge.service import KnowledgeService
 
     lexical = dataclasses.replace(config, intents=dataclasses.replace(config.intents, embeddings=False),
                                   store=StoreConfig(url=private_redis.url))

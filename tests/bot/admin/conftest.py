@@ -22,6 +22,7 @@ from bot.channels.web import WebChannel
 from bot.config import AgentsConfig, AgentUserConfig, Config
 from bot.errors import BadRequest
 from bot.runtime import Runtime
+from bot.server import DOMAIN_HANDLERS
 
 PASSWORD = "admin-密码-1"
 
@@ -75,6 +76,6 @@ async def make_admin(admin_config: Config, redis_client: aioredis.Redis) -> Asyn
     agents = AgentConsole(runtime.desk, {"web": web})
     console = AdminConsole(runtime, agents.api, recorder)
     app = Starlette(routes=[*web.routes(), *agents.routes(), *console.routes()],
-                    exception_handlers={BadRequest: _bad_request})
+                    exception_handlers={BadRequest: _bad_request, **DOMAIN_HANDLERS})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test") as client:
         yield Admin(client, runtime, console)

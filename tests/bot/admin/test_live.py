@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 
 import bot.runtime
-from bot.admin.knowledge_service import KnowledgeService
 from bot.admin.live import KnowledgeSync
 from bot.config import Config
 from bot.runtime import Runtime
+from knowledge.service import KnowledgeService
 from tests.bot.admin.conftest import Admin
 
 

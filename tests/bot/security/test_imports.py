@@ -12,8 +12,8 @@ import httpx
 import pytest
 from openpyxl import Workbook
 
-from bot.admin import imports
-from bot.admin.knowledge_service import ValidationFailed
+from knowledge import imports
+from knowledge.errors import ValidationFailed
 from tests.bot.security.conftest import PASSWORD, Served
 
 

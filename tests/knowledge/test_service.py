@@ -8,9 +8,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.admin.knowledge_service import KnowledgeService, ValidationFailed
+from bot.server import status_of
+from knowledge.errors import (
+    EntryNotFound,
+    KnowledgeError,
+    KnowledgeLocked,
+    ValidationFailed,
+    VersionConflict,
+    VersionNotFound,
+)
 from knowledge.repository import KnowledgeRepository
 from knowledge.schema import parse_kb
+from knowledge.service import KnowledgeService
 
 SEED = """
 - id: refund-time
@@ -57,7 +66,7 @@ async def test_invalid_entries_name_the_field_and_change_nothing(service: Knowle
         with pytest.raises(ValidationFailed) as failed:
             await service.save(raw, "boss")
         assert failed.value.field == field, str(failed.value)
-        assert failed.value.status == 422
+        assert status_of(failed.value) == 422
     with pytest.raises(ValidationFailed, match="already exists"):
         await service.save({"id": "shipping-fee", "questions": ["q"], "answer": "a"}, "boss", create=True)
     assert await service.version() == start
@@ -114,3 +123,84 @@ async def test_a_change_is_announced_to_every_worker(service: KnowledgeService, 
     await pubsub.aclose()  # type: ignore[no-untyped-call]
     assert message is not None
     assert json.loads(message["data"]) == {"version": change.version, "changed": ["shipping-fee"]}
+
+
+# ---------------------------------------------------------------- seeding, lock, domain errors
+
+
+async def test_seeding_goes_through_the_write_path(redis_client: aioredis.Redis) -> None:
+    """An empty store is seeded under the lock, audited (one record, no entry's edit) and announced;
+    a store that has a knowledge base keeps it (the second of two starting workers loads the first's)."""
+    service = KnowledgeService(redis_client, clock=lambda: 1_790_000_000.0)
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(keys.kb_changes())
+    await pubsub.get_message(timeout=1.0)
+    kb, version = await service.seed(parse_kb(SEED), note="seed.yaml")
+    assert version == 1 == await service.version() and kb == await service.kb()
+    [record] = await service.history()
+    assert record == {"version": 1, "at": 1_790_000_000.0, "who": "kefu", "action": "seed", "entry_id": "",
+                      "before": None, "after": None, "note": "seed.yaml", "pos": None, "fields": []}
+    assert await service.history("refund-time") == []  # an entry's history starts with its first edit
+    message = None
+    for _ in range(20):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if message is not None:
+            break
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert message is not None and json.loads(message["data"])["version"] == 1
+
+    other = parse_kb("- id: other\n  questions: [q]\n  answer: a\n")
+    again, same = await service.seed(other)
+    assert same == 1 and again == kb and len(await service.history()) == 1
+
+    # the seed is no entry's edit: rolling back to before it is older than the kept history
+    await service.save({"id": "shipping-fee", "questions": ["运费多少"], "answer": "免运费。"}, "boss")
+    with pytest.raises(VersionConflict):
+        await service.rollback_all(0, "boss")
+    await service.rollback_all(1, "boss")
+    fee = await service.get("shipping-fee")
+    assert fee is not None and fee.answer["zh"] == "满99包邮。"
+
+
+async def test_an_empty_seed_file_is_stored_as_an_empty_knowledge_base(redis_client: aioredis.Redis) -> None:
+    service = KnowledgeService(redis_client)
+    kb, version = await service.seed(parse_kb(""))
+    assert len(kb) == 0 and version == 1
+    assert await KnowledgeRepository(redis_client).load() == kb  # not None: never re-seeded
+
+
+async def test_a_held_write_lock_is_a_domain_error(redis_client: aioredis.Redis, service: KnowledgeService,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import knowledge.service
+
+    monkeypatch.setattr(knowledge.service, "LOCK_SECONDS", 0.2)
+    holder = redis_client.lock(keys.kb_write_lock(), timeout=5)
+    assert await holder.acquire()
+    try:
+        with pytest.raises(KnowledgeLocked):
+            await service.delete("shipping-fee", "boss")
+    finally:
+        await holder.release()
+    assert (await service.delete("shipping-fee", "boss")).records
+
+
+async def test_missing_things_are_domain_errors_with_their_http_status(service: KnowledgeService) -> None:
+    cases = [(service.require("nope"), EntryNotFound, 404),
+             (service.save({"id": "nope", "questions": ["q"], "answer": "a"}, "boss", create=False), EntryNotFound, 404),
+             (service.rollback_entry("nope", 1, "boss"), EntryNotFound, 404),
+             (service.rollback_all(99, "boss"), VersionNotFound, 404)]
+    for call, kind, status in cases:
+        with pytest.raises(kind) as caught:
+            await call
+        assert status_of(caught.value) == status and isinstance(caught.value, KnowledgeError)
+    assert status_of(VersionConflict("x")) == 409 and status_of(KnowledgeLocked("x")) == 409
+    assert status_of(ValidationFailed("x")) == 422 and status_of(KnowledgeError("x")) == 500
+
+
+async def test_an_apply_is_one_transaction(redis_client: aioredis.Redis, service: KnowledgeService) -> None:
+    """Entries, version and audit change together: the audit record carries the version it made."""
+    change = await service.apply({"shipping-fee": None, "new": parse_kb("- id: new\n  questions: [q]\n  answer: a\n")
+                                  .entries[0]}, "boss", "import")
+    raw = [json.loads(r) for r in await redis_client.lrange(keys.kb_audit(), 0, -1)]
+    assert [r["version"] for r in raw] == [change.version, change.version] == [await service.version()] * 2
+    assert [e.id for e in await service.entries()] == ["refund-time", "new"]

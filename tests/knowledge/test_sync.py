@@ -1,0 +1,58 @@
+"""The cross-worker sync on its own (no runtime): an announcement wakes the reload at once, the
+poll catches what pub/sub missed, the served version is reported and withdrawn on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis.asyncio as aioredis
+
+from bot import keys
+from knowledge.sync import KnowledgeSync, served_versions
+
+
+async def test_an_announcement_reloads_at_once_and_stop_withdraws_the_report(redis_client: aioredis.Redis) -> None:
+    reloads: list[float] = []
+    version = [7]
+
+    async def reload() -> bool:
+        reloads.append(time.monotonic())
+        return True
+
+    sync = KnowledgeSync(redis_client, reload, lambda: version[0], poll_seconds=30)
+    await sync.start()
+    try:
+        started = time.monotonic()
+        while not reloads:  # the (re)subscription itself wakes one reload: what was missed meanwhile
+            assert time.monotonic() - started < 5
+            await asyncio.sleep(0.02)
+        assert [w["version"] for w in await served_versions(redis_client, time.time())] == [7]
+        version[0] = 8
+        await redis_client.publish(keys.kb_changes(), '{"version": 8, "changed": ["x"]}')
+        while len(reloads) < 2:
+            assert time.monotonic() - started < 5, "the announcement did not wake the reload"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert [w["version"] for w in await served_versions(redis_client, time.time())] == [8]
+    finally:
+        await sync.stop()
+    assert await served_versions(redis_client, time.time()) == []
+
+
+async def test_a_failing_reload_keeps_the_loop_alive(redis_client: aioredis.Redis) -> None:
+    calls: list[int] = []
+
+    async def reload() -> bool:
+        calls.append(1)
+        raise RuntimeError("index build failed")
+
+    sync = KnowledgeSync(redis_client, reload, lambda: 1, poll_seconds=0.05)
+    await sync.start()
+    try:
+        started = time.monotonic()
+        while len(calls) < 3:
+            assert time.monotonic() - started < 5
+            await asyncio.sleep(0.02)
+    finally:
+        await sync.stop()
