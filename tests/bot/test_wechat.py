@@ -35,7 +35,7 @@ from bot.config import Config, StoreConfig, WeChatConfig
 from bot.errors import BadRequest
 from bot.privacy import mask_logs
 from bot.store import Store
-from bot.types import Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
+from bot.types import Choice, Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
 from tests.bot.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis
 
@@ -143,9 +143,9 @@ class SlowLayer:
     def is_quick(self, text: str, conversation: Conversation) -> bool:
         return False
 
-    def decide(self, text: str, conversation: Conversation) -> Decision:
+    def decide(self, text: str, conversation: Conversation, choice: Choice | None = None) -> Decision:
         time.sleep(self.delay)
-        decision: Decision = self.inner.decide(text, conversation)
+        decision: Decision = self.inner.decide(text, conversation, choice)
         return decision
 
 
