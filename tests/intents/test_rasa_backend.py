@@ -24,7 +24,7 @@ from starlette.routing import Route
 from bot.config import Config, IntentsConfig, RasaConfig, ThresholdConfig
 from bot.errors import ConfigError
 from bot.runtime import Runtime
-from bot.types import Action, Conversation, Decision, Intent, InboundMessage, Reason
+from bot.types import Action, Conversation, Decision, InboundMessage, Intent, Reason
 from intents.classify import Classifier
 from intents.rasa_backend import RasaReader, build_rasa_layer
 from knowledge.schema import parse_kb
