@@ -240,6 +240,16 @@ async def test_with_actions_a_remembered_question_is_still_classified_on_the_loo
     assert [r.text for r in again.replies] == [r.text for r in first.replies]  # the action ran all the same
 
 
+async def test_the_served_apps_recording_engine_runs_the_same_actions(order_runtime: Runtime) -> None:
+    from bot.admin.console import install
+
+    actions = order_runtime.engine.actions
+    install(order_runtime)  # what the served app does: an engine that also records each turn
+    assert order_runtime.engine.actions is actions
+    result = await say(order_runtime, "我的订单 A123456 到哪了", chat="o8")
+    assert result.replies[0].text.startswith("订单 A123456 当前状态：运输中")
+
+
 async def test_asks_for_the_order_number_then_answers(order_runtime: Runtime) -> None:
     ask = await say(order_runtime, "查订单")
     assert "订单号" in ask.replies[0].text
