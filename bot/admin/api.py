@@ -316,6 +316,8 @@ class AdminApi:
         """A new entry prefilled from a cluster, for the editor (nothing is saved)."""
         await self.admin(request)
         questions = _strings(await json_object(request), "questions")
+        if not questions:  # only blank strings: nothing to draft from (was an IndexError, a 500)
+            raise BadRequest("'questions' must hold at least one question that is not blank")
         base = "".join(ch if ch.isalnum() else "-" for ch in questions[0].lower())[:40].strip("-") or "new-entry"
         existing = {e.id for e in await self.knowledge.entries()}
         entry_id, n = base, 2
