@@ -1,10 +1,12 @@
-"""One engine turn: dedupe → lock → load → (agent side | classify → handle) → save → replies.
+"""One engine turn: dedupe → lock → load → (agent side | classify → act → respond) → save → replies.
 
 The engine is the only place that sequences a turn.  It sees :class:`InboundMessage` in and
-returns :class:`TurnResult` out; channels deliver, the store persists, the intent layer and
-handlers decide.  Classification that runs the model (or calls out) runs in a worker thread so
-one slow message never stalls the event loop that serves webhooks; a repeated question, whose
-vector is remembered, is decided on the loop.
+returns :class:`TurnResult` out; channels deliver, the store persists.  A bot turn has three
+steps: *classify* (pure, :mod:`intents.classify`), *act* (async I/O: the business action the
+decision calls for, :mod:`handlers.actions.act`) and *respond* (pure, :mod:`handlers`).
+Classification that runs the model (or asks an NLU server) runs in a worker thread so one slow
+message never stalls the event loop that serves webhooks; a repeated question, whose vector is
+remembered, is decided on the loop.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from bot.storage.client import REDIS_ERRORS
 from bot.storage.conversations import Duplicate, Store
 from bot.storage.records import TurnRecord
 from bot.types import (
+    Choice,
     Conversation,
     ConversationState,
+    Decision,
     InboundMessage,
     Reply,
     Role,
@@ -33,6 +37,7 @@ from bot.types import (
     TurnResult,
 )
 from handlers import respond
+from handlers.actions.act import BusinessActions
 from handlers.texts import say
 from intents.base import IntentLayer
 from intents.escalation import is_cancel_request
@@ -51,15 +56,18 @@ class Engine:
         knowledge: Callable[[], KnowledgeBase],
         desk: AgentDesk,
         clock: Callable[[], float] = time.time,
+        actions: BusinessActions | None = None,
     ) -> None:
         """``intents`` and ``knowledge`` are getters so a live knowledge update takes effect
-        on the next turn without rebuilding the engine."""
+        on the next turn without rebuilding the engine; ``actions`` runs business actions
+        (None: no runner, an entry naming an action is handed off)."""
         self.config = config
         self.store = store
         self.intents = intents
         self.knowledge = knowledge
         self.desk = desk
         self.clock = clock
+        self.actions = actions or BusinessActions(None)
 
     async def handle(self, msg: InboundMessage) -> TurnResult:
         """One turn per platform message id, across workers and retries.
@@ -82,6 +90,9 @@ class Engine:
             await self.store.end_turn(msg.conversation_id, start, namespace, msg.message_id, done=True)
             log.info("%s message %s was answered before its worker could mark it", msg.channel, msg.message_id)
             return TurnResult((), start.conversation, duplicate=True)
+        if msg.choice is not None:  # a button: recorded (and read) as if typed, "2" for the 2nd offered
+            offered = start.conversation.pending_suggestions if start.conversation is not None else ()
+            msg = replace(msg, text=msg.choice.said(offered))
         try:
             result = await self._turn(msg, start.conversation)
         except BaseException:
@@ -119,7 +130,7 @@ class Engine:
             survey = await self.desk.survey_answer(conv, customer_line)
             if survey is not None:
                 return await self._survey_turn(conv, customer_line, survey)
-            conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
+            conv = conv.back_to_bot()
 
         if conv.state in (ConversationState.WAITING, ConversationState.AGENT):
             return await self._agent_side(conv, customer_line, msg)
@@ -128,14 +139,8 @@ class Engine:
         if limit and (count := await self.store.count_message(conv.id, now)) > limit:
             return await self._rate_limited(conv, customer_line, msg, first=count == limit + 1)
 
-        layer = self.intents()
         text = msg.text[:self.config.security.max_classified_chars or None]  # a novel costs what a question does
-        deciding = time.perf_counter()
-        if layer.is_quick(text, conv):  # a remembered question: the thread hop would cost more
-            decision = layer.decide(text, conv)
-        else:
-            decision = await asyncio.to_thread(layer.decide, text, conv)
-        metrics.observe_decision(time.perf_counter() - deciding)
+        decision = await self.decide(text, conv, msg.choice)
         outcome = respond(decision, conv, self.knowledge(), self.config.handoff)
         conv = outcome.conversation.evolve(language=decision.language, updated_at=now)
         decision_meta = {"action": decision.action.value, "entry_id": decision.entry_id,
@@ -151,12 +156,23 @@ class Engine:
             # Queue first (idempotent per conversation), then save: a crash in between leaves a
             # ticket an agent can still claim, never a customer waiting in no queue.
             conv = conv.evolve(state=ConversationState.WAITING)
-            replies = await self.desk.open_ticket(conv.evolve(transcript=(*conv.transcript, *lines)),
-                                                  outcome.handoff, replies)
+            replies = await self.desk.open_ticket(conv.with_lines(lines), outcome.handoff, replies)
         lines += [TranscriptLine(Role.BOT, reply.text, now, _reply_meta(reply)) for reply in replies]
         await self.store.save_conversation(conv, lines)
-        conv = conv.evolve(transcript=(*conv.transcript, *lines))
+        conv = conv.with_lines(lines)
         return TurnResult(replies, conv, decision, outcome.handoff)
+
+    async def decide(self, text: str, conv: Conversation, choice: Choice | None = None) -> Decision:
+        """Classify (on the loop when quick, else in a worker thread), then act: the decision with
+        its business action run.  Also the path of the Rasa action server and the admin's "try it"."""
+        layer = self.intents()
+        deciding = time.perf_counter()
+        if layer.is_quick(text, conv):  # a remembered question: the thread hop would cost more
+            decision = layer.decide(text, conv, choice)
+        else:
+            decision = await asyncio.to_thread(layer.decide, text, conv, choice)
+        metrics.observe_decision(time.perf_counter() - deciding)
+        return await self.actions.act(decision, text, conv, self.knowledge())
 
     async def _agent_side(self, conv: Conversation, line: TranscriptLine, msg: InboundMessage) -> TurnResult:
         """A human is (or will be) responsible: the message joins the ticket, not the bot."""
@@ -168,9 +184,9 @@ class Engine:
             conv = conv.evolve(language=language, updated_at=line.at)
             flood = replace(line, meta={**line.meta, "rate_limited": True})
             await self.store.save_conversation(conv, [flood])
-            return TurnResult((), conv.evolve(transcript=(*conv.transcript, flood)))
+            return TurnResult((), conv.with_lines([flood]))
         if conv.state is ConversationState.WAITING and is_cancel_request(msg.text):
-            conv = conv.evolve(state=ConversationState.BOT, handoff=None, failures=0)
+            conv = conv.back_to_bot()
             replies = (Reply(say("cancel_handoff", language)),)
             await self.desk.cancelled(conv)
         elif conv.state is ConversationState.WAITING:
@@ -178,7 +194,7 @@ class Engine:
         lines = [line] + [TranscriptLine(Role.BOT, r.text, line.at, {"kind": "waiting_note"}) for r in replies]
         conv = conv.evolve(language=language, updated_at=line.at)
         await self.store.save_conversation(conv, lines)
-        conv = conv.evolve(transcript=(*conv.transcript, *lines))
+        conv = conv.with_lines(lines)
         if conv.state is not ConversationState.BOT:
             await self.desk.customer_wrote(conv, line)
         return TurnResult(replies, conv)
@@ -195,7 +211,7 @@ class Engine:
         await self.store.save_conversation(conv, lines)
         log.warning("conversation %s is over %d messages a minute; not answering", conv.id,
                     self.config.security.rate_limit_per_minute)
-        return TurnResult(replies, conv.evolve(transcript=(*conv.transcript, *lines)))
+        return TurnResult(replies, conv.with_lines(lines))
 
     async def _survey_turn(self, conv: Conversation, line: TranscriptLine, survey: SurveyTurn) -> TurnResult:
         """The customer rated (or commented on) a resolved conversation; the bot stays out of it."""
@@ -204,7 +220,7 @@ class Engine:
                   for r in survey.replies]
         conv = conv.evolve(state=survey.state, updated_at=line.at)
         await self.store.save_conversation(conv, lines)
-        return TurnResult(survey.replies, conv.evolve(transcript=(*conv.transcript, *lines)))
+        return TurnResult(survey.replies, conv.with_lines(lines))
 
 
 def _already_saved(conv: Conversation, message_id: str) -> bool:

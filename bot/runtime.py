@@ -23,9 +23,11 @@ from bot.engine import Engine
 from bot.errors import ConfigError, StoreUnavailable
 from bot.migrations import check_on_start
 from bot.store import REDIS_ERRORS, Store, connect
-from intents.base import IntentLayer
+from handlers.actions.act import BusinessActions
+from intents.base import IntentLayer, Reader
+from intents.classify import Classifier
 from intents.faq import FaqMatcher
-from intents.layer import KefuIntentLayer
+from intents.layer import KefuReader
 from knowledge.builtin import builtin_examples
 from knowledge.embeddings import set_build_threads
 from knowledge.reload import INCREMENTAL_MAX as INCREMENTAL_MAX  # re-exported: callers import them from here
@@ -86,25 +88,27 @@ def build_retriever_for(kb: KnowledgeBase, config: Config, progress: bool = Fals
 
 def layer_on(retriever: Retriever, kb: KnowledgeBase, config: Config) -> IntentLayer:
     """Wrap an already built retriever into the full intent layer (cheap)."""
-    layer: IntentLayer = KefuIntentLayer(FaqMatcher(retriever, config.intents.thresholds), config.intents)
-    return with_integrations(layer, kb, config)
+    kefu = KefuReader(FaqMatcher(retriever, config.intents.thresholds), config.intents)
+    return Classifier(kefu, readers_before(kefu, kb, config))
 
 
-def with_integrations(layer: IntentLayer, kb: KnowledgeBase, config: Config) -> IntentLayer:
-    """Put a Rasa NLU in front of Kefu's own layer (its fallback) and run business actions."""
+def readers_before(kefu: KefuReader, kb: KnowledgeBase, config: Config) -> tuple[Reader, ...]:
+    """The external NLU asked before Kefu's own reader (a Rasa server), if configured."""
     backend = config.intents.backend
     if backend == "rasa":
-        from intents.rasa_backend import build_rasa_layer
+        from intents.rasa_backend import build_rasa_reader
 
-        layer = build_rasa_layer(layer, kb, config.intents.rasa, config.intents.thresholds)
-    elif backend != "kefu":
+        return (build_rasa_reader(kb, config.intents.rasa, config.intents.thresholds),)
+    if backend != "kefu":
         raise ConfigError(f"intents.backend: expected kefu or rasa, got {backend!r}")
-    if any(entry.action for entry in kb.active) or config.actions.module or config.actions.server_url:
-        from handlers.actions.layer import BusinessActionLayer
-        from handlers.actions.runner import build_runner
+    return ()
 
-        layer = BusinessActionLayer(layer, kb, build_runner(config.actions), config.intents.failures_before_handoff)
-    return layer
+
+def build_actions(config: Config) -> BusinessActions:
+    """The act step's runner of business actions (in-process, remote, or none configured)."""
+    from handlers.actions.runner import build_runner
+
+    return BusinessActions(build_runner(config.actions), config.intents.failures_before_handoff)
 
 
 class Runtime:
@@ -116,7 +120,9 @@ class Runtime:
         self._knowledge = knowledge
         metrics.knowledge_version(knowledge.version)
         self._reload_lock = asyncio.Lock()
-        self.engine = Engine(config, store, lambda: self._knowledge.layer, lambda: self._knowledge.kb, desk)
+        self.actions = build_actions(config)
+        self.engine = Engine(config, store, lambda: self._knowledge.layer, lambda: self._knowledge.kb, desk,
+                             actions=self.actions)
         if isinstance(desk, HumanDesk):
             desk.attach_knowledge(lambda: self._knowledge.kb)
 
@@ -184,4 +190,5 @@ class Runtime:
             return True
 
     async def close(self) -> None:
+        await self.actions.close()
         await self.store.close()

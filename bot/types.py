@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 
 class ConversationState(StrEnum):
@@ -31,6 +31,72 @@ class Action(StrEnum):
     SMALLTALK = "smalltalk"
 
 
+class Reason(StrEnum):
+    """Why the bot decided what it did (``Decision.reason``); for a handoff, the stable code the
+    ticket, the metrics and the agent see.  String-valued, so every stored form is the plain word."""
+
+    NONE = ""
+    CLARIFY_CHOICE = "clarify_choice"  # the customer picked one of the offered entries
+    COMPLAINT = "complaint"
+    HUMAN_REQUEST = "human_request"
+    REPEATED_FAILURE = "repeated_failure"
+    LOW_CONFIDENCE = "low_confidence"
+    ACTION_FAILED = "action_failed"  # a business action errored or timed out
+    ACTION_HANDOFF = "action_handoff"  # a business action asked for a human
+    PENDING_ACTION = "pending_action"  # the message answered a business action's question
+    CANCEL = "cancel"  # the customer cancelled a business action
+    RASA = "rasa"  # decided by a Rasa model (intents.backend: rasa)
+
+
+class Intent(StrEnum):
+    """What a message was about (``Decision.intent``): an FAQ question, a kind of smalltalk, or the
+    finer cause of an escalation.  String-valued: the eval output and the logs keep the plain word."""
+
+    FAQ = "faq"
+    ACTION = "action"  # the answer to a business action's question
+    ACTION_CANCELLED = "action_cancelled"
+    ATTACHMENT = "attachment"  # a file or photo without text
+    OUT_OF_SCOPE = "out_of_scope"
+    COMPLAINT_BY_MEANING = "complaint_by_meaning"
+    REPEATED_FAILURE = "repeated_failure"
+    HANDOFF = "handoff"  # a handoff the desk words (no customer message behind it)
+    HUMAN = "human"  # a Rasa intent mapped to "a human, now"
+    # smalltalk (intents.smalltalk.Smalltalk has the same values)
+    GREETING = "greeting"
+    THANKS = "thanks"
+    GOODBYE = "goodbye"
+    BOT_IDENTITY = "bot_identity"
+    HELP = "help"
+    OFF_TOPIC = "off_topic"
+    # escalation kinds (intents.escalation)
+    ASKED_FOR_HUMAN = "asked_for_human"
+    COMPLAINT = "complaint"
+    THREAT_AUTHORITY = "threat_authority"
+    THREAT_PUBLIC = "threat_public"
+    LEGAL = "legal"
+    CHARGEBACK = "chargeback"
+    INSULT = "insult"
+    ANGER = "anger"
+    MANAGER = "manager"
+    ULTIMATUM = "ultimatum"
+    DEMAND = "demand"
+    BROKEN_PROMISE = "broken_promise"
+    UNRESOLVED = "unresolved"
+    COMPENSATION = "compensation"
+    LONG_WAIT = "long_wait"
+    NOT_UNDERSTOOD = "not_understood"
+    REPEATED_QUESTION = "repeated_question"
+
+
+class ActionStatus(StrEnum):
+    """How a business action ended (``ActionRun.status``)."""
+
+    DONE = "done"  # answered
+    ASK = "ask"  # needs more from the customer: keep it pending
+    HANDOFF = "handoff"  # the action asked for a human
+    FAILED = "failed"  # error or timeout
+
+
 class Role(StrEnum):
     CUSTOMER = "customer"
     BOT = "bot"
@@ -48,11 +114,29 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A pressed button or tapped menu item: the :class:`Suggestion` payload it carries, and its
+    label (the words the customer saw, used when the choice is no longer on offer)."""
+
+    payload: str
+    label: str = ""
+
+    def said(self, offered: tuple[str, ...]) -> str:
+        """The choice as the customer could have typed it: its number among the ``offered`` entry
+        ids ("2", which also keeps the conversation's language), else its label, else the payload."""
+        if self.payload and self.payload in offered:
+            return str(offered.index(self.payload) + 1)
+        return self.label or self.payload
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """One customer message as the core sees it, whatever platform it came from.
 
-    ``raw`` is the adapter's own parsed payload, kept only so the adapter can use it again
-    (e.g. to answer a callback query); the core never reads it.
+    ``choice`` is set when the message is a button press (the adapter reads it from the
+    platform's callback data or menu id); ``text`` is then its label.  ``raw`` is the adapter's
+    own parsed payload, kept only so the adapter can use it again (e.g. to answer a callback
+    query); the core never reads it.
     """
 
     channel: str
@@ -63,6 +147,7 @@ class InboundMessage:
     sent_at: float = field(default_factory=time.time)
     attachments: tuple[Attachment, ...] = ()
     display_name: str = ""
+    choice: Choice | None = None
     raw: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -98,7 +183,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class HandoffRequest:
-    """The bot asks for a human.  ``reason`` is a stable code, ``detail`` is for the agent."""
+    """The bot asks for a human.  ``reason`` is a stable code (a :class:`Reason` value, or one a
+    Rasa assistant set in its ``kefu_handoff_reason`` slot), ``detail`` is for the agent."""
 
     reason: str
     detail: str
@@ -142,6 +228,21 @@ class CustomerProfile:
                    int(data.get("conversations", 0)))
 
 
+class ConversationChange(TypedDict, total=False):
+    """The fields one state change may set (:meth:`Conversation.evolve`), each with its type."""
+
+    state: ConversationState
+    language: str
+    transcript: tuple[TranscriptLine, ...]
+    profile: CustomerProfile
+    pending_suggestions: tuple[str, ...]
+    failures: int
+    handoff: HandoffRequest | None
+    updated_at: float
+    pending_action: str
+    slots: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Conversation:
     """Everything the core remembers about one chat.
@@ -172,8 +273,17 @@ class Conversation:
         return cls(msg.conversation_id, msg.channel, msg.user_id, msg.chat_id, profile=profile,
                    updated_at=msg.sent_at)
 
-    def evolve(self, **changes: Any) -> Conversation:
+    def evolve(self, **changes: Unpack[ConversationChange]) -> Conversation:
+        """A copy with ``changes``; typed field by field, so mypy checks every state change."""
         return replace(self, **changes)
+
+    def with_lines(self, lines: tuple[TranscriptLine, ...] | list[TranscriptLine]) -> Conversation:
+        """The conversation with ``lines`` appended to its transcript (as the store appends them)."""
+        return replace(self, transcript=(*self.transcript, *lines))
+
+    def back_to_bot(self) -> Conversation:
+        """The bot is responsible again: no handoff, and earlier misunderstandings no longer count."""
+        return replace(self, state=ConversationState.BOT, handoff=None, failures=0)
 
     def customer_texts(self) -> list[str]:
         return [line.text for line in self.transcript if line.role is Role.CUSTOMER]
@@ -183,14 +293,13 @@ class Conversation:
 class ActionRun:
     """A business action already run for this message.
 
-    Actions do I/O (the company's order API, a remote action server), so they run in the
-    classification worker thread; the pure handlers only turn the result into replies.
-    ``status`` is ``done`` (answered), ``ask`` (needs more from the customer: keep it pending),
-    ``handoff`` (the action asked for a human) or ``failed`` (error or timeout).
+    Actions do I/O (the company's order API, a remote action server), so the engine runs them
+    in the turn's *act* step, between the pure classification and the pure handlers, which
+    only turn the result into replies.
     """
 
     name: str
-    status: str
+    status: ActionStatus
     messages: tuple[str, ...] = ()
     slots: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
@@ -202,11 +311,11 @@ class Decision:
 
     action: Action
     language: str
-    intent: str
+    intent: Intent
     confidence: float = 0.0
     entry_id: str | None = None
     suggestions: tuple[str, ...] = ()
-    reason: str = ""
+    reason: Reason = Reason.NONE
     detail: str = ""
     candidates: tuple[Candidate, ...] = ()
     action_run: ActionRun | None = None  # set when the answered entry names a business action

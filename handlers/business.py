@@ -1,7 +1,7 @@
 """Replies for a business action's result: answered, asking for something, or failed.
 
-Pure like every handler: the action already ran (in the classification step, see
-:mod:`handlers.actions`); this turns its :class:`ActionRun` into replies and new conversation
+Pure like every handler: the action already ran (in the engine's act step,
+:mod:`handlers.actions.act`); this turns its :class:`ActionRun` into replies and new conversation
 state.  Whatever went wrong — timeout, error, an action that said nothing — the customer gets
 a polite reply and a human, never a stack trace (首问负责制: the bot keeps ownership).
 """
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.config import HandoffConfig
-from bot.types import ActionRun, Conversation, Decision, HandoffRequest, Reply
-from handlers.actions.call import ASK, DONE, FAILED, HANDOFF, REQUESTED_SLOT
+from bot.types import ActionRun, ActionStatus, Conversation, Decision, HandoffRequest, Reason, Reply
+from handlers.actions.call import REQUESTED_SLOT
 from handlers.texts import say
 from knowledge.schema import KnowledgeBase
 
@@ -29,31 +29,31 @@ def outcome(decision: Decision, conv: Conversation, kb: KnowledgeBase, config: H
     entry = kb.get(decision.entry_id or "")
     run = decision.action_run
     if run is None:  # an action entry reached without a runner in the path (e.g. answered by another layer)
-        run = ActionRun(entry.action if entry else "", FAILED, detail="the action was not run")
+        run = ActionRun(entry.action if entry else "", ActionStatus.FAILED, detail="the action was not run")
     language = decision.language
     slots = {**conv.slots, **run.slots}
-    if run.status == ASK:
+    if run.status is ActionStatus.ASK:
         again = conv.pending_action == run.name
         replies = _replies(run.messages) or (Reply(say("action_ask", language)),)
         return replies, conv.evolve(pending_action=run.name, slots=slots, pending_suggestions=(),
                                     failures=conv.failures + 1 if again else 0), None
     slots.pop(REQUESTED_SLOT, None)
-    if run.status == DONE:
+    if run.status is ActionStatus.DONE:
         replies = _replies(run.messages)
         if not replies and entry is not None and entry.answer:
             text = render(entry.answer_in(language), slots)
             replies = (Reply(text),) if text else ()
         if replies:
             return replies, conv.evolve(pending_action="", slots=slots, pending_suggestions=(), failures=0), None
-        run = ActionRun(run.name, FAILED, slots=run.slots, detail="the action produced no reply "
+        run = ActionRun(run.name, ActionStatus.FAILED, slots=run.slots, detail="the action produced no reply "
                         "(and the entry's answer template could not be filled)")
-    if run.status == HANDOFF:
+    if run.status is ActionStatus.HANDOFF:
         replies = _replies(run.messages) or (Reply(say("action_handoff", language, wait=config.expected_wait_minutes)),)
-        request = HandoffRequest("action_handoff", f"business action {run.name} asked for an agent",
+        request = HandoffRequest(Reason.ACTION_HANDOFF, f"business action {run.name} asked for an agent",
                                  decision.candidates)
     else:
         replies = (Reply(say("action_failed", language, wait=config.expected_wait_minutes)),)
-        request = HandoffRequest("action_failed", f"business action {run.name} failed: {run.detail}",
+        request = HandoffRequest(Reason.ACTION_FAILED, f"business action {run.name} failed: {run.detail}",
                                  decision.candidates)
     return replies, conv.evolve(pending_action="", slots=slots, pending_suggestions=(), handoff=request), request
 

@@ -7,16 +7,15 @@ and not a queue (a human only when the customer asks for one).
 
 from __future__ import annotations
 
-from bot.types import Decision, Reply, Suggestion
+from bot.types import Decision, Intent, Reply, Suggestion
 from handlers.texts import TEXTS, say
-from intents.smalltalk import Smalltalk
 from knowledge.schema import KnowledgeBase
 
 SCOPE_SUGGESTIONS = 3
 
 
 def reply(decision: Decision, kb: KnowledgeBase) -> Reply:
-    if decision.intent in (Smalltalk.HELP, Smalltalk.OFF_TOPIC):
+    if decision.intent in (Intent.HELP, Intent.OFF_TOPIC):
         return scope_reply(decision.intent, decision.language, kb)
     key = decision.intent if decision.intent in TEXTS else "greeting"
     return Reply(say(key, decision.language))

@@ -43,20 +43,21 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from bot.types import Intent, Reason
 from intents.language import clauses, normalize, normalize_with_offsets, read_as_tokens
 from intents.smalltalk import detect_smalltalk
 
-HUMAN_REQUEST = "human_request"
-COMPLAINT = "complaint"
-REPEATED_FAILURE = "repeated_failure"
+HUMAN_REQUEST = Reason.HUMAN_REQUEST
+COMPLAINT = Reason.COMPLAINT
+REPEATED_FAILURE = Reason.REPEATED_FAILURE
 
 
 @dataclass(frozen=True)
 class Escalation:
     """Why the bot hands off; ``detail`` / ``detail_zh`` are one line for the agent."""
 
-    reason: str  # "human_request" | "complaint" | "repeated_failure"
-    kind: str  # finer cause, e.g. "asked_for_human", "threat_authority", "long_wait"
+    reason: Reason  # human_request | complaint | repeated_failure
+    kind: Intent  # finer cause, e.g. asked_for_human, threat_authority, long_wait
     detail: str
     detail_zh: str
     angry: bool  # anger or insults: act fast and apologise first
@@ -71,8 +72,8 @@ class Signal:
     negation in the same clause ("不用转人工", "I don't need an agent").
     """
 
-    kind: str
-    reason: str
+    kind: Intent
+    reason: Reason
     patterns: tuple[str, ...]
     detail: str
     detail_zh: str
@@ -346,39 +347,41 @@ NOT_UNDERSTOOD = (
 )
 
 SIGNALS: tuple[Signal, ...] = (
-    Signal("threat_authority", COMPLAINT, AUTHORITY_12315, "threatens to report to {t}", "威胁向{t}投诉"),
-    Signal("threat_authority", COMPLAINT, AUTHORITY_CONSUMER_ASSOCIATION,
+    Signal(Intent.THREAT_AUTHORITY, COMPLAINT, AUTHORITY_12315, "threatens to report to {t}", "威胁向{t}投诉"),
+    Signal(Intent.THREAT_AUTHORITY, COMPLAINT, AUTHORITY_CONSUMER_ASSOCIATION,
            "threatens to report to the consumer association ({t})", "威胁向{t}投诉"),
-    Signal("threat_authority", COMPLAINT, AUTHORITY_REGULATORS, "threatens to report to regulators ({t})",
+    Signal(Intent.THREAT_AUTHORITY, COMPLAINT, AUTHORITY_REGULATORS, "threatens to report to regulators ({t})",
            "威胁向{t}投诉举报"),
-    Signal("threat_authority", COMPLAINT, AUTHORITY_POLICE, "threatens to call the police ({t})", "威胁报警（{t}）"),
-    Signal("threat_authority", COMPLAINT, AUTHORITY_EN, "threatens to report to {t}", "威胁向{t}举报"),
-    Signal("threat_authority", COMPLAINT, REPORT_EN, 'threatens to report the company ("{t}")', "威胁举报（“{t}”）"),
-    Signal("legal", COMPLAINT, LEGAL, "threatens legal action ({t})", "威胁采取法律行动（{t}）"),
-    Signal("threat_public", COMPLAINT, PUBLIC_MEDIA, "threatens to go public ({t})", "威胁曝光（{t}）"),
-    Signal("threat_public", COMPLAINT, PUBLIC_REVIEW, "threatens a bad review ({t})", "威胁给差评（{t}）"),
-    Signal("chargeback", COMPLAINT, CHARGEBACK, "threatens a chargeback ({t})", "威胁向银行拒付（{t}）"),
-    Signal("insult", COMPLAINT, INSULTS, 'angry, insulting: "{t}"', "客户愤怒，出言指责：“{t}”", angry=True),
-    Signal("anger", COMPLAINT, ANGER, 'angry: "{t}"', "客户很不满：“{t}”", angry=True),
-    Signal("manager", COMPLAINT, MANAGER, "demands a manager ({t})", "要求找{t}", negatable=True),
-    Signal("complaint", COMPLAINT, COMPLAINT_WORDS, 'wants to file a complaint ("{t}")', "要求投诉（“{t}”）",
+    Signal(Intent.THREAT_AUTHORITY, COMPLAINT, AUTHORITY_POLICE, "threatens to call the police ({t})",
+           "威胁报警（{t}）"),
+    Signal(Intent.THREAT_AUTHORITY, COMPLAINT, AUTHORITY_EN, "threatens to report to {t}", "威胁向{t}举报"),
+    Signal(Intent.THREAT_AUTHORITY, COMPLAINT, REPORT_EN, 'threatens to report the company ("{t}")',
+           "威胁举报（“{t}”）"),
+    Signal(Intent.LEGAL, COMPLAINT, LEGAL, "threatens legal action ({t})", "威胁采取法律行动（{t}）"),
+    Signal(Intent.THREAT_PUBLIC, COMPLAINT, PUBLIC_MEDIA, "threatens to go public ({t})", "威胁曝光（{t}）"),
+    Signal(Intent.THREAT_PUBLIC, COMPLAINT, PUBLIC_REVIEW, "threatens a bad review ({t})", "威胁给差评（{t}）"),
+    Signal(Intent.CHARGEBACK, COMPLAINT, CHARGEBACK, "threatens a chargeback ({t})", "威胁向银行拒付（{t}）"),
+    Signal(Intent.INSULT, COMPLAINT, INSULTS, 'angry, insulting: "{t}"', "客户愤怒，出言指责：“{t}”", angry=True),
+    Signal(Intent.ANGER, COMPLAINT, ANGER, 'angry: "{t}"', "客户很不满：“{t}”", angry=True),
+    Signal(Intent.MANAGER, COMPLAINT, MANAGER, "demands a manager ({t})", "要求找{t}", negatable=True),
+    Signal(Intent.COMPLAINT, COMPLAINT, COMPLAINT_WORDS, 'wants to file a complaint ("{t}")', "要求投诉（“{t}”）",
            negatable=True),
-    Signal("ultimatum", COMPLAINT, ULTIMATUM, 'gives an ultimatum: "{t}"', "下最后通牒：“{t}”"),
-    Signal("demand", COMPLAINT, DEMAND_SHOUTED, 'makes a demand: "{t}"', "强烈要求：“{t}”", angry=True),
-    Signal("broken_promise", COMPLAINT, BROKEN_PROMISE, 'says a promise was broken ("{t}")',
+    Signal(Intent.ULTIMATUM, COMPLAINT, ULTIMATUM, 'gives an ultimatum: "{t}"', "下最后通牒：“{t}”"),
+    Signal(Intent.DEMAND, COMPLAINT, DEMAND_SHOUTED, 'makes a demand: "{t}"', "强烈要求：“{t}”", angry=True),
+    Signal(Intent.BROKEN_PROMISE, COMPLAINT, BROKEN_PROMISE, 'says a promise was broken ("{t}")',
            "认为承诺没有兑现（“{t}”）"),
-    Signal("unresolved", COMPLAINT, UNRESOLVED, 'says nobody is handling it: "{t}"', "反映问题无人处理：“{t}”"),
-    Signal("compensation", COMPLAINT, COMPENSATION, 'demands compensation ("{t}")', "要求赔偿（“{t}”）",
+    Signal(Intent.UNRESOLVED, COMPLAINT, UNRESOLVED, 'says nobody is handling it: "{t}"', "反映问题无人处理：“{t}”"),
+    Signal(Intent.COMPENSATION, COMPLAINT, COMPENSATION, 'demands compensation ("{t}")', "要求赔偿（“{t}”）",
            negatable=True),
-    Signal("asked_for_human", HUMAN_REQUEST, HUMAN_REQUESTS, "asked for a human", "要求转人工", negatable=True),
-    Signal("asked_for_human", HUMAN_REQUEST, HUMAN_MENTIONS, "asked for a human", "要求转人工", negatable=True,
+    Signal(Intent.ASKED_FOR_HUMAN, HUMAN_REQUEST, HUMAN_REQUESTS, "asked for a human", "要求转人工", negatable=True),
+    Signal(Intent.ASKED_FOR_HUMAN, HUMAN_REQUEST, HUMAN_MENTIONS, "asked for a human", "要求转人工", negatable=True,
            info_question_cancels=True),
-    Signal("not_understood", REPEATED_FAILURE, NOT_UNDERSTOOD, 'says the bot did not understand: "{t}"',
+    Signal(Intent.NOT_UNDERSTOOD, REPEATED_FAILURE, NOT_UNDERSTOOD, 'says the bot did not understand: "{t}"',
            "客户表示机器人没听懂：“{t}”"),
 )
 # Position in SIGNALS is the precedence; the long-wait rule ranks just before compensation.
-_ANGER_RANK = next(i for i, s in enumerate(SIGNALS) if s.kind == "anger")
-_LONG_WAIT_RANK = next(i for i, s in enumerate(SIGNALS) if s.kind == "compensation")
+_ANGER_RANK = next(i for i, s in enumerate(SIGNALS) if s.kind is Intent.ANGER)
+_LONG_WAIT_RANK = next(i for i, s in enumerate(SIGNALS) if s.kind is Intent.COMPENSATION)
 
 # A question about human agents' hours or contact details ("人工客服几点上班", "人工客服电话多少",
 # "怎么联系人工客服") is a service-hours / contact question for the FAQ, not a request.
@@ -624,7 +627,7 @@ def _long_wait(text: str, original: str, offsets: list[int]) -> Escalation | Non
     forever = _EN_FOREVER.search(text)
     if forever is not None and waited:
         quote = _quote(original, offsets, *forever.span())
-        return Escalation(COMPLAINT, "long_wait", f"waited {forever.group(0).removeprefix('for ')} ({quote})",
+        return Escalation(COMPLAINT, Intent.LONG_WAIT, f"waited {forever.group(0).removeprefix('for ')} ({quote})",
                           f"等待已久：{quote}", False)
     longest: tuple[float, str] | None = None
     for match in _ZH_DURATION.finditer(text):
@@ -647,7 +650,7 @@ def _long_wait(text: str, original: str, offsets: list[int]) -> Escalation | Non
     if not ((frustrated and still_open) or (days >= LONG_WAIT_DAYS and waited)):
         return None
     detail = f"waited {_gloss(days)}" + (f" ({quote})" if quote else "")
-    return Escalation(COMPLAINT, "long_wait", detail, f"等待已久：{quote or _gloss(days)}", False)
+    return Escalation(COMPLAINT, Intent.LONG_WAIT, detail, f"等待已久：{quote or _gloss(days)}", False)
 
 
 def _compact(text: str) -> str:
@@ -676,7 +679,7 @@ def _repeated(text: str, history: Sequence[str]) -> Escalation | None:
     if copies < REPEATS_BEFORE_ESCALATION or detect_smalltalk(text) is not None or is_cancel_request(text):
         return None
     times = copies + 1
-    return Escalation(REPEATED_FAILURE, "repeated_question", f"customer repeated the same question {times} times",
+    return Escalation(REPEATED_FAILURE, Intent.REPEATED_QUESTION, f"customer repeated the same question {times} times",
                       f"客户重复问了同一个问题{times}次", False)
 
 
@@ -694,7 +697,7 @@ def detect_escalation(text: str, history: Sequence[str] = ()) -> Escalation | No
     hits = list(_signal_hits(normalized, text, offsets))
     if (_YELLING.fullmatch(text.strip()) and len(_SHOUTED_WORD.findall(text)) >= 2
             and detect_smalltalk(text) is None):
-        hits.append(_Hit(_ANGER_RANK, Escalation(COMPLAINT, "anger", f'shouting: "{text.strip()}"',
+        hits.append(_Hit(_ANGER_RANK, Escalation(COMPLAINT, Intent.ANGER, f'shouting: "{text.strip()}"',
                                                  f"客户大喊：“{text.strip()}”", True)))
     wait = _long_wait(normalized, text, offsets)
     if wait is not None:

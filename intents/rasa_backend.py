@@ -9,13 +9,14 @@ Teams that already trained a Rasa model keep it: each message is sent to the Ras
 * ``human`` and ``complaint`` targets hand off at once;
 * ``kefu`` (or any intent nothing maps) leaves the message to Kefu's own layer.
 
-Kefu's service rules stay in force whatever the model says: a complaint or a demand for a
-human detected by Kefu's escalation rules hands off, and "2" after a clarify picks option 2.
-When Rasa is slow, down or answers garbage, the message is decided by Kefu's own layer and
-the failure is logged; a message is never dropped.
+Kefu's service rules stay in force whatever the model says: the classifier
+(:mod:`intents.classify`) applies them before asking any reader, so a complaint or a demand for
+a human detected by Kefu's escalation rules hands off, and "2" after a clarify picks option 2,
+without Rasa being asked.  When Rasa is slow, down or answers garbage, the message is decided by
+Kefu's own reader and the failure is logged; a message is never dropped.
 
-This module needs only httpx, never rasa-sdk.  ``decide`` runs in the engine's worker thread,
-so it uses a synchronous, injected :class:`httpx.Client`.
+This module needs only httpx, never rasa-sdk.  The parse is part of the classify step, which the
+engine runs in its worker thread, so it uses a synchronous, injected :class:`httpx.Client`.
 """
 
 from __future__ import annotations
@@ -28,17 +29,15 @@ import httpx
 
 from bot.config import RasaConfig, ThresholdConfig
 from bot.errors import ConfigError
-from bot.types import Action, Candidate, Conversation, Decision
-from intents.base import IntentLayer
-from intents.choice import resolve_choice
-from intents.escalation import detect_escalation
-from intents.language import detect_language
+from bot.types import Action, Candidate, Conversation, Decision, Intent, Reason
+from intents.base import FinalReader
+from intents.classify import Classifier
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
 SMALLTALK = frozenset({"greeting", "thanks", "goodbye", "bot_identity"})
-HANDOFF_REASONS = {"human": "human_request", "complaint": "complaint"}
+HANDOFF_REASONS = {"human": Reason.HUMAN_REQUEST, "complaint": Reason.COMPLAINT}
 KEFU = "kefu"  # map an intent here to leave it to Kefu's own layer
 
 # The intents of Rasa's starter project (``rasa init``) and common names for the rest.
@@ -105,13 +104,11 @@ class RasaParser:
         return data
 
 
-class RasaIntentLayer:
-    """Decide with a Rasa model; anything it cannot decide confidently goes to ``fallback``."""
+class RasaReader:
+    """Read a message with a Rasa model; None (the next reader decides) when it is not confident."""
 
-    def __init__(self, parser: RasaParser, fallback: IntentLayer, kb: KnowledgeBase, config: RasaConfig,
-                 thresholds: ThresholdConfig) -> None:
+    def __init__(self, parser: RasaParser, kb: KnowledgeBase, config: RasaConfig, thresholds: ThresholdConfig) -> None:
         self.parser = parser
-        self.fallback = fallback
         self.kb = kb
         self.min_confidence = config.min_confidence
         self.margin = thresholds.clarify_margin
@@ -120,22 +117,17 @@ class RasaIntentLayer:
             check_target(target, kb)
         self.fallbacks = 0  # messages Kefu decided because Rasa was unavailable (for logs and tests)
 
-    def is_quick(self, text: str, conversation: Conversation) -> bool:
+    def is_quick(self, text: str) -> bool:
         return False  # asks the Rasa server over HTTP
 
-    def decide(self, text: str, conversation: Conversation) -> Decision:
-        if not text.strip() or resolve_choice(text, conversation.pending_suggestions) is not None:
-            return self.fallback.decide(text, conversation)
-        if detect_escalation(text, conversation.customer_texts()) is not None:
-            return self.fallback.decide(text, conversation)  # Kefu's complaint rules always win
+    def understand(self, text: str, language: str, conversation: Conversation) -> Decision | None:
         try:
             parsed = self.parser.parse(text, conversation.id)
         except RasaUnavailable as exc:
             self.fallbacks += 1
             log.warning("Rasa NLU unavailable (%s); Kefu's own intent layer decides %s", exc, conversation.id)
-            return self.fallback.decide(text, conversation)
-        decision = self._from_parse(parsed, detect_language(text, default=conversation.language))
-        return decision if decision is not None else self.fallback.decide(text, conversation)
+            return None
+        return self._from_parse(parsed, language)
 
     def target(self, intent: str) -> str:
         """What a Rasa intent means to Kefu: an entry id, a smalltalk kind, human/complaint, or kefu."""
@@ -156,15 +148,15 @@ class RasaIntentLayer:
         if target == KEFU:
             return None
         if target in SMALLTALK:
-            return Decision(Action.SMALLTALK, language, target, confidence, reason="rasa")
+            return Decision(Action.SMALLTALK, language, Intent(target), confidence, reason=Reason.RASA)
         if target in HANDOFF_REASONS:
-            return Decision(Action.HANDOFF, language, target, confidence, reason=HANDOFF_REASONS[target],
+            return Decision(Action.HANDOFF, language, Intent(target), confidence, reason=HANDOFF_REASONS[target],
                             detail=f"Rasa intent {name} ({confidence:.2f})")
         candidates = self._candidates(parsed, name, confidence)
         runner_up = candidates[1].score if len(candidates) > 1 else 0.0
         if confidence - runner_up < self.margin:
             return None  # two entries nearly tied: Kefu's layer knows how to ask which one
-        return Decision(Action.ANSWER, language, "faq", confidence, entry_id=target, reason="rasa",
+        return Decision(Action.ANSWER, language, Intent.FAQ, confidence, entry_id=target, reason=Reason.RASA,
                         candidates=candidates)
 
     def _candidates(self, parsed: Mapping[str, Any], name: str, confidence: float) -> tuple[Candidate, ...]:
@@ -188,8 +180,14 @@ def _number(value: Any) -> float:
         return 0.0
 
 
-def build_rasa_layer(fallback: IntentLayer, kb: KnowledgeBase, config: RasaConfig, thresholds: ThresholdConfig,
-                     client: httpx.Client | None = None) -> RasaIntentLayer:
-    """The Rasa layer over ``fallback``; ``client`` is injected by tests, else made here."""
+def build_rasa_layer(fallback: FinalReader, kb: KnowledgeBase, config: RasaConfig, thresholds: ThresholdConfig,
+                     client: httpx.Client | None = None) -> Classifier:
+    """Kefu's rules, then Rasa, then ``fallback`` (Kefu's own reader); ``client`` is injected by
+    tests, else made here."""
+    return Classifier(fallback, (build_rasa_reader(kb, config, thresholds, client),))
+
+
+def build_rasa_reader(kb: KnowledgeBase, config: RasaConfig, thresholds: ThresholdConfig,
+                      client: httpx.Client | None = None) -> RasaReader:
     parser = RasaParser(config, client or httpx.Client(timeout=config.timeout_seconds))
-    return RasaIntentLayer(parser, fallback, kb, config, thresholds)
+    return RasaReader(parser, kb, config, thresholds)

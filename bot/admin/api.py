@@ -235,7 +235,7 @@ class AdminApi:
             raise ValidationFailed("'text' must be a non-empty string", "text")
         live = self.runtime.knowledge
         conv = probe(text)
-        decision = await asyncio.to_thread(live.layer.decide, text, conv)
+        decision = await self.runtime.engine.decide(text, conv)  # classify, then act, as a live message
         outcome = respond(decision, conv, live.kb, self.runtime.config.handoff)
         return JSONResponse({"version": live.version, "decision": decision_json(decision, live.kb),
                              "replies": [r.text for r in outcome.replies]})

@@ -126,7 +126,8 @@ class ObservedEngine(Engine):
 
     @classmethod
     def around(cls, engine: Engine, recorder: TurnRecorder) -> ObservedEngine:
-        observed = cls(engine.config, engine.store, engine.intents, engine.knowledge, engine.desk, engine.clock)
+        observed = cls(engine.config, engine.store, engine.intents, engine.knowledge, engine.desk, engine.clock,
+                       actions=engine.actions)
         observed.recorder = recorder
         return observed
 

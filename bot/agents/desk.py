@@ -36,10 +36,8 @@ from bot.storage.desk import DeskRecords
 from bot.storage.tickets import TicketStore
 from bot.store import REDIS_ERRORS, Store
 from bot.types import (
-    Action,
     Conversation,
     ConversationState,
-    Decision,
     HandoffRequest,
     Reply,
     Role,
@@ -153,8 +151,7 @@ class HumanDesk:
         if online == 0:  # open, but nobody is there: say so, take a message (service rule 6)
             return (Reply(apology + say("no_agent_online", language, position=position)),)
         wait = await self.estimate(position)
-        decision = Decision(Action.HANDOFF, language, "handoff", reason=request.reason, detail=request.detail)
-        reply, _ = handoff_handler.start(decision, HandoffConfig(expected_wait_minutes=wait))
+        reply = handoff_handler.reply(request.reason, language, HandoffConfig(expected_wait_minutes=wait))
         queue_line = say("queue_position", language, position=position, wait=wait)
         return (Reply(reply.text + "\n" + queue_line), *replies[1:])
 
@@ -548,12 +545,11 @@ class HumanDesk:
         if reply.suggestions:
             meta["suggestions"] = [{"label": s.label, "payload": s.payload} for s in reply.suggestions]
         line = TranscriptLine(role, reply.text, self.clock(), meta)
-        changes: dict[str, Any] = {"updated_at": line.at}
-        if state is not None:
-            changes["state"] = state
-            if state is ConversationState.BOT:
-                changes.update(handoff=None, failures=0)
-        conv = conv.evolve(**changes)
+        if state is ConversationState.BOT:
+            conv = conv.back_to_bot()
+        elif state is not None:
+            conv = conv.evolve(state=state)
+        conv = conv.evolve(updated_at=line.at)
         await self.store.save_conversation(conv, [line])
         return line, conv, reply
 

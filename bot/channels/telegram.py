@@ -50,7 +50,7 @@ from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, sp
 from bot.config import TelegramConfig
 from bot.errors import BadRequest, ConfigError, KefuError
 from bot.json_body import parse_json
-from bot.types import Attachment, Conversation, InboundMessage, Reply
+from bot.types import Attachment, Choice, Conversation, InboundMessage, Reply
 from handlers.texts import say
 
 if TYPE_CHECKING:
@@ -337,23 +337,12 @@ class TelegramChannel:
                 await self.app.bot.edit_message_reply_markup(chat_id, message.message_id, reply_markup=None)
             except TelegramError as exc:
                 log.info("could not remove the keyboard in chat %s: %s", chat_id, exc)
-        payload = await payload_of(self.store, query.data or "")
-        conversation = await self.store.load_conversation(f"{CHANNEL}:{chat_id}")
-        pending = conversation.pending_suggestions if conversation is not None else ()
-        if payload is not None and payload in pending:
-            # The choice as its number, exactly as if typed: the engine resolves it to the same
-            # entry, and language detection keeps the conversation's language (an entry id such
-            # as "refund-time" would read as English and answer a Chinese customer in English).
-            text = str(pending.index(payload) + 1)
-        elif label:
-            text = label  # an old button: its words still say what the customer wants
-        elif payload:
-            text = payload
-        else:
+        choice = pressed(await payload_of(self.store, query.data or ""), label)
+        if choice is None:
             return
         user = query.from_user
-        msg = InboundMessage(CHANNEL, str(user.id), str(chat_id), text, str(update.update_id),
-                             display_name=(user.full_name or "")[:64])
+        msg = InboundMessage(CHANNEL, str(user.id), str(chat_id), choice.label or choice.payload, str(update.update_id),
+                             display_name=(user.full_name or "")[:64], choice=choice)
         await self._turn(msg, chat_id, None)
 
     async def _turn(self, msg: InboundMessage, chat_id: int, reply_to: int | None) -> None:
@@ -472,3 +461,12 @@ def _button_label(markup: InlineKeyboardMarkup | None, data: str) -> str:
             if button.callback_data == data:
                 return button.text
     return ""
+
+
+def pressed(payload: str | None, label: str) -> Choice | None:
+    """The typed choice of a pressed button: its payload (None when a long one kept in the store
+    has expired) and the words on it, so an old button still says what the customer wants.  The
+    engine reads it as its number when the choice is still on offer."""
+    if not payload and not label:
+        return None
+    return Choice(payload or "", label)

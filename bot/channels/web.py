@@ -31,7 +31,7 @@ from bot.errors import BadRequest
 from bot.json_body import json_object
 from bot.static_assets import content_security_policy, static_asset
 from bot.store import Store
-from bot.types import Attachment, Conversation, InboundMessage, Reply, Role, TranscriptLine, TurnResult
+from bot.types import Attachment, Choice, Conversation, InboundMessage, Reply, Role, TranscriptLine, TurnResult
 
 CHANNEL = "web"
 MAX_TEXT = 2000
@@ -188,10 +188,11 @@ class WebChannel:
         message_id = body.get("message_id") or uuid.uuid4().hex
         if not isinstance(message_id, str) or len(message_id) > 64:
             raise BadRequest("'message_id' must be a string of at most 64 characters")
+        choice = _choice(body.get("choice"), text.strip())
         await self._admit(session, _address(request))
         vouched = await self.store.visitor_name(session) if session.startswith("v_") else ""
         msg = InboundMessage(CHANNEL, session, session, text.strip(), message_id, time.time(), attachments=attachments,
-                             display_name=vouched or str(body.get("name") or "")[:64])
+                             display_name=vouched or str(body.get("name") or "")[:64], choice=choice)
         result = await self.engine.handle(msg)
         if result.in_progress:  # the first copy is still being answered: come back for its result
             return JSONResponse({"error": "this message is still being answered; send it again",
@@ -321,3 +322,12 @@ def _number(raw: str, name: str, kind: type[int] | type[float]) -> Any:
     if not 0 <= value < 1e12:
         raise BadRequest(f"'{name}' must be a number from 0")
     return value
+
+
+def _choice(raw: object, label: str) -> Choice | None:
+    """A pressed suggestion: ``choice`` is its payload, ``text`` its label (what the page shows)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_TEXT:
+        raise BadRequest(f"'choice' must be a suggestion's payload: a string of 1 to {MAX_TEXT} characters")
+    return Choice(raw, label)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -167,13 +166,12 @@ class WeChatChannel(WeChatFamilyChannel):
         return await self._turn(inbound)
 
     async def _customer_wrote(self, message: Any, openid: str) -> InboundMessage:
-        """The message as a turn's input (a tapped msgmenu item becomes its text); the
+        """The message as a turn's input (a tapped msgmenu item becomes its typed choice); the
         customer-service window reopens."""
         inbound = self._inbound(message, openid)
         menu_choice = message._data.get("bizmsgmenuid") if inbound.text else None
         if menu_choice:
-            text = await menu_pick(self.store, inbound.conversation_id, str(menu_choice), inbound.text)
-            inbound = dataclasses.replace(inbound, text=text)
+            inbound = menu_pick(inbound, str(menu_choice))
         await self.outbox.customer_wrote(openid)
         return inbound
 

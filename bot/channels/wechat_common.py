@@ -14,6 +14,7 @@ plaintext-mode body at all).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -40,7 +41,7 @@ from bot.privacy import redact_secrets
 from bot.storage.channels import ChannelState
 from bot.storage.outbox import DeliveryWindows
 from bot.store import REDIS_ERRORS, Store
-from bot.types import Conversation, InboundMessage, Reply, TurnResult
+from bot.types import Choice, Conversation, InboundMessage, Reply, TurnResult
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +161,12 @@ def menu_parts(reply: Reply) -> tuple[str, str]:
     return "\n".join(head).strip(), "\n".join(tail).strip()
 
 
-async def menu_pick(store: Store, conversation_id: str, choice: str, label: str) -> str:
-    """The text a tapped menu item stands for: its number in the pending clarify ("2"), which
-    keeps the customer's language, or the item's label when the menu is no longer current."""
-    conv = await store.load_conversation(conversation_id)
-    if conv is not None and choice in conv.pending_suggestions:
-        return str(conv.pending_suggestions.index(choice) + 1)
-    return label or choice
+def menu_pick(msg: InboundMessage, menu_id: str) -> InboundMessage:
+    """A tapped menu item (WeChat's ``bizmsgmenuid``, WeCom's ``menu_id``) as the message's typed
+    choice; the text WeChat sends with it is the item's label.  The engine reads it as its number
+    in the pending clarify ("2", which keeps the customer's language), or as the label when the
+    menu is no longer current."""
+    return dataclasses.replace(msg, choice=Choice(menu_id, msg.text))
 
 
 TokenFetcher = Callable[[httpx.AsyncClient], Awaitable[tuple[str, int]]]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -212,8 +211,7 @@ class WeComChannel(WeChatFamilyChannel):
         msg = _inbound(item, msgtype, user, msgid, self.clock())
         menu_id = (item.get("text") or {}).get("menu_id") if msgtype == "text" else None
         if menu_id:  # a tapped click-menu item
-            text = await menu_pick(self.store, msg.conversation_id, str(menu_id), msg.text)
-            msg = dataclasses.replace(msg, text=text)
+            msg = menu_pick(msg, str(menu_id))
         result = await self.engine.handle(msg)
         if result.duplicate:
             return

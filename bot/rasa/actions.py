@@ -17,7 +17,6 @@ store, and copies the tracker's transcript there when it hands off, so the agent
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,6 @@ from bot.types import Action as Decided
 from bot.types import (
     Conversation,
     ConversationState,
-    Decision,
     HandoffRequest,
     Reply,
     Role,
@@ -129,12 +127,13 @@ class AnswerAction(KefuAction):
         if history and history[-1].role is Role.CUSTOMER and history[-1].text == text:
             history = history[:-1]
         live = self.runtime.knowledge
-        decision = await asyncio.to_thread(live.layer.decide, text, conv.evolve(transcript=tuple(history)))
+        decision = await self.runtime.engine.decide(text, conv.evolve(transcript=tuple(history)))
         slots: Events = [SlotSet(DECISION_SLOT, decision.action.value), SlotSet(ENTRY_SLOT, decision.entry_id),
                          SlotSet(CONFIDENCE_SLOT, round(decision.confidence, 4)),
                          SlotSet(LANGUAGE_SLOT, decision.language)]
         if decision.action is Decided.HANDOFF:  # action_kefu_handoff opens the ticket with the whole transcript
-            return [*slots, SlotSet(REASON_SLOT, decision.reason or "low_confidence"), FollowupAction(HANDOFF_ACTION)]
+            reason = str(decision.reason or "low_confidence")
+            return [*slots, SlotSet(REASON_SLOT, reason), FollowupAction(HANDOFF_ACTION)]
         outcome = respond(decision, conv, live.kb, self.runtime.config.handoff)
         new = outcome.conversation.evolve(language=decision.language, updated_at=now)
         if outcome.handoff is None:
@@ -144,12 +143,11 @@ class AnswerAction(KefuAction):
         # e.g. a business action failed: its reply already says a human takes over
         new = new.evolve(state=ConversationState.WAITING)
         lines = unseen_lines(conv, tracker)
-        replies = await self.runtime.desk.open_ticket(new.evolve(transcript=(*new.transcript, *lines)),
-                                                      outcome.handoff, outcome.replies)
+        replies = await self.runtime.desk.open_ticket(new.with_lines(lines), outcome.handoff, outcome.replies)
         lines += [TranscriptLine(Role.BOT, r.text, now, {"source": "kefu"}) for r in replies]
         await self.runtime.store.save_conversation(new, lines)
         utter(dispatcher, replies)
-        return [*slots, SlotSet(REASON_SLOT, outcome.handoff.reason), SlotSet(HANDOFF_STATE_SLOT, "waiting")]
+        return [*slots, SlotSet(REASON_SLOT, str(outcome.handoff.reason)), SlotSet(HANDOFF_STATE_SLOT, "waiting")]
 
 
 class HandoffAction(KefuAction):
@@ -170,18 +168,16 @@ class HandoffAction(KefuAction):
         if not isinstance(reason, str) or not reason:
             history = [line.text for line in tracker_lines(tracker) if line.role is Role.CUSTOMER][:-1]
             found = detect_escalation(text, history) if text else None
-            reason = found.reason if found is not None else "human_request"
-        decision = Decision(Decided.HANDOFF, language, reason, 1.0, reason=reason,
-                            detail=f"handed off by the Rasa assistant; latest message: {text[:200]}")
-        reply, request = handoff.start(decision, self.runtime.config.handoff)
-        request = HandoffRequest(request.reason, request.detail, conv.handoff.candidates if conv.handoff else ())
+            reason = str(found.reason) if found is not None else "human_request"
+        reply = handoff.reply(reason, language, self.runtime.config.handoff)
+        request = HandoffRequest(reason, f"handed off by the Rasa assistant; latest message: {text[:200]}",
+                                 conv.handoff.candidates if conv.handoff else ())
         now = time.time()
         lines = unseen_lines(conv, tracker)
         new = conv.evolve(state=ConversationState.WAITING, handoff=request, language=language, updated_at=now,
                           pending_suggestions=(), pending_action="")
         # queue first, then save (as the engine does): a crash in between leaves a ticket, not a lost customer
-        replies = await self.runtime.desk.open_ticket(new.evolve(transcript=(*new.transcript, *lines)), request,
-                                                      (reply,))
+        replies = await self.runtime.desk.open_ticket(new.with_lines(lines), request, (reply,))
         lines += [TranscriptLine(Role.BOT, r.text, now, {"source": "kefu", "kind": "handoff"}) for r in replies]
         await self.runtime.store.save_conversation(new, lines)
         utter(dispatcher, replies)

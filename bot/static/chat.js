@@ -104,7 +104,7 @@
         const b = document.createElement("button");
         b.type = "button";
         b.textContent = s.label;
-        b.addEventListener("click", () => { box.remove(); say(s.payload, s.label); });
+        b.addEventListener("click", () => { box.remove(); say(s.label, s.label, [], s.payload); });
         box.appendChild(b);
       });
       div.appendChild(box);
@@ -239,7 +239,8 @@
     for (let failures = 0; ;) {
       let r, data;
       try {
-        ({ r, data } = await api("/api/chat", { token, text: item.text, message_id: item.id, attachments: item.attachments }));
+        ({ r, data } = await api("/api/chat", { token, text: item.text, message_id: item.id, attachments: item.attachments,
+                                               choice: item.choice }));
       } catch (e) {
         failures += 1;
         if (!told) told = status("网络不稳定，正在重试… / Reconnecting…");
@@ -281,8 +282,9 @@
   }
 
   let sending = Promise.resolve();
-  function say(text, shown, attachments) {
+  function say(text, shown, attachments, choice) {  // choice: the payload of a pressed suggestion
     const item = { id: newId(), text, shown, attachments: attachments || [] };
+    if (choice) item.choice = choice;
     saveOutbox([...outbox(), item]);
     queue(item);
   }

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.types import ActionRun, Conversation, Role
+from bot.types import ActionRun, ActionStatus, Conversation, Role
 
 RASA_VERSION = "3.21.0"  # the Rasa release line whose action-call format this is
 LANGUAGE_SLOT = "kefu_language"  # tells an action which language to reply in
 REQUESTED_SLOT = "requested_slot"  # set by an action that waits for the customer (Rasa's form convention)
 HANDOFF_ACTION = "action_kefu_handoff"  # FollowupAction(this) asks Kefu for a human
-DONE, ASK, HANDOFF, FAILED = "done", "ask", "handoff", "failed"
+DONE, ASK, HANDOFF, FAILED = ActionStatus.DONE, ActionStatus.ASK, ActionStatus.HANDOFF, ActionStatus.FAILED
 
 
 def action_call(name: str, text: str, conversation: Conversation, language: str, intent: str = "",
@@ -70,6 +70,7 @@ def run_from_result(name: str, result: Mapping[str, Any] | None) -> ActionRun:
     messages = tuple(str(r["text"]) for r in responses
                      if isinstance(r, Mapping) and isinstance(r.get("text"), str) and r["text"].strip())
     slots.pop(LANGUAGE_SLOT, None)
+    status: ActionStatus
     if handoff:
         status = HANDOFF
     elif slots.get(REQUESTED_SLOT):

@@ -1,9 +1,11 @@
 """Run a business action: in-process from a module of rasa-sdk Action classes, or on a remote server.
 
-Both runners are synchronous: they are called from the engine's classification worker thread
-(``asyncio.to_thread``), never from the event loop.  Every failure — unknown action, exception,
-timeout, unreachable server — comes back as an :class:`ActionRun` with status ``failed``, which
-the handlers turn into a polite reply and a handoff; nothing is raised to the engine.
+Both runners are asynchronous and awaited on the event loop by the engine's act step
+(:mod:`handlers.actions.act`): rasa-sdk's executor is async, and the remote runner uses an injected
+:class:`httpx.AsyncClient` (tests give it a ``MockTransport`` or a loopback server).  Every
+failure — unknown action, exception, timeout, unreachable server — comes back as an
+:class:`ActionRun` with status ``failed``, which the handlers turn into a polite reply and a
+handoff; nothing is raised to the engine.
 """
 
 from __future__ import annotations
@@ -22,15 +24,21 @@ import httpx
 
 from bot.config import ActionsConfig
 from bot.errors import ConfigError
-from bot.types import ActionRun
-from handlers.actions.call import FAILED, run_from_result
+from bot.types import ActionRun, ActionStatus
+from handlers.actions.call import run_from_result
+
+FAILED = ActionStatus.FAILED
 
 log = logging.getLogger(__name__)
 
 
 class ActionRunner(Protocol):
-    def run(self, call: dict[str, Any]) -> ActionRun:
+    async def run(self, call: dict[str, Any]) -> ActionRun:
         """Run ``call["next_action"]`` with the rasa-sdk action-call body ``call``."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the runner holds (its HTTP client)."""
         ...
 
 
@@ -80,12 +88,12 @@ class InProcessRunner:
     def names(self) -> frozenset[str]:
         return frozenset(self.executor.actions)
 
-    def run(self, call: dict[str, Any]) -> ActionRun:
+    async def run(self, call: dict[str, Any]) -> ActionRun:
         name = str(call.get("next_action"))
         if name not in self.executor.actions:
             return ActionRun(name, FAILED, detail=f"no action {name!r} in actions.module")
         try:
-            result = asyncio.run(asyncio.wait_for(self.executor.run(call), self.timeout))
+            result = await asyncio.wait_for(self.executor.run(call), self.timeout)
         except TimeoutError:
             log.warning("business action %s timed out after %gs", name, self.timeout)
             return ActionRun(name, FAILED, detail=f"timed out after {self.timeout:g}s")
@@ -94,19 +102,25 @@ class InProcessRunner:
             return ActionRun(name, FAILED, detail=f"{type(exc).__name__}: {exc}")
         return run_from_result(name, result.model_dump() if result is not None else None)
 
+    async def close(self) -> None:
+        return None
+
 
 class RemoteRunner:
     """A running rasa-sdk action server (``rasa run actions`` or ``kefu actions``): POST /webhook."""
 
-    def __init__(self, server_url: str, timeout_seconds: float, client: httpx.Client) -> None:
+    def __init__(self, server_url: str, timeout_seconds: float, client: httpx.AsyncClient) -> None:
         self.url = server_url.rstrip("/") + "/webhook"
         self.timeout = timeout_seconds
         self.client = client
 
-    def run(self, call: dict[str, Any]) -> ActionRun:
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def run(self, call: dict[str, Any]) -> ActionRun:
         name = str(call.get("next_action"))
         try:
-            response = self.client.post(self.url, json=call, timeout=self.timeout)
+            response = await self.client.post(self.url, json=call, timeout=self.timeout)
         except httpx.TimeoutException:
             log.warning("action server %s: %s timed out after %gs", self.url, name, self.timeout)
             return ActionRun(name, FAILED, detail=f"action server timed out after {self.timeout:g}s")
@@ -124,11 +138,11 @@ class RemoteRunner:
         return run_from_result(name, data if isinstance(data, dict) else None)
 
 
-def build_runner(config: ActionsConfig, client: httpx.Client | None = None) -> ActionRunner | None:
+def build_runner(config: ActionsConfig, client: httpx.AsyncClient | None = None) -> ActionRunner | None:
     """The configured runner: a remote server if ``server_url`` is set, else ``module`` in-process."""
     if config.server_url:
         return RemoteRunner(config.server_url, config.timeout_seconds,
-                            client or httpx.Client(timeout=config.timeout_seconds))
+                            client or httpx.AsyncClient(timeout=config.timeout_seconds))
     if config.module:
         return InProcessRunner(config.module, config.timeout_seconds)
     return None

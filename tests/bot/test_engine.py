@@ -13,7 +13,7 @@ from bot import keys
 from bot.config import Config, SecurityConfig
 from bot.runtime import Runtime
 from bot.store import TurnStart
-from bot.types import Action, Conversation, ConversationState, Decision, InboundMessage, Role, TurnResult
+from bot.types import Action, Choice, Conversation, ConversationState, Decision, InboundMessage, Role, TurnResult
 from intents.base import IntentLayer
 
 _ids = itertools.count()
@@ -152,9 +152,9 @@ class ThreadWatcher:
     def is_quick(self, text: str, conversation: Conversation) -> bool:
         return self.inner.is_quick(text, conversation)
 
-    def decide(self, text: str, conversation: Conversation) -> Decision:
+    def decide(self, text: str, conversation: Conversation, choice: Choice | None = None) -> Decision:
         self.threads.append(threading.get_ident())
-        return self.inner.decide(text, conversation)
+        return self.inner.decide(text, conversation, choice)
 
 
 async def test_a_repeated_question_is_decided_on_the_loop_a_new_one_in_a_worker_thread(runtime: Runtime) -> None:

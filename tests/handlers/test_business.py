@@ -164,44 +164,45 @@ async def broken(request: Request) -> JSONResponse:
     return JSONResponse({"error": "boom"}, status_code=500)
 
 
-def run_example(runner: InProcessRunner | RemoteRunner, text: str, conv: Conversation = CONV) -> ActionRun:
-    return runner.run(action_call("action_order_status", text, conv, "zh"))
+async def run_example(runner: InProcessRunner | RemoteRunner, text: str, conv: Conversation = CONV) -> ActionRun:
+    return await runner.run(action_call("action_order_status", text, conv, "zh"))
 
 
-def test_in_process_runner_answers_asks_and_fails_politely(order_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_in_process_runner_answers_asks_and_fails_politely(order_api: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     runner = InProcessRunner(ACTIONS_MODULE, timeout_seconds=3)
     assert "action_order_status" in runner.names
-    found = run_example(runner, "我的订单 A123456 到哪了")
+    found = await run_example(runner, "我的订单 A123456 到哪了")
     assert found.status == DONE and found.slots["order_status"] == "运输中"
     assert found.slots["tracking_number"] == "SF1234567890"
-    assert run_example(runner, "查订单").status == ASK
-    unknown = run_example(runner, "订单 Z999999")
+    assert (await run_example(runner, "查订单")).status == ASK
+    unknown = await run_example(runner, "订单 Z999999")
     assert unknown.status == ASK and "Z999999" in unknown.messages[0]
     monkeypatch.setenv("ORDER_API_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens: API down
-    down = run_example(runner, "A123456")
+    down = await run_example(runner, "A123456")
     assert down.status == FAILED and "ConnectError" in down.detail
-    missing = runner.run(action_call("action_nope", "x", CONV, "zh"))
+    missing = await runner.run(action_call("action_nope", "x", CONV, "zh"))
     assert missing.status == FAILED
 
 
-def test_in_process_runner_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_in_process_runner_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     with in_thread(slow_api()) as url:
         monkeypatch.setenv("ORDER_API_URL", url)
-        run = run_example(InProcessRunner(ACTIONS_MODULE, timeout_seconds=0.3), "A123456")
+        run = await run_example(InProcessRunner(ACTIONS_MODULE, timeout_seconds=0.3), "A123456")
     assert run.status == FAILED and "timed out" in run.detail
 
 
-def test_remote_runner_down_broken_and_slow() -> None:
+async def test_remote_runner_down_broken_and_slow() -> None:
     import httpx
 
-    with httpx.Client() as client:
-        down = run_example(RemoteRunner(f"http://127.0.0.1:{free_port()}", 1.0, client), "A123456")
+    async with httpx.AsyncClient() as client:
+        down = await run_example(RemoteRunner(f"http://127.0.0.1:{free_port()}", 1.0, client), "A123456")
         assert down.status == FAILED and "unreachable" in down.detail
         with in_thread(Starlette(routes=[Route("/webhook", broken, methods=["POST"])])) as url:
-            failed = run_example(RemoteRunner(url, 1.0, client), "A123456")
+            failed = await run_example(RemoteRunner(url, 1.0, client), "A123456")
         assert failed.status == FAILED and "HTTP 500" in failed.detail
         with in_thread(slow_api("/webhook")) as url:
-            slow = run_example(RemoteRunner(url, 0.3, client), "A123456")
+            slow = await run_example(RemoteRunner(url, 0.3, client), "A123456")
         assert slow.status == FAILED and "timed out" in slow.detail
 
 
@@ -230,11 +231,23 @@ async def test_order_number_in_the_message_is_answered_from_the_order_api(order_
     assert english.replies[0].text.startswith("Order A654321 is delivered.")
 
 
-async def test_with_actions_to_run_no_turn_is_decided_on_the_event_loop(order_runtime: Runtime) -> None:
-    """An action may block on I/O and which entry is meant is known only after deciding."""
-    await say(order_runtime, "我的订单 A123456 到哪了")
+async def test_with_actions_a_remembered_question_is_still_classified_on_the_loop(order_runtime: Runtime) -> None:
+    """The action's I/O is the act step's, awaited on the loop: classifying stays quick (the fast path)."""
+    first = await say(order_runtime, "我的订单 A123456 到哪了")
     layer = order_runtime.engine.intents()
-    assert not layer.is_quick("我的订单 A123456 到哪了", CONV)  # remembered vector, still off the loop
+    assert layer.is_quick("我的订单 A123456 到哪了", CONV)  # remembered vector: no thread hop
+    again = await say(order_runtime, "我的订单 A123456 到哪了", chat="o9")
+    assert [r.text for r in again.replies] == [r.text for r in first.replies]  # the action ran all the same
+
+
+async def test_the_served_apps_recording_engine_runs_the_same_actions(order_runtime: Runtime) -> None:
+    from bot.admin.console import install
+
+    actions = order_runtime.engine.actions
+    install(order_runtime)  # what the served app does: an engine that also records each turn
+    assert order_runtime.engine.actions is actions
+    result = await say(order_runtime, "我的订单 A123456 到哪了", chat="o8")
+    assert result.replies[0].text.startswith("订单 A123456 当前状态：运输中")
 
 
 async def test_asks_for_the_order_number_then_answers(order_runtime: Runtime) -> None:

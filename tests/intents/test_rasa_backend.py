@@ -24,8 +24,9 @@ from starlette.routing import Route
 from bot.config import Config, IntentsConfig, RasaConfig, ThresholdConfig
 from bot.errors import ConfigError
 from bot.runtime import Runtime
-from bot.types import Action, Conversation, Decision, InboundMessage
-from intents.rasa_backend import RasaIntentLayer, build_rasa_layer
+from bot.types import Action, Conversation, Decision, InboundMessage, Intent, Reason
+from intents.classify import Classifier
+from intents.rasa_backend import RasaReader, build_rasa_layer
 from knowledge.schema import parse_kb
 from tests.bot.rasa.loopback import free_port, in_thread
 
@@ -79,17 +80,17 @@ class StandInRasa:
 
 
 class KefuLayerStandIn:
-    """Kefu's own layer as seen by the Rasa layer: records what it was asked to decide."""
+    """Kefu's own reader as seen after the Rasa reader: records what it was asked to decide."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    def is_quick(self, text: str, conversation: Conversation) -> bool:
+    def is_quick(self, text: str) -> bool:
         return True
 
-    def decide(self, text: str, conversation: Conversation) -> Decision:
+    def understand(self, text: str, language: str, conversation: Conversation) -> Decision:
         self.texts.append(text)
-        return Decision(Action.HANDOFF, "zh", "out_of_scope", 0.1, reason="low_confidence")
+        return Decision(Action.HANDOFF, "zh", Intent.OUT_OF_SCOPE, 0.1, reason=Reason.LOW_CONFIDENCE)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,13 @@ def client() -> Iterator[httpx.Client]:
         yield c
 
 
-def layer(base: str, client: httpx.Client, fallback: KefuLayerStandIn, **changes: Any) -> RasaIntentLayer:
+def rasa_reader(classifier: Classifier) -> RasaReader:
+    reader = classifier.first[0]
+    assert isinstance(reader, RasaReader)
+    return reader
+
+
+def layer(base: str, client: httpx.Client, fallback: KefuLayerStandIn, **changes: Any) -> Classifier:
     config = dataclasses.replace(RasaConfig(url=base, token=TOKEN, timeout_seconds=0.5,
                                             intent_map={"ask_refund": "refund-time"}), **changes)
     return build_rasa_layer(fallback, KB, config, ThresholdConfig(), client)
@@ -147,14 +154,19 @@ def test_kefu_complaint_rules_win_over_the_model(rasa: tuple[StandInRasa, str], 
     rasa[0].mode = "fast"
     before = len(rasa[0].requests)
     fallback = KefuLayerStandIn()
-    layer(rasa[1], client, fallback).decide("你们是骗子，我要投诉", CONV)
-    assert fallback.texts == ["你们是骗子，我要投诉"] and len(rasa[0].requests) == before
+    decision = layer(rasa[1], client, fallback).decide("你们是骗子，我要投诉", CONV)
+    # Kefu's rules decided, before any reader: neither Rasa nor Kefu's reader was asked
+    assert (decision.action, decision.reason) == (Action.HANDOFF, Reason.COMPLAINT)
+    assert fallback.texts == [] and len(rasa[0].requests) == before
 
 
 def test_clarify_choice_is_resolved_by_kefu(rasa: tuple[StandInRasa, str], client: httpx.Client) -> None:
+    before = len(rasa[0].requests)
     fallback = KefuLayerStandIn()
-    layer(rasa[1], client, fallback).decide("2", CONV.evolve(pending_suggestions=("track-order", "refund-time")))
-    assert fallback.texts == ["2"]
+    decision = layer(rasa[1], client, fallback).decide("2", CONV.evolve(pending_suggestions=("track-order",
+                                                                                           "refund-time")))
+    assert (decision.entry_id, decision.reason) == ("refund-time", Reason.CLARIFY_CHOICE)  # by Kefu's rules
+    assert fallback.texts == [] and len(rasa[0].requests) == before
 
 
 @pytest.mark.parametrize("mode", ["slow", "500", "down", "bad-token"])
@@ -173,7 +185,7 @@ def test_rasa_slow_failing_or_down_falls_back_to_kefu_and_logs(mode: str, rasa: 
     with caplog.at_level(logging.WARNING, logger="intents.rasa_backend"):
         decision = rasa_layer.decide("where's my stuff", CONV)
     assert fallback.texts == ["where's my stuff"] and decision.reason == "low_confidence"
-    assert rasa_layer.fallbacks == 1
+    assert rasa_reader(rasa_layer).fallbacks == 1
     assert "Rasa NLU unavailable" in caplog.text
     expected = {"slow": "no answer within 0.5s", "500": "HTTP 500", "down": "ConnectError", "bad-token": "HTTP 401"}
     assert expected[mode] in caplog.text

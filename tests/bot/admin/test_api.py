@@ -170,6 +170,8 @@ async def test_unanswered_questions_cluster_and_become_knowledge(admin: Admin) -
     draft = (await admin.client.post("/api/admin/unanswered/draft", headers=headers,
                                      json={"questions": ["你们卖不卖飞机"]})).json()["entry"]
     assert draft["questions"] == ["你们卖不卖飞机"] and draft["id"]
+    blank = await admin.client.post("/api/admin/unanswered/draft", headers=headers, json={"questions": [" "]})
+    assert blank.status_code == 400  # nothing to draft from: a clear 400, not a 500
 
 
 async def test_dashboard_counts_and_exports_csv(admin: Admin) -> None:

@@ -33,6 +33,7 @@ from bot.channels.telegram import (
     TelegramChannel,
     check_config,
     file_url_for,
+    pressed,
 )
 from bot.channels.telegram_send import (
     CALLBACK_PREFIX,
@@ -47,7 +48,7 @@ from bot.errors import ConfigError
 from bot.runtime import LiveKnowledge, Runtime, build_intent_layer, default_kb_path
 from bot.server import create_app
 from bot.store import Store, connect
-from bot.types import ConversationState, Reply
+from bot.types import Choice, ConversationState, Reply
 from handlers.texts import say
 from knowledge.schema import KnowledgeBase, load_kb, parse_kb
 from tests.bot.channels.telegram_standin import BOT_ID, BOT_USERNAME, TOKEN, BotApiStandIn, Served, free_socket
@@ -219,6 +220,15 @@ async def test_clarify_buttons_then_press(kefu_small: Kefu) -> None:
     # a button of an old question (still on screen in another client): its words are the question
     [late] = await kefu_small.press(sent, "fee-domestic")
     assert late == "国内订单满99元包邮，不满收8元。"
+
+
+def test_a_pressed_button_is_a_typed_choice() -> None:
+    assert pressed("fee-domestic", "国内运费怎么算") == Choice("fee-domestic", "国内运费怎么算")
+    assert pressed(None, "国内运费怎么算") == Choice("", "国内运费怎么算")  # a long payload that expired: its words
+    assert pressed(None, "") is None and pressed("", "") is None  # nothing to go on: no turn
+    offered = ("fee-domestic", "fee-overseas")
+    assert Choice("fee-overseas", "海外运费怎么算").said(offered) == "2"  # recorded as if typed
+    assert Choice("fee-old", "旧问题").said(offered) == "旧问题" and Choice("x").said(()) == "x"
 
 
 @pytest.mark.parametrize("text", ["转人工", "/human"])

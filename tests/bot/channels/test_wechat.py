@@ -30,12 +30,12 @@ from wechatpy.utils import WeChatSigner
 from bot import keys
 from bot.channels.base import DeliveryDeferred
 from bot.channels.wechat import WeChatChannel, custom_message, passive_text
-from bot.channels.wechat_common import parse_xml
+from bot.channels.wechat_common import menu_pick, parse_xml
 from bot.config import Config, StoreConfig, WeChatConfig
 from bot.errors import BadRequest
 from bot.privacy import mask_logs
 from bot.store import Store
-from bot.types import Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
+from bot.types import Choice, Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
 from tests.bot.channels.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis
 
@@ -143,9 +143,9 @@ class SlowLayer:
     def is_quick(self, text: str, conversation: Conversation) -> bool:
         return False
 
-    def decide(self, text: str, conversation: Conversation) -> Decision:
+    def decide(self, text: str, conversation: Conversation, choice: Choice | None = None) -> Decision:
         time.sleep(self.delay)
-        decision: Decision = self.inner.decide(text, conversation)
+        decision: Decision = self.inner.decide(text, conversation, choice)
         return decision
 
 
@@ -346,6 +346,24 @@ def test_tapping_a_menu_option_answers_that_question(make_app: Callable[..., Any
         answer = app.wechat.say(tapped)
         kb = app.state.runtime.knowledge.kb
         assert answer == kb.get("refund-time").answer_in("zh")
+        conv = app.conversation()
+        assert conv is not None and conv.transcript[0].text == "2"  # the choice, as if typed
+
+
+def test_a_tapped_menu_item_is_a_typed_choice_with_its_label() -> None:
+    msg = menu_pick(InboundMessage("wechat", OPENID, OPENID, "退款多久到账", "6801"), "refund-time")
+    assert msg.choice == Choice("refund-time", "退款多久到账") and msg.text == "退款多久到账"
+    assert msg.choice.said(("return-policy", "refund-time")) == "2"  # read in the conversation's language
+
+
+def test_tapping_a_stale_menu_option_reads_its_label(make_app: Callable[..., Any]) -> None:
+    with make_app("safe") as app:
+        tapped = text_xml("退款多久到账", 6802).replace(
+            "</MsgId>", "</MsgId><bizmsgmenuid><![CDATA[refund-time]]></bizmsgmenuid>")
+        answer = app.wechat.say(tapped)  # nothing is on offer: the words on the item are the question
+        assert answer == app.state.runtime.knowledge.kb.get("refund-time").answer_in("zh")
+        conv = app.conversation()
+        assert conv is not None and conv.transcript[0].text == "退款多久到账"
 
 
 def test_voice_uses_wechat_speech_recognition(make_app: Callable[..., Any]) -> None:

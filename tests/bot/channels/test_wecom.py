@@ -22,7 +22,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from bot import keys
 from bot.channels.wecom import kf_message
 from bot.config import Config, StoreConfig, WeComConfig
-from bot.types import Conversation, Decision, Reply, Suggestion
+from bot.types import Choice, Conversation, Decision, Reply, Suggestion
 from tests.bot.channels.test_wechat import BILLION_LAUGHS, COMPLAINT_APOLOGY, sign
 from tests.bot.channels.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis
@@ -79,11 +79,11 @@ class FlakyLayer:
     def is_quick(self, text: str, conversation: Conversation) -> bool:
         return False
 
-    def decide(self, text: str, conversation: Conversation) -> Decision:
+    def decide(self, text: str, conversation: Conversation, choice: Choice | None = None) -> Decision:
         if text == self.fail_text and not self.failed:
             self.failed = True
             raise RuntimeError("worker crashed mid-sync")
-        decision: Decision = self.inner.decide(text, conversation)
+        decision: Decision = self.inner.decide(text, conversation, choice)
         return decision
 
 

@@ -231,7 +231,7 @@ def test_kefu_actions_command_serves_the_action_server(tmp_path: Path, cache_dir
 def test_kefu_core_runs_without_rasa_sdk() -> None:
     """rasa-sdk is an optional extra: the core imports, and `kefu actions` says how to install it."""
     code = ("import sys; sys.modules['rasa_sdk'] = None\n"
-            "import bot.runtime, bot.server, handlers.actions.layer, intents.rasa_backend\n"
+            "import bot.runtime, bot.server, handlers.actions.act, intents.rasa_backend\n"
             "from bot.cli import run\n"
             "sys.exit(run(['actions']))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
