@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from bot import metrics
 from bot.config import Config
@@ -40,6 +41,13 @@ from knowledge.schema import KnowledgeBase
 log = logging.getLogger(__name__)
 
 
+class TurnObserver(Protocol):
+    """Told about every finished turn (the admin console's recorder): what it returns is written
+    with the turn's last round trip to Redis."""
+
+    def commands(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]: ...
+
+
 class Engine:
     def __init__(
         self,
@@ -49,15 +57,17 @@ class Engine:
         knowledge: Callable[[], KnowledgeBase],
         desk: AgentDesk,
         clock: Callable[[], float] = time.time,
+        observers: Sequence[TurnObserver] = (),
     ) -> None:
         """``intents`` and ``knowledge`` are getters so a live knowledge update takes effect
-        on the next turn without rebuilding the engine."""
+        on the next turn without rebuilding the engine; ``observers`` record every turn."""
         self.config = config
         self.store = store
         self.intents = intents
         self.knowledge = knowledge
         self.desk = desk
         self.clock = clock
+        self.observers = tuple(observers)
 
     async def handle(self, msg: InboundMessage) -> TurnResult:
         """One turn per platform message id, across workers and retries.
@@ -102,9 +112,15 @@ class Engine:
         return result
 
     def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
-        """Extra Redis writes about a finished turn, sent with the turn's last round trip
-        (none here; the admin console's engine records its statistics this way)."""
-        return ()
+        """The observers' writes about a finished turn, sent with the turn's last round trip.
+        An observer that fails is logged and skipped: the customer's answer matters more."""
+        records: list[RedisCommand] = []
+        for observer in self.observers:
+            try:
+                records.extend(observer.commands(msg, result))
+            except Exception:
+                log.exception("turn not recorded by %s", type(observer).__name__)
+        return records
 
     async def _turn(self, msg: InboundMessage, stored: Conversation | None) -> TurnResult:
         now = self.clock()

@@ -229,10 +229,6 @@ class Store:
         self.redis = redis
         self.config = config
 
-    @classmethod
-    def from_config(cls, config: StoreConfig) -> Store:
-        return cls(connect(config.url), config)
-
     @property
     def durable(self) -> bool:
         return not self.config.url.startswith("memory://")

@@ -23,7 +23,7 @@ from bot.admin.knowledge_service import KnowledgeService, ValidationFailed, answ
 from bot.admin.live import served_versions
 from bot.admin.recorder import TurnRecorder
 from bot.admin.unanswered import UnansweredBook, cluster_records, decision_json, probe, replay
-from bot.agents.api import AgentApi
+from bot.agents.access import ConsoleAccess
 from bot.agents.auth import Agent
 from bot.errors import BadRequest
 from bot.json_body import json_object
@@ -68,11 +68,11 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 
 class AdminApi:
-    def __init__(self, runtime: Runtime, agents: AgentApi, recorder: TurnRecorder,
+    def __init__(self, runtime: Runtime, access: ConsoleAccess, recorder: TurnRecorder,
                  clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.clock = clock
-        self.agents = agents
+        self.access = access
         redis = runtime.store.redis
         self.knowledge = KnowledgeService(redis)
         self.book = UnansweredBook(redis)
@@ -81,10 +81,7 @@ class AdminApi:
 
     async def admin(self, request: Request) -> Agent:
         """The caller if an admin: 401 when not logged in, 403 for an agent."""
-        agent = await self.agents.agent(request)
-        if not agent.admin:
-            raise BadRequest("admins only: your role cannot change the knowledge base", status=403)
-        return agent
+        return await self.access.admin(request, refusal="admins only: your role cannot change the knowledge base")
 
     def routes(self) -> list[BaseRoute]:
         p = "/api/admin"

@@ -1,9 +1,10 @@
 """Nothing slips (四个不漏): every turn the bot could not answer confidently is recorded.
 
-:class:`ObservedEngine` is the engine with one addition: with a turn's last Redis round trip,
-:class:`TurnRecorder` adds the day's counters (for the dashboard), the question (for regression replays) and — when
-the bot clarified, handed off, found nothing or answered with low confidence — an unanswered
-record (for clustering into new knowledge).  Recording never fails a turn: the customer's
+:class:`TurnRecorder` observes the engine (the composition root, ``bot/app.py``, passes it to the
+engine's constructor): with a turn's last Redis round trip it adds the day's counters (for the
+dashboard), the question (for regression replays) and — when the bot clarified, handed off,
+found nothing or answered with low confidence — an unanswered record (for clustering into new
+knowledge).  Recording never fails a turn: the customer's
 answer matters more than a statistic.
 """
 
@@ -12,14 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.engine import Engine
 from bot.store import RedisCommand
 from bot.types import Action, InboundMessage, Role, TurnResult
 
@@ -146,22 +146,3 @@ def unanswered_record(text: str, reason: str, at: float, conversation: str, lang
                       entry_id: str | None, candidates: list[str]) -> dict[str, Any]:
     return {"text": text, "reason": reason, "at": at, "conversation": conversation, "language": language,
             "confidence": round(confidence, 4), "entry_id": entry_id, "candidates": candidates}
-
-
-class ObservedEngine(Engine):
-    """The engine, plus a recorder told about every finished turn."""
-
-    recorder: TurnRecorder
-
-    @classmethod
-    def around(cls, engine: Engine, recorder: TurnRecorder) -> ObservedEngine:
-        observed = cls(engine.config, engine.store, engine.intents, engine.knowledge, engine.desk, engine.clock)
-        observed.recorder = recorder
-        return observed
-
-    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
-        try:
-            return self.recorder.commands(msg, result)
-        except Exception:
-            log.exception("turn not recorded for the admin dashboard")
-            return ()

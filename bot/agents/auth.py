@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from bot import keys
 from bot.config import AgentsConfig
-from bot.errors import BadRequest, ConfigError
+from bot.errors import ConfigError, Conflict, InvalidInput, NotFound, Overloaded, RateLimited
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -205,13 +205,13 @@ class AgentDirectory:
                   max_chats: int = 0) -> Agent:
         """Add an agent, or reset their password, role and display name: their existing sessions end."""
         if role not in ROLES:
-            raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
         if not name.strip() or len(name) > 64:
-            raise BadRequest("an agent name is 1-64 characters")
+            raise InvalidInput("an agent name is 1-64 characters")
         if len(display_name) > 32:
-            raise BadRequest("a display name is at most 32 characters")
+            raise InvalidInput("a display name is at most 32 characters")
         if len(password) < 8:
-            raise BadRequest("a password is at least 8 characters")
+            raise InvalidInput("a password is at least 8 characters")
         before = await self._stored(name)
         epoch = _next_epoch(before) if before else "0"
         record: dict[str, object] = {
@@ -227,19 +227,19 @@ class AgentDirectory:
         disabling them, bumps the epoch: their sessions end at once; a disabled agent's API tokens
         stop working too, since every request re-reads the record."""
         if name in self._configured:
-            raise BadRequest(f"{name} is defined in the config file (agents.users); edit it there", status=409)
+            raise Conflict(f"{name} is defined in the config file (agents.users); edit it there")
         data = await self._stored(name)
         if data is None:
-            raise BadRequest(f"no agent named {name!r}", status=404)
+            raise NotFound(f"no agent named {name!r}")
         ends_sessions = False
         if role is not None:
             if role not in ROLES:
-                raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+                raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
             ends_sessions |= data.get("role") != role
             data["role"] = role
         if display_name is not None:
             if len(display_name) > 32:
-                raise BadRequest("a display name is at most 32 characters")
+                raise InvalidInput("a display name is at most 32 characters")
             data["display_name"] = display_name.strip()
         if groups is not None:
             data["groups"] = list(groups)
@@ -250,7 +250,7 @@ class AgentDirectory:
             data["disabled"] = disabled
         if password is not None:
             if len(password) < 8:
-                raise BadRequest("a password is at least 8 characters")
+                raise InvalidInput("a password is at least 8 characters")
             data["password_hash"] = await self._hash(password)
             ends_sessions = True
         if ends_sessions:
@@ -261,9 +261,9 @@ class AgentDirectory:
     async def remove(self, name: str) -> int:
         """Remove a stored agent: sessions end at once, API tokens are revoked; returns tokens revoked."""
         if name in self._configured:
-            raise BadRequest(f"{name!r} is in agents.users of the config file: remove them there", status=409)
+            raise Conflict(f"{name!r} is in agents.users of the config file: remove them there")
         if not await self.redis.hdel(keys.agent_users(), name):
-            raise BadRequest(f"no agent named {name!r}", status=404)
+            raise NotFound(f"no agent named {name!r}")
         return await self.revoke_tokens(name)
 
     async def revoke_tokens(self, name: str) -> int:
@@ -293,7 +293,7 @@ class AgentDirectory:
         """Run one scrypt in the hashing threads: the event loop keeps serving, and at most
         :data:`MAX_PENDING_HASHES` logins wait (memory and CPU stay bounded)."""
         if self._pending >= MAX_PENDING_HASHES:
-            raise BadRequest("too many logins at once; try again in a few seconds", status=503)
+            raise Overloaded("too many logins at once; try again in a few seconds")
         self._pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(_HASHING, work)
@@ -314,7 +314,7 @@ class AgentDirectory:
         refused = int(await self.redis.eval(_RESERVE_LOGIN, 3, *counters, LOGIN_WINDOW_SECONDS,
                                             PAIR_LIMIT, ADDRESS_LIMIT, NAME_LIMIT))
         if refused:
-            raise BadRequest(f"{_LOCKED[refused]}; try again in 15 minutes", status=429)
+            raise RateLimited(f"{_LOCKED[refused]}; try again in 15 minutes")
         record = await self._record(name)
         stored = record.password_hash if record is not None else None
         # one job in the hashing queue either way, so an unknown name waits no longer than a real one
@@ -359,7 +359,7 @@ class AgentDirectory:
 
     async def issue_token(self, name: str) -> str:
         if await self._record(name) is None:
-            raise BadRequest(f"no agent named {name!r}", status=404)
+            raise NotFound(f"no agent named {name!r}")
         token = "kefu_" + secrets.token_urlsafe(32)
         await self.redis.hset(keys.agent_tokens(), _token_digest(token), name)
         return token

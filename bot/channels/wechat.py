@@ -44,7 +44,6 @@ from bot.channels.wechat_common import (
     AccessTokens,
     ApiClient,
     ApiError,
-    DeliveryStatus,
     Outbox,
     check_signature,
     check_timestamp,
@@ -141,10 +140,6 @@ class WeChatChannel:
         quota used, API error); they go out when the customer writes again.
         """
         await self.outbox.deliver(conversation.id, conversation.user_id, replies)
-
-    async def delivery_status(self, conversation: Conversation) -> DeliveryStatus:
-        """For the agent console: queued messages, why, and the window's remaining quota."""
-        return await self.outbox.status(conversation.id, conversation.user_id)
 
     # --- WeChat API -------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -33,7 +32,7 @@ from bot.channels.base import DeliveryDeferred
 from bot.channels.held import HeldWork, PlatformUnavailable
 from bot.errors import BadRequest, KefuError
 from bot.privacy import redact_secrets
-from bot.store import REDIS_ERRORS, Store
+from bot.store import Store
 from bot.types import Reply, Suggestion
 
 log = logging.getLogger(__name__)
@@ -53,17 +52,6 @@ class ApiError(KefuError):
         super().__init__(f"errcode {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
-
-
-@dataclass(frozen=True)
-class DeliveryStatus:
-    """What the agent console shows for a conversation's outbound side."""
-
-    queued: int
-    reason: str  # "" when nothing is blocked
-    window_open: bool
-    remaining: int  # messages still allowed in the current window
-    window_closes_at: float  # 0 when the customer never wrote
 
 
 def parse_xml(body: bytes | str) -> dict[str, Any]:
@@ -423,19 +411,3 @@ class Outbox:
 
     def _locked(self, user_id: str) -> Any:
         return self.redis.lock(keys.delivery_lock(self.channel, user_id), timeout=60, blocking_timeout=60)
-
-    async def status(self, conversation_id: str, user_id: str) -> DeliveryStatus:
-        """Why messages to this customer are waiting, and how many more may go now."""
-        try:
-            queued = int(await self.redis.llen(keys.outbox(conversation_id)))
-            data = await self.redis.hgetall(self._customer(user_id))
-        except REDIS_ERRORS:
-            return DeliveryStatus(0, "store_unavailable", False, 0, 0.0)
-        last = float(data.get("window_last_in") or 0)
-        sent = int(data.get("window_sent") or 0)
-        closes = last + self.window_seconds if last else 0.0
-        is_open = bool(last) and closes > self.clock()
-        reason = str(data.get("window_blocked") or "") if queued else ""
-        if queued and not reason:
-            reason = "window_closed" if not is_open else "quota_used"
-        return DeliveryStatus(queued, reason, is_open, max(0, self.quota - sent) if is_open else 0, closes)

@@ -38,7 +38,6 @@ from bot.channels.wechat_common import (
     AccessTokens,
     ApiClient,
     ApiError,
-    DeliveryStatus,
     Outbox,
     check_signature,
     check_timestamp,
@@ -125,9 +124,6 @@ class WeComChannel:
     async def deliver(self, conversation: Conversation, replies: Sequence[Reply]) -> None:
         """Agent replies and late answers; raises :class:`DeliveryDeferred` when some must wait."""
         await self.outbox.deliver(conversation.id, conversation.user_id, replies)
-
-    async def delivery_status(self, conversation: Conversation) -> DeliveryStatus:
-        return await self.outbox.status(conversation.id, conversation.user_id)
 
     # --- API ----------------------------------------------------------------------------------
 
