@@ -676,8 +676,7 @@ class HumanDesk:
         """Back to the queue for a skill group (售后, English...): the next free agent of that group
         gets it, at the customer's old place in the queue."""
         if group not in self.group_names():
-            raise InvalidInput(f"no group {group!r}; groups: {', '.join(self.group_names()) or 'none configured'}",
-                             status=404)
+            raise NotFound(f"no group {group!r}; groups: {', '.join(self.group_names()) or 'none configured'}")
         ticket = await self._ticket(ticket_id)
         self._owned(ticket, agent)
         if not await self.tickets.requeue(ticket, "" if agent.admin else agent.name, group=group):

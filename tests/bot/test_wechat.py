@@ -173,8 +173,7 @@ class App:
 def make_app(config: Config, backend: Backend, standin: StandIn) -> Iterator[Callable[..., Any]]:
     @contextmanager
     def make(mode: str = "safe", slow: float = 0.0, **wechat: Any) -> Iterator[App]:
-        from bot.runtime import Runtime
-        from bot.server import create_app
+        from bot.app import compose
 
         settings: dict[str, Any] = {"enabled": True, "token": TOKEN, "app_id": APP_ID, "app_secret": "secret",
                                     "encoding_aes_key": "" if mode == "plain" else AES_KEY,
@@ -183,15 +182,12 @@ def make_app(config: Config, backend: Backend, standin: StandIn) -> Iterator[Cal
             config, store=StoreConfig(url="memory://"),
             channels=dataclasses.replace(config.channels, wechat=WeChatConfig(**settings)))
 
-        async def factory(c: Config) -> Runtime:
-            rt = await Runtime.start(c, redis=backend.client())
+        kefu = compose(cfg, redis=backend.client())
+        with TestClient(kefu.asgi) as client:
+            rt = kefu.runtime
             if slow:
                 rt._knowledge = dataclasses.replace(rt._knowledge, layer=SlowLayer(rt._knowledge.layer, slow))
-            return rt
-
-        app = create_app(cfg, factory)
-        with TestClient(app) as client:
-            yield App(client, WeChatServer(client, mode), app.app.state)  # type: ignore[attr-defined]
+            yield App(client, WeChatServer(client, mode), kefu.app.state)
 
     yield make
 
