@@ -192,10 +192,10 @@ def _index_message(config: Config) -> None:
 
 async def _warm_up(config: Config) -> None:
     """Seed the store and build the on-disk index once, with progress, so workers start from the cache."""
-    from bot.runtime import Runtime
+    from bot.app import start_runtime
 
     _index_message(config)
-    runtime = await Runtime.start(config, progress=sys.stderr.isatty())
+    runtime = await start_runtime(config, progress=sys.stderr.isatty())
     await runtime.close()
 
 
@@ -203,20 +203,17 @@ async def _serve_one(config: Config, listen: preflight.Listen, verbose: bool) ->
     """Check, bind, build, then listen: the URL refuses connections until it can answer them."""
     import uvicorn
 
+    from bot.app import compose
     from bot.ops import start_metrics_listener
-    from bot.runtime import Runtime
-    from bot.server import create_app
 
     sock = await _prepare_serve(config, listen, 1)
     _index_message(config)
-    runtime = await Runtime.start(config, progress=sys.stderr.isatty())
+    kefu = compose(config)
+    await kefu.runtime.load(progress=sys.stderr.isatty())  # the lifespan finds it loaded
     start_metrics_listener(config)
 
-    async def ready(_: Config) -> Runtime:
-        return runtime
-
     failure: list[BaseException] = []
-    app = _quiet_startup(create_app(config, ready), failure, verbose)
+    app = _quiet_startup(kefu.asgi, failure, verbose)
     # Open web-chat long polls end within moments of a shutdown instead of holding it.
     server = uvicorn.Server(uvicorn.Config(app, host=listen.host, port=listen.port, log_level="info",
                                            proxy_headers=True, lifespan="on", log_config=_uvicorn_log_config(config),
@@ -272,15 +269,15 @@ def _serve_workers(config: Config, listen: preflight.Listen, workers: int, sock:
     """Workers share ``sock`` (bound with ``TCP_NODELAY`` by the preflight, not yet listening):
     it listens once the first worker has loaded, and every worker writes its metrics to one
     directory that ``/metrics`` (or ``metrics.listen`` here in the supervisor) adds up."""
+    from bot.app import CONFIG_ENV
     from bot.ops import start_metrics_listener
-    from bot.server import CONFIG_ENV
     from bot.workers import serve_workers
 
     log.info("Kefu starting %d workers on http://%s:%d (config: %s); each answers once it has loaded "
              "the index built above", workers, listen.host, listen.port, config.source)
     # Each worker process builds its own app from the same config file (uvicorn imports the factory).
     os.environ[CONFIG_ENV] = "" if config.source == "<defaults>" else str(Path(config.source).resolve())
-    serve_workers("bot.server:app_from_environment", workers, listen.host, listen.port,
+    serve_workers("bot.app:app_from_environment", workers, listen.host, listen.port,
                   lambda: start_metrics_listener(config), sock=sock, factory=True, log_level="info",
                   proxy_headers=True, log_config=_uvicorn_log_config(config),
                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
@@ -318,10 +315,10 @@ def _actions(config: Config, args: argparse.Namespace) -> None:
 
 
 async def _chat(config: Config) -> None:
+    from bot.app import start_runtime
     from bot.channels.terminal import chat_loop
-    from bot.runtime import Runtime
 
-    runtime = await Runtime.start(config)
+    runtime = await start_runtime(config)
     try:
         await chat_loop(runtime.engine)
     finally:
@@ -329,13 +326,14 @@ async def _chat(config: Config) -> None:
 
 
 async def _eval(config: Config, args: argparse.Namespace) -> None:
+    from bot.app import start_runtime
     from bot.evaluation import evaluate, read_cases
-    from bot.runtime import Runtime, default_kb_path
+    from bot.runtime import default_kb_path
 
     cases = read_cases(args.cases)
     kb = load_kb(args.kb or config.knowledge.path or default_kb_path())
     memory = config.with_overrides(store=type(config.store)(url="memory://"))
-    runtime = await Runtime.start(memory, kb=kb, progress=not args.no_progress)
+    runtime = await start_runtime(memory, kb=kb, progress=not args.no_progress)
     try:
         with args.out.open("w", encoding="utf-8") as out:
             summary = await evaluate(runtime, cases, out, progress=not args.no_progress)

@@ -3,7 +3,6 @@
 The engine tells the desk when a conversation is handed off, when a customer writes while a
 human is responsible, and asks it whether a message after "resolved" answers the satisfaction
 survey; the desk (queue, agent console: :mod:`bot.agents`) decides the rest.
-:class:`LoggingDesk` records handoffs in the log only (tests and tools without a console).
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.types import Conversation, ConversationState, HandoffRequest, Reply, Role, TranscriptLine
-from handlers.texts import say
+from bot.types import Conversation, ConversationState, HandoffRequest, Reply, TranscriptLine
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +47,3 @@ class AgentDesk(Protocol):
     async def survey_answer(self, conversation: Conversation, line: TranscriptLine) -> SurveyTurn | None:
         """The reply if ``line`` answers the survey of a resolved conversation, else None."""
         ...
-
-
-class LoggingDesk:
-    async def accepts(self, conversation: Conversation) -> bool:
-        return True
-
-    async def open_ticket(self, conversation: Conversation, request: HandoffRequest,
-                          replies: tuple[Reply, ...] = ()) -> tuple[Reply, ...]:
-        log.info("handoff %s: %s (%s)", conversation.id, request.reason, request.detail)
-        return replies
-
-    async def while_waiting(self, conversation: Conversation, line: TranscriptLine) -> tuple[Reply, ...]:
-        """"Please hold on", once per handoff."""
-        for earlier in reversed(conversation.transcript):
-            if earlier.role is Role.BOT:
-                if earlier.meta.get("kind") == "waiting_note":
-                    return ()
-                break
-        return (Reply(say("waiting_note", conversation.language)),)
-
-    async def customer_wrote(self, conversation: Conversation, line: TranscriptLine) -> None:
-        log.info("customer wrote while waiting in %s", conversation.id)
-
-    async def cancelled(self, conversation: Conversation) -> None:
-        log.info("customer cancelled the handoff in %s", conversation.id)
-
-    async def survey_answer(self, conversation: Conversation, line: TranscriptLine) -> SurveyTurn | None:
-        return None

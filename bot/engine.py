@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from bot import metrics
 from bot.config import Config
@@ -47,6 +48,13 @@ from knowledge.schema import KnowledgeBase
 log = logging.getLogger(__name__)
 
 
+class TurnObserver(Protocol):
+    """Told about every finished turn (the admin console's recorder): the record it returns (as
+    data) is written with the turn's last round trip to Redis."""
+
+    def record(self, msg: InboundMessage, result: TurnResult) -> TurnRecord | None: ...
+
+
 class Engine:
     def __init__(
         self,
@@ -57,10 +65,12 @@ class Engine:
         desk: AgentDesk,
         clock: Callable[[], float] = time.time,
         actions: BusinessActions | None = None,
+        observers: Sequence[TurnObserver] = (),
     ) -> None:
         """``intents`` and ``knowledge`` are getters so a live knowledge update takes effect
         on the next turn without rebuilding the engine; ``actions`` runs business actions
-        (None: no runner, an entry naming an action is handed off)."""
+        (None: no runner, an entry naming an action is handed off); ``observers`` record every
+        turn."""
         self.config = config
         self.store = store
         self.intents = intents
@@ -68,6 +78,7 @@ class Engine:
         self.desk = desk
         self.clock = clock
         self.actions = actions or BusinessActions(None)
+        self.observers = tuple(observers)
 
     async def handle(self, msg: InboundMessage) -> TurnResult:
         """One turn per platform message id, across workers and retries.
@@ -115,9 +126,18 @@ class Engine:
         return result
 
     def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[TurnRecord]:
-        """What observers noted about a finished turn, written with the turn's last round trip
-        (none here; the admin console's engine records its statistics this way)."""
-        return ()
+        """What the observers noted about a finished turn, written with the turn's last round
+        trip.  An observer that fails is logged and skipped: the customer's answer matters more."""
+        records: list[TurnRecord] = []
+        for observer in self.observers:
+            try:
+                record = observer.record(msg, result)
+            except Exception:
+                log.exception("turn not recorded by %s", type(observer).__name__)
+                continue
+            if record is not None:
+                records.append(record)
+        return records
 
     async def _turn(self, msg: InboundMessage, stored: Conversation | None) -> TurnResult:
         now = self.clock()

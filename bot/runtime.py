@@ -1,8 +1,8 @@
-"""Build and hold every long-lived dependency of a running Kefu: one place to wire things.
+"""The turn pipeline of a running Kefu and its live knowledge: loaded at start, reloaded on edits.
 
-Everything with I/O (the Redis client, the desk) is passed in or built from config here, so
-tests inject loopback servers and the HTTP server, the CLI and the eval all run the very same
-pipeline.
+The pipeline's parts (store, desk, engine) are built by the composition root, :mod:`bot.app`,
+so tests inject loopback servers and the HTTP server, the CLI and the eval all run the very
+same pipeline; this module builds the intent layer from a knowledge base and keeps it current.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bot import metrics
-from bot.agents.desk import HumanDesk
 from bot.config import Config
 from bot.desk import AgentDesk
 from bot.engine import Engine
 from bot.errors import ConfigError, StoreUnavailable
 from bot.migrations import check_on_start
-from bot.store import REDIS_ERRORS, Store, connect
+from bot.store import REDIS_ERRORS, Store
 from handlers.actions.act import BusinessActions
 from intents.base import IntentLayer, Reader
 from intents.classify import Classifier
@@ -111,24 +110,86 @@ def build_actions(config: Config) -> BusinessActions:
     return BusinessActions(build_runner(config.actions), config.intents.failures_before_handoff)
 
 
+class KnowledgeSlot:
+    """The live knowledge: empty until the runtime loads it, then swapped whole on each reload.
+    The engine and the desk read it through :meth:`kb` and :meth:`layer`, so a reload reaches
+    their next call without rebuilding them."""
+
+    def __init__(self, live: LiveKnowledge | None = None) -> None:
+        self.live = live
+
+    def get(self) -> LiveKnowledge:
+        if self.live is None:
+            raise RuntimeError("the knowledge base is not loaded yet (Runtime.load)")
+        return self.live
+
+    def kb(self) -> KnowledgeBase:
+        return self.get().kb
+
+    def layer(self) -> IntentLayer:
+        return self.get().layer
+
+
 class Runtime:
-    def __init__(self, config: Config, store: Store, desk: AgentDesk, knowledge: LiveKnowledge) -> None:
+    """The turn pipeline of one worker: the store, the live knowledge, the desk and the engine
+    (built by the composition root, :mod:`bot.app`) and the knowledge's loading and reloading."""
+
+    def __init__(self, config: Config, store: Store, desk: AgentDesk, engine: Engine, slot: KnowledgeSlot) -> None:
         self.config = config
         self.store = store
         self.desk = desk
+        self.engine = engine
         self.repository = KnowledgeRepository(store.redis)
-        self._knowledge = knowledge
-        metrics.knowledge_version(knowledge.version)
+        self._slot = slot
+        self._loaded = False
+        if slot.live is not None:
+            metrics.knowledge_version(slot.live.version)
         self._reload_lock = asyncio.Lock()
-        self.actions = build_actions(config)
-        self.engine = Engine(config, store, lambda: self._knowledge.layer, lambda: self._knowledge.kb, desk,
-                             actions=self.actions)
-        if isinstance(desk, HumanDesk):
-            desk.attach_knowledge(lambda: self._knowledge.kb)
+        self.actions: BusinessActions = engine.actions  # closed with the runtime
+
+    @property
+    def _knowledge(self) -> LiveKnowledge:
+        return self._slot.get()
+
+    @_knowledge.setter
+    def _knowledge(self, live: LiveKnowledge) -> None:
+        self._slot.live = live
 
     @property
     def knowledge(self) -> LiveKnowledge:
         return self._knowledge
+
+    async def load(self, kb: KnowledgeBase | None = None, progress: bool = False) -> None:
+        """Connect the store, load the live knowledge base (seeding an empty store from
+        ``knowledge.path`` or the shipped FAQ) and build the intent layer; once per runtime.
+
+        ``kb`` replaces the knowledge base for this process only (``kefu eval --kb``); a
+        knowledge base given at construction is kept as is."""
+        if self._loaded:
+            return
+        store, config = self.store, self.config
+        await store.ping()
+        try:
+            await check_on_start(store.redis)  # refuses data newer than this code
+        except REDIS_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store at {config.store.url}: {exc}") from exc
+        if not store.durable:
+            log.warning("store.url is memory://: conversations live in this process only and are lost "
+                        "on restart; set store.url to redis://... for production")
+        if self._slot.live is None:
+            repository = self.repository
+            version = await repository.version()
+            if kb is None:
+                kb = await repository.load()
+                if kb is None:  # an empty store: seeded through the write path (lock, audit, announcement)
+                    path = config.knowledge.path or str(default_kb_path())
+                    kb, version = await KnowledgeService(store.redis).seed(load_kb(Path(path).expanduser()),
+                                                                           note=path)
+                    log.info("knowledge base seeded from %s (%d entries)", path, len(kb))
+            layer, retriever = await asyncio.to_thread(build_live_layer, kb, config, progress)
+            self._knowledge = LiveKnowledge(kb, layer, version, retriever)
+            metrics.knowledge_version(version)
+        self._loaded = True
 
     @classmethod
     async def start(
@@ -140,30 +201,10 @@ class Runtime:
         desk: AgentDesk | None = None,
         progress: bool = False,
     ) -> Runtime:
-        """Connect the store, load the live knowledge base (seeding an empty store from
-        ``knowledge.path`` or the shipped FAQ) and build the intent layer.
+        """The pipeline without HTTP, connected and loaded: :func:`bot.app.start_runtime`."""
+        from bot.app import start_runtime
 
-        ``kb`` replaces the knowledge base for this process only (``kefu eval --kb``).
-        """
-        store = Store(redis if redis is not None else connect(config.store.url), config.store)
-        await store.ping()
-        try:
-            await check_on_start(store.redis)  # refuses data newer than this code
-        except REDIS_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store at {config.store.url}: {exc}") from exc
-        if not store.durable:
-            log.warning("store.url is memory://: conversations live in this process only and are lost "
-                        "on restart; set store.url to redis://... for production")
-        repository = KnowledgeRepository(store.redis)
-        version = await repository.version()
-        if kb is None:
-            kb = await repository.load()
-            if kb is None:  # an empty store: seeded through the write path (lock, audit, announcement)
-                path = config.knowledge.path or str(default_kb_path())
-                kb, version = await KnowledgeService(store.redis).seed(load_kb(Path(path).expanduser()), note=path)
-                log.info("knowledge base seeded from %s (%d entries)", path, len(kb))
-        layer, retriever = await asyncio.to_thread(build_live_layer, kb, config, progress)
-        return cls(config, store, desk or HumanDesk(store, config), LiveKnowledge(kb, layer, version, retriever))
+        return await start_runtime(config, redis=redis, kb=kb, desk=desk, progress=progress)
 
     async def reload_knowledge(self) -> bool:
         """Rebuild the intent layer if the stored knowledge base changed; True if it did.

@@ -1,40 +1,40 @@
-"""Kefu's one ASGI app: web chat, webhooks under ``/webhooks/<channel>``, ``/healthz``.
+"""Kefu's HTTP edge: the middleware, ``/healthz`` and the one translation of errors to HTTP.
 
-Errors are translated here, in one place: :class:`BadRequest` → its 4xx, a domain error → its
-status in ``DOMAIN_STATUS``, an unreachable store → 503 with a polite message, anything else →
-500 without internals.
+Errors are translated here, in one place: :class:`BadRequest` → its 4xx, each
+:class:`DomainError` → the status in :data:`DOMAIN_STATUS`, each knowledge error → the status in
+:data:`KNOWLEDGE_STATUS`, an unreachable store → 503 with a polite message, anything else → 500
+without internals.  The app itself is composed in :mod:`bot.app`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import metrics
-from bot.admin.console import AdminConsole, install
-from bot.agents.console import AgentConsole
-from bot.agents.desk import HumanDesk
-from bot.channels.base import Channel
-from bot.channels.web import WebChannel
-from bot.config import Config, load_config
-from bot.errors import BadRequest, StoreUnavailable
-from bot.logs import configure_logging
-from bot.ops import MetricsEndpoint, readyz
-from bot.runtime import Runtime
+from bot.errors import (
+    BadRequest,
+    Conflict,
+    DeliveryFailed,
+    DomainError,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    Overloaded,
+    RateLimited,
+    StoreUnavailable,
+)
 from bot.static_assets import content_security_policy
-from bot.workers import limit_blas_threads
 from handlers.texts import say
 from knowledge.errors import (
     EntryNotFound,
@@ -46,8 +46,6 @@ from knowledge.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-RuntimeFactory = Callable[[Config], Awaitable[Runtime]]
 
 
 class BodyLimit:
@@ -139,26 +137,6 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def build_channels(runtime: Runtime) -> list[Channel]:
-    channels: list[Channel] = []
-    config = runtime.config.channels
-    if config.web.enabled:
-        channels.append(WebChannel(runtime.engine, runtime.store, config.web, runtime.config.security))
-    if config.telegram.enabled:
-        from bot.channels.telegram import TelegramChannel  # PTB is imported only when used
-
-        channels.append(TelegramChannel(config.telegram, runtime.engine, runtime.store))
-    if config.wechat.enabled:
-        from bot.channels.wechat import WeChatChannel
-
-        channels.append(WeChatChannel(config.wechat, runtime.engine, runtime.store))
-    if config.wecom.enabled:
-        from bot.channels.wecom import WeComChannel
-
-        channels.append(WeComChannel(config.wecom, runtime.engine, runtime.store))
-    return channels
-
-
 RETRY_AFTER_SECONDS = 3
 
 
@@ -168,24 +146,38 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
-# Domain errors → HTTP status; an error's JSON (``to_json``) is its body (a field error names the field).
-DOMAIN_STATUS: dict[type[Exception], int] = {
+# The HTTP status of each domain refusal (the most specific class listed first wins).
+DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidInput, 400), (NotAuthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409),
+    (Gone, 410), (RateLimited, 429), (DeliveryFailed, 502), (Overloaded, 503),
+)
+# Knowledge errors (``knowledge/errors.py``, below the bot layer) → HTTP status; an error's JSON
+# (``to_json``) is its body (a field error names the field).
+KNOWLEDGE_STATUS: dict[type[Exception], int] = {
     ValidationFailed: 422, EntryNotFound: 404, VersionNotFound: 404, VersionConflict: 409, KnowledgeLocked: 409,
 }
 
 
+def domain_status(exc: DomainError) -> int:
+    return next((status for kind, status in DOMAIN_STATUS if isinstance(exc, kind)), 400)
+
+
 def status_of(exc: Exception) -> int:
-    """The HTTP status of a domain error (its nearest mapped class), 500 for anything else."""
-    return next((DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS), 500)
+    """The HTTP status of a knowledge error (its nearest mapped class), 500 for anything else."""
+    return next((KNOWLEDGE_STATUS[cls] for cls in type(exc).__mro__ if cls in KNOWLEDGE_STATUS), 500)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
+    """A service's refusal: the same ``{"error": message}`` body as a :class:`BadRequest`."""
+    assert isinstance(exc, DomainError)
+    log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": str(exc)}, status_code=domain_status(exc))
+
+
+async def _knowledge_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KnowledgeError)
     log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse(exc.to_json(), status_code=status_of(exc))
-
-
-DOMAIN_HANDLERS = {cls: _domain_error for cls in DOMAIN_STATUS}
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -202,73 +194,20 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal error"}, status_code=500)
 
 
-CONFIG_ENV = "KEFU_CONFIG_FILE"
+def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+    """Every error handler of the app (for :class:`starlette.applications.Starlette`)."""
+    return {BadRequest: _bad_request, DomainError: _domain_error, StoreUnavailable: _store_unavailable,
+            **{kind: _knowledge_error for kind in KNOWLEDGE_STATUS},
+            # a Redis call outside the store's own wrappers (logins, limits): 503 too
+            RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
+            Exception: _unexpected}
 
 
-def app_from_environment() -> ASGIApp:
-    """The app of one ``kefu serve --workers N`` worker process: uvicorn imports this factory
-    in each process, and the parent passes the config file's path in the environment."""
-    config = load_config(os.environ.get(CONFIG_ENV) or None)
-    configure_logging(mask=config.security.mask_logs, fmt=config.logging.format)
-    return create_app(config)
+def __getattr__(name: str) -> Any:
+    """``create_app``, ``app_from_environment`` and ``CONFIG_ENV`` moved to :mod:`bot.app`
+    (which imports this module); still importable from here."""
+    if name in ("create_app", "app_from_environment", "CONFIG_ENV"):
+        from bot import app
 
-
-def create_app(config: Config, runtime_factory: RuntimeFactory | None = None,
-               frame_ancestors: dict[str, str] | None = None) -> ASGIApp:
-    """The ASGI app; the runtime (store, knowledge, channels) starts in the lifespan.
-    ``frame_ancestors``: path → who may frame it (see :class:`SecurityHeaders`)."""
-    factory = runtime_factory or (lambda cfg: Runtime.start(cfg))
-    state: dict[str, object] = {}
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        limit_blas_threads()  # one BLAS thread per worker, next to its one-thread encoder
-        metrics.configure(config.metrics.enabled)
-        runtime = await factory(config)
-        recorder = install(runtime)  # records unanswered questions and dashboard counters per turn
-        channels = build_channels(runtime)
-        for channel in channels:
-            for route in channel.routes():
-                app.router.routes.append(route)
-            await channel.start()
-        app.state.runtime = runtime
-        app.state.channels = {c.name: c for c in channels}
-        state["runtime"] = runtime
-        console = AgentConsole(runtime.desk, app.state.channels) if isinstance(runtime.desk, HumanDesk) else None
-        if console is not None:  # the agent console at /agent and its API under /api/agent
-            app.router.routes.extend(console.routes())
-            await console.start()
-        admin = AdminConsole(runtime, console.api if console is not None else None, recorder)
-        app.router.routes.extend(admin.routes())  # /admin and /api/admin; live knowledge reload
-        await admin.start()
-        try:
-            yield
-        finally:
-            await admin.stop()
-            if console is not None:
-                await console.stop()
-            for channel in channels:
-                await channel.stop()
-            await runtime.close()
-            metrics.worker_exited(os.getpid())
-
-    async def healthz(request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        await runtime.store.ping()
-        knowledge = runtime.knowledge
-        return JSONResponse({"status": "ok", "store": "redis" if runtime.store.durable else "memory",
-                             "knowledge_entries": len(knowledge.kb), "knowledge_version": knowledge.version,
-                             "channels": sorted(request.app.state.channels), "worker_pid": os.getpid()})
-
-    app = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
-                *MetricsEndpoint(config.metrics).routes()],
-        lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders, frame_ancestors=frame_ancestors),
-                    Middleware(ChatCors, origins=config.channels.web.allowed_origins)],
-        exception_handlers={BadRequest: _bad_request, StoreUnavailable: _store_unavailable, **DOMAIN_HANDLERS,
-                            # a Redis call outside the store's own wrappers (logins, limits): 503 too
-                            RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
-                            Exception: _unexpected},
-    )
-    return BodyLimit(app, config.server.max_body_bytes, uploads=("/api/chat/attachments",))
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

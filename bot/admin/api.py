@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from bot.admin.dashboard import Dashboard, to_csv
 from bot.admin.recorder import TurnRecorder
 from bot.admin.unanswered import UnansweredBook, cluster_records, decision_json, probe, replay
-from bot.agents.api import AgentApi
+from bot.agents.access import ConsoleAccess
 from bot.agents.auth import Agent
 from bot.errors import BadRequest
 from bot.json_body import json_object
@@ -71,11 +71,11 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 
 class AdminApi:
-    def __init__(self, runtime: Runtime, agents: AgentApi, recorder: TurnRecorder,
+    def __init__(self, runtime: Runtime, access: ConsoleAccess, recorder: TurnRecorder,
                  clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.clock = clock
-        self.agents = agents
+        self.access = access
         redis = runtime.store.redis
         self.knowledge = KnowledgeService(redis)
         self.book = UnansweredBook(runtime.store.records)
@@ -84,10 +84,7 @@ class AdminApi:
 
     async def admin(self, request: Request) -> Agent:
         """The caller if an admin: 401 when not logged in, 403 for an agent."""
-        agent = await self.agents.agent(request)
-        if not agent.admin:
-            raise BadRequest("admins only: your role cannot change the knowledge base", status=403)
-        return agent
+        return await self.access.admin(request, refusal="admins only: your role cannot change the knowledge base")
 
     def routes(self) -> list[BaseRoute]:
         p = "/api/admin"

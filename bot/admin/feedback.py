@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from bot.admin.recorder import TurnRecorder
 from bot.channels.visitor import VisitorTokens, check_origin, session_of
 from bot.config import WebChannelConfig
-from bot.errors import BadRequest
+from bot.errors import BadRequest, NotFound
 from bot.json_body import json_object
 from bot.store import Store
 from bot.types import Role
@@ -49,7 +49,7 @@ class Feedback:
                 asked = line
                 break
         if conv is None or asked is None:
-            raise BadRequest("there is no answer to rate yet", status=404)
+            raise NotFound("there is no answer to rate yet")
         if not await self.store.first_time("feedback", f"{conv.id}:{asked.at}"):
             return JSONResponse({"recorded": False})
         decision: dict[str, Any] = asked.meta["decision"]

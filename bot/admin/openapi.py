@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.agents.api import COOKIE
+from bot.agents.access import COOKIE
 
 _STR = {"type": "string"}
 _STRS = {"type": "array", "items": _STR}

@@ -1,21 +1,20 @@
 """Nothing slips (四个不漏): every turn the bot could not answer confidently is recorded.
 
-:class:`ObservedEngine` is the engine with one addition: :class:`TurnRecorder` describes each
-finished turn as a :class:`~bot.storage.records.TurnRecord` — the day's counters (for the
-dashboard), the question (for regression replays) and, when the bot clarified, handed off, found
-nothing or answered with low confidence, an unanswered record (for clustering into new
-knowledge) — which the store writes with the turn's last round trip.  Recording never fails a
-turn: the customer's answer matters more than a statistic.
+:class:`TurnRecorder` observes the engine (the composition root, ``bot/app.py``, passes it to the
+engine's constructor): it describes each finished turn as a :class:`~bot.storage.records.TurnRecord`
+— the day's counters (for the dashboard), the question (for regression replays) and, when the bot
+clarified, handed off, found nothing or answered with low confidence, an unanswered record (for
+clustering into new knowledge) — which the store writes with the turn's last round trip.
+Recording never fails a turn: the customer's answer matters more than a statistic.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from bot.engine import Engine
 from bot.storage.records import QUESTIONS_MAX, UNANSWERED_MAX, AdminRecords, TurnRecord, day_of
 from bot.types import Action, InboundMessage, Role, TurnResult
 
@@ -119,26 +118,5 @@ def unanswered_record(text: str, reason: str, at: float, conversation: str, lang
             "confidence": round(confidence, 4), "entry_id": entry_id, "candidates": candidates}
 
 
-class ObservedEngine(Engine):
-    """The engine, plus a recorder told about every finished turn."""
-
-    recorder: TurnRecorder
-
-    @classmethod
-    def around(cls, engine: Engine, recorder: TurnRecorder) -> ObservedEngine:
-        observed = cls(engine.config, engine.store, engine.intents, engine.knowledge, engine.desk, engine.clock,
-                       actions=engine.actions)
-        observed.recorder = recorder
-        return observed
-
-    def records_of(self, msg: InboundMessage, result: TurnResult) -> Sequence[TurnRecord]:
-        try:
-            record = self.recorder.record(msg, result)
-        except Exception:
-            log.exception("turn not recorded for the admin dashboard")
-            return ()
-        return () if record is None else (record,)
-
-
-__all__ = ["LOW_CONFIDENCE", "QUESTIONS_MAX", "UNANSWERED_MAX", "ObservedEngine", "TurnRecorder", "day_of",
+__all__ = ["LOW_CONFIDENCE", "QUESTIONS_MAX", "UNANSWERED_MAX", "TurnRecorder", "day_of",
            "disputed_answer", "unanswered_reason", "unanswered_record"]

@@ -9,7 +9,6 @@ a browser never attaches that header on its own.
 from __future__ import annotations
 
 import datetime
-import hmac
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,14 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.agents.access import COOKIE, ConsoleAccess
 from bot.agents.auth import Agent, AgentDirectory
 from bot.agents.desk import STATUSES, HumanDesk, line_json
 from bot.config import AgentsConfig
-from bot.errors import BadRequest
+from bot.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
 from bot.json_body import json_object
 
-COOKIE = "kefu_agent"
-CSRF_HEADER = "x-csrf-token"
 DEFAULT_CANNED = (
     {"title": "问候 Greeting", "text": "您好，我是人工客服，已经看过您和智能客服的对话记录，马上为您处理。"},
     {"title": "稍候 Hold on", "text": "我正在为您核实情况，请稍等两分钟，马上回复您。"},
@@ -92,43 +90,27 @@ def same_origin(request: Request) -> None:
         raise BadRequest("send the login as application/json", status=415)
     origin = request.headers.get("origin")
     if origin is not None and urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
-        raise BadRequest("login from another site's page is not accepted", status=403)
+        raise Forbidden("login from another site's page is not accepted")
 
 
 class AgentApi:
-    def __init__(self, desk: HumanDesk, directory: AgentDirectory, config: AgentsConfig) -> None:
+    def __init__(self, desk: HumanDesk, access: ConsoleAccess, config: AgentsConfig) -> None:
+        """``access`` identifies callers (shared with the admin API)."""
         self.desk = desk
-        self.directory = directory
+        self.access = access
+        self.directory: AgentDirectory = access.directory
         self.config = config
 
     async def agent(self, request: Request) -> Agent:
         """The caller (their presence refreshed), or 401; state-changing browser requests must
         carry the CSRF token."""
-        agent = await self._caller(request)
-        await self.desk.mark_online(agent.name)
-        return agent
+        return await self.access.agent(request)
 
     async def admin(self, request: Request) -> Agent:
-        agent = await self.agent(request)
-        if not agent.admin:
-            raise BadRequest("admins only", status=403)
-        return agent
+        return await self.access.admin(request)
 
     async def _caller(self, request: Request) -> Agent:
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            agent = await self.directory.by_token(header[7:].strip())
-            if agent is None:
-                raise BadRequest("invalid API token", status=401)
-            return agent
-        token = request.cookies.get(COOKIE)
-        session = await self.directory.session(token) if token else None
-        if session is None:
-            raise BadRequest("not logged in", status=401)
-        if request.method not in ("GET", "HEAD") and \
-                not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
-            raise BadRequest("missing or wrong CSRF token", status=403)
-        return session.agent
+        return await self.access.caller(request)
 
     def routes(self) -> list[BaseRoute]:
         p = "/api/agent"
@@ -174,7 +156,7 @@ class AgentApi:
         client = request.client.host if request.client else "-"
         session = await self.directory.login(_text(body, "name"), _text(body, "password"), client)
         if session is None:
-            raise BadRequest("wrong name or password", status=401)
+            raise NotAuthenticated("wrong name or password")
         response = JSONResponse({"name": session.agent.name, "role": session.agent.role, "csrf": session.csrf})
         response.set_cookie(COOKIE, session.token, max_age=int(self.config.session_hours * 3600), httponly=True,
                             samesite="strict", secure=request.url.scheme == "https", path="/")
@@ -209,7 +191,7 @@ class AgentApi:
         body = await json_object(request)
         name, password = _text(body, "name").strip(), _text(body, "password")
         if await self.directory.get(name) is not None:
-            raise BadRequest(f"an agent named {name!r} already exists", status=409)
+            raise Conflict(f"an agent named {name!r} already exists")
         agent = await self.directory.add(name, password, str(body.get("role") or "agent"),
                                          _display_name(body) or "", _groups(body, self.desk.group_names()) or (),
                                          _max_chats(body) or 0)
@@ -228,7 +210,7 @@ class AgentApi:
         if disabled is not None and not isinstance(disabled, bool):
             raise BadRequest("'disabled' must be true or false")
         if disabled and name == lead.name:
-            raise BadRequest("you cannot disable yourself", status=409)
+            raise Conflict("you cannot disable yourself")
         password = body.get("password")
         if password is not None and not isinstance(password, str):
             raise BadRequest("'password' must be a string")
@@ -275,7 +257,7 @@ class AgentApi:
         """Recent satisfaction ratings and their average (admins)."""
         agent = await self.agent(request)
         if not agent.admin:
-            raise BadRequest("admins only", status=403)
+            raise Forbidden("admins only")
         return JSONResponse(await self.desk.ratings())
 
     async def tickets(self, request: Request) -> Response:
@@ -323,7 +305,7 @@ class AgentApi:
             return JSONResponse({"ticket": ticket.to_json()})
         target = await self.directory.get(_text(body, "to"))
         if target is None:
-            raise BadRequest("no such agent", status=404)
+            raise NotFound("no such agent")
         ticket = await self.desk.transfer(request.path_params["ticket_id"], agent, target)
         return JSONResponse({"ticket": ticket.to_json()})
 
@@ -376,7 +358,7 @@ class AgentApi:
         lead = await self.admin(request)
         target = await self.directory.get(_text(await json_object(request), "to"))
         if target is None:
-            raise BadRequest("no such agent", status=404)
+            raise NotFound("no such agent")
         ticket = await self.desk.reassign(request.path_params["ticket_id"], lead, target)
         return JSONResponse({"ticket": ticket.to_json()})
 

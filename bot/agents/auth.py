@@ -22,7 +22,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 
 from bot.config import ROLES, AgentsConfig
-from bot.errors import BadRequest
+from bot.errors import Conflict, InvalidInput, NotFound, Overloaded, RateLimited
 from bot.storage.agents import AgentAccounts
 
 log = logging.getLogger(__name__)
@@ -180,13 +180,13 @@ class AgentDirectory:
                   max_chats: int = 0) -> Agent:
         """Add an agent, or reset their password, role and display name: their existing sessions end."""
         if role not in ROLES:
-            raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
         if not name.strip() or len(name) > 64:
-            raise BadRequest("an agent name is 1-64 characters")
+            raise InvalidInput("an agent name is 1-64 characters")
         if len(display_name) > 32:
-            raise BadRequest("a display name is at most 32 characters")
+            raise InvalidInput("a display name is at most 32 characters")
         if len(password) < 8:
-            raise BadRequest("a password is at least 8 characters")
+            raise InvalidInput("a password is at least 8 characters")
         before = await self._stored(name)
         epoch = _next_epoch(before) if before else "0"
         record: dict[str, object] = {
@@ -202,19 +202,19 @@ class AgentDirectory:
         disabling them, bumps the epoch: their sessions end at once; a disabled agent's API tokens
         stop working too, since every request re-reads the record."""
         if name in self._configured:
-            raise BadRequest(f"{name} is defined in the config file (agents.users); edit it there", status=409)
+            raise Conflict(f"{name} is defined in the config file (agents.users); edit it there")
         data = await self._stored(name)
         if data is None:
-            raise BadRequest(f"no agent named {name!r}", status=404)
+            raise NotFound(f"no agent named {name!r}")
         ends_sessions = False
         if role is not None:
             if role not in ROLES:
-                raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+                raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
             ends_sessions |= data.get("role") != role
             data["role"] = role
         if display_name is not None:
             if len(display_name) > 32:
-                raise BadRequest("a display name is at most 32 characters")
+                raise InvalidInput("a display name is at most 32 characters")
             data["display_name"] = display_name.strip()
         if groups is not None:
             data["groups"] = list(groups)
@@ -225,7 +225,7 @@ class AgentDirectory:
             data["disabled"] = disabled
         if password is not None:
             if len(password) < 8:
-                raise BadRequest("a password is at least 8 characters")
+                raise InvalidInput("a password is at least 8 characters")
             data["password_hash"] = await self._hash(password)
             ends_sessions = True
         if ends_sessions:
@@ -236,9 +236,9 @@ class AgentDirectory:
     async def remove(self, name: str) -> int:
         """Remove a stored agent: sessions end at once, API tokens are revoked; returns tokens revoked."""
         if name in self._configured:
-            raise BadRequest(f"{name!r} is in agents.users of the config file: remove them there", status=409)
+            raise Conflict(f"{name!r} is in agents.users of the config file: remove them there")
         if not await self.accounts.remove_account(name):
-            raise BadRequest(f"no agent named {name!r}", status=404)
+            raise NotFound(f"no agent named {name!r}")
         return await self.revoke_tokens(name)
 
     async def revoke_tokens(self, name: str) -> int:
@@ -263,7 +263,7 @@ class AgentDirectory:
         """Run one scrypt in the hashing threads: the event loop keeps serving, and at most
         :data:`MAX_PENDING_HASHES` logins wait (memory and CPU stay bounded)."""
         if self._pending >= MAX_PENDING_HASHES:
-            raise BadRequest("too many logins at once; try again in a few seconds", status=503)
+            raise Overloaded("too many logins at once; try again in a few seconds")
         self._pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(_HASHING, work)
@@ -282,7 +282,7 @@ class AgentDirectory:
         refused = await self.accounts.reserve_login(part, client, LOGIN_WINDOW_SECONDS,
                                                     (PAIR_LIMIT, ADDRESS_LIMIT, NAME_LIMIT))
         if refused:
-            raise BadRequest(f"{_LOCKED[refused]}; try again in 15 minutes", status=429)
+            raise RateLimited(f"{_LOCKED[refused]}; try again in 15 minutes")
         record = await self._record(name)
         stored = record.password_hash if record is not None else None
         # one job in the hashing queue either way, so an unknown name waits no longer than a real one
@@ -326,7 +326,7 @@ class AgentDirectory:
 
     async def issue_token(self, name: str) -> str:
         if await self._record(name) is None:
-            raise BadRequest(f"no agent named {name!r}", status=404)
+            raise NotFound(f"no agent named {name!r}")
         token = "kefu_" + secrets.token_urlsafe(32)
         await self.accounts.save_token(_token_digest(token), name)
         return token

@@ -11,16 +11,16 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from importlib import resources
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from bot.agents.access import ConsoleAccess
 from bot.agents.api import AgentApi
 from bot.agents.desk import HumanDesk
-from bot.channels.base import Channel
 from bot.static_assets import static_asset
 from bot.store import REDIS_ERRORS
 
@@ -31,12 +31,14 @@ STREAM_MAX_SECONDS = 55.0  # the browser reconnects by itself; a stream never ho
 
 
 class AgentConsole:
-    def __init__(self, desk: HumanDesk, channels: Mapping[str, Channel]) -> None:
+    def __init__(self, desk: HumanDesk, access: ConsoleAccess | None = None) -> None:
+        """``access`` identifies callers (shared with the admin console); by default the desk's
+        agent directory, refreshing presence through the desk."""
         self.desk = desk
         self.config = desk.config
         self.directory = desk.directory
-        self.api = AgentApi(desk, self.directory, desk.config)
-        desk.attach_channels(channels)
+        self.access = access or ConsoleAccess(desk.directory, desk.mark_online)
+        self.api = AgentApi(desk, self.access, desk.config)
         self._sla: asyncio.Task[None] | None = None
 
     def routes(self) -> list[BaseRoute]:

@@ -30,7 +30,7 @@ from bot.agents.tickets import PRIORITY, Ticket, candidates_json, mask_phones, s
 from bot.channels.base import Channel, DeliveryDeferred
 from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
-from bot.errors import BadRequest
+from bot.errors import BadRequest, Conflict, DeliveryFailed, DomainError, Forbidden, Gone, InvalidInput, NotFound
 from bot.privacy import mask_pii
 from bot.storage.desk import DeskRecords
 from bot.storage.tickets import TicketStore
@@ -56,13 +56,6 @@ ACK_QUIET_SECONDS = 30.0  # while waiting, at most one "it reached the agent" pe
 _CONTACT = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
 
 
-class DeliveryFailed(BadRequest):
-    """The customer's channel refused an agent's message (e.g. WeChat's 48-hour window)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=502)
-
-
 def _queue_moved(position: int, wait: int | None) -> Callable[[str], Reply]:
     if wait is None:  # nobody online: the place is true, a wait would be a guess
         return lambda language: Reply(say("queue_moved_no_agent", language, position=position))
@@ -82,10 +75,14 @@ def line_json(line: TranscriptLine) -> dict[str, Any]:
 class HumanDesk:
     """Tickets, queue and survey over the shared store; one per worker, stateless between calls."""
 
-    def __init__(self, store: Store, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, config: Config, clock: Callable[[], float] = time.time, *,
+                 channels: Mapping[str, Channel] | None = None,
+                 knowledge: Callable[[], KnowledgeBase] | None = None) -> None:
+        """``channels``: the running channels by name, to deliver agents' messages (a registry
+        the composition root fills once it has built them); ``knowledge``: the live knowledge
+        base, so the console can offer the bot's candidates as answers."""
         self.store = store
         self.config: AgentsConfig = config.agents
-        self.handoff_config: HandoffConfig = config.handoff
         self.typing_seconds = config.channels.web.typing_seconds
         self.hours = ServiceHours(config.service_hours)
         self.mask_exports = config.security.mask_exports
@@ -94,16 +91,9 @@ class HumanDesk:
         self.records = DeskRecords(store.redis)
         self.events = EventBus(store.redis)
         self.directory = AgentDirectory(store.redis, config.agents)
-        self.channels: Mapping[str, Channel] = {}
-        self.knowledge: Callable[[], KnowledgeBase] | None = None
-        self._background: set[asyncio.Task[None]] = set()
-
-    def attach_channels(self, channels: Mapping[str, Channel]) -> None:
-        self.channels = channels
-
-    def attach_knowledge(self, knowledge: Callable[[], KnowledgeBase]) -> None:
-        """The live knowledge base, so the console can offer the bot's candidates as answers."""
+        self.channels: Mapping[str, Channel] = channels if channels is not None else {}
         self.knowledge = knowledge
+        self._background: set[asyncio.Task[None]] = set()
 
     def candidate_answers(self, ticket: Ticket) -> list[dict[str, Any]]:
         """The bot's candidates with their answer text in the customer's language ("send this")."""
@@ -187,21 +177,22 @@ class HumanDesk:
         customer_id, card = await self._card(f"{channel}:{user_id}")
         if name is not None:
             if len(name) > 64:
-                raise BadRequest("'name' is at most 64 characters")
+                raise InvalidInput("'name' is at most 64 characters")
             card["name"] = name.strip()
         if attributes is not None:
             current: dict[str, str] = dict(card.get("attributes", {}))
             for key, value in attributes.items():
                 if not isinstance(key, str) or not 0 < len(key.strip()) <= 30:
-                    raise BadRequest("an attribute name is 1-30 characters")
+                    raise InvalidInput("an attribute name is 1-30 characters")
                 if value is None:
                     current.pop(key.strip(), None)
                 elif isinstance(value, str | int | float) and not isinstance(value, bool) and len(str(value)) <= 200:
                     current[key.strip()] = str(value)
                 else:
-                    raise BadRequest(f"attribute {key!r}: a value is text of at most 200 characters, or null to remove")
+                    raise InvalidInput(f"attribute {key!r}: a value is text of at most 200 characters, "
+                                       "or null to remove")
             if len(current) > 30:
-                raise BadRequest("at most 30 attributes per customer")
+                raise InvalidInput("at most 30 attributes per customer")
             card["attributes"] = current
         await self.records.save_card(customer_id, card)
         return await self.customer(channel, user_id)
@@ -210,11 +201,11 @@ class HumanDesk:
         """The same person on another channel ("telegram:12345"): one profile, all their tickets."""
         ident_channel, sep, ident_user = other.partition(":")
         if not sep or not ident_channel or not ident_user or len(other) > 200:
-            raise BadRequest("'identity' must be channel:user_id, e.g. telegram:12345")
+            raise InvalidInput("'identity' must be channel:user_id, e.g. telegram:12345")
         customer_id, card = await self._card(f"{channel}:{user_id}")
         other_id, other_card = await self._card(other)
         if other_id == customer_id:
-            raise BadRequest(f"{other} is already this customer", status=409)
+            raise Conflict(f"{other} is already this customer")
         merged = list(dict.fromkeys([*card["identities"], *other_card["identities"]]))
         card["identities"] = merged
         card["attributes"] = {**other_card.get("attributes", {}), **card.get("attributes", {})}
@@ -230,7 +221,7 @@ class HumanDesk:
         keeps answering them, but no handoff reaches an agent until an admin unblocks them."""
         reason = reason.strip()
         if not reason or len(reason) > 200:
-            raise BadRequest("'reason' must say why, in at most 200 characters")
+            raise InvalidInput("'reason' must say why, in at most 200 characters")
         ticket = await self._ticket(ticket_id)
         if ticket.status == "claimed":
             self._owned(ticket, agent)
@@ -255,9 +246,9 @@ class HumanDesk:
 
     async def unblock(self, lead: Agent, channel: str, user_id: str) -> None:
         if not lead.admin:
-            raise BadRequest("admins only", status=403)
+            raise Forbidden("admins only")
         if not await self.records.unblock(f"{channel}:{user_id}"):
-            raise BadRequest(f"{channel}:{user_id} is not blocked", status=404)
+            raise NotFound(f"{channel}:{user_id} is not blocked")
         log.info("customer %s:%s unblocked by %s", channel, user_id, lead.name)
 
     def route(self, conversation: Conversation, request: HandoffRequest) -> str:
@@ -382,7 +373,7 @@ class HumanDesk:
     async def set_status(self, agent: str, status: str) -> dict[str, Any]:
         """online (gets new chats) · busy (keeps chats, gets none) · away · offline (logout)."""
         if status not in (*STATUSES, "offline"):
-            raise BadRequest(f"'status' must be one of {', '.join(STATUSES)}")
+            raise InvalidInput(f"'status' must be one of {', '.join(STATUSES)}")
         presence = {"status": status, "since": self.clock()}
         await self.records.choose_status(agent, presence)
         await self.events.publish("presence", agent=agent, **presence)
@@ -427,7 +418,7 @@ class HumanDesk:
             try:
                 await self._joined(ticket.id, owner, change="assigned",
                                    shown=next((a.shown for a in available if a.name == owner), ""))
-            except (BadRequest, *REDIS_ERRORS) as exc:
+            except (DomainError, BadRequest, *REDIS_ERRORS) as exc:
                 log.warning("ticket %s assigned to %s, but the customer was not told: %s", ticket.id, owner, exc)
         if assigned:
             self._soon(self.announce_positions())
@@ -460,7 +451,7 @@ class HumanDesk:
             try:
                 await self._tell(fresh, _said("agent_gone", position=position), state=ConversationState.WAITING,
                                  kind="returned")
-            except (BadRequest, *REDIS_ERRORS) as exc:
+            except (DomainError, BadRequest, *REDIS_ERRORS) as exc:
                 log.info("return notice for %s not sent: %s", ticket.id, exc)
         if returned:
             await self.assign_waiting()
@@ -484,7 +475,7 @@ class HumanDesk:
             wait = await self.estimate(position) if online else None
             try:
                 await self._tell(ticket, _queue_moved(position, wait), kind="queue_update")
-            except (BadRequest, *REDIS_ERRORS) as exc:
+            except (DomainError, BadRequest, *REDIS_ERRORS) as exc:
                 log.info("queue update for %s not sent: %s", ticket.id, exc)
 
     def _soon(self, work: Any) -> None:
@@ -508,14 +499,14 @@ class HumanDesk:
     async def _ticket(self, ticket_id: str) -> Ticket:
         ticket = await self.tickets.get(ticket_id)
         if ticket is None:
-            raise BadRequest(f"no ticket {ticket_id}", status=404)
+            raise NotFound(f"no ticket {ticket_id}")
         return ticket
 
     def _owned(self, ticket: Ticket, agent: Agent) -> None:
         if ticket.status != "claimed":
-            raise BadRequest(f"ticket {ticket.id} is {ticket.status}, not claimed", status=409)
+            raise Conflict(f"ticket {ticket.id} is {ticket.status}, not claimed")
         if ticket.owner != agent.name and not agent.admin:
-            raise BadRequest(f"ticket {ticket.id} belongs to {ticket.owner}", status=403)
+            raise Forbidden(f"ticket {ticket.id} belongs to {ticket.owner}")
 
     async def _tell(self, ticket: Ticket, make: Callable[[str], Reply], *, role: Role = Role.SYSTEM,
                     state: ConversationState | None = None, agent: str = "", kind: str = "",
@@ -535,7 +526,7 @@ class HumanDesk:
         """The transcript half of :meth:`_tell`; the caller holds the conversation lock."""
         conv = await self.store.load_conversation(ticket.conversation_id)
         if conv is None:
-            raise BadRequest("the conversation has expired", status=410)
+            raise Gone("the conversation has expired")
         reply = make(conv.language)
         meta: dict[str, Any] = {"kind": kind} if kind else {}
         if agent:
@@ -592,11 +583,11 @@ class HumanDesk:
         limit = self.limit(agent)
         got = await self.tickets.claim(ticket_id, agent.name, limit)
         if got == -1:
-            raise BadRequest(f"you already have {limit} chats (your limit); resolve one first", status=409)
+            raise Conflict(f"you already have {limit} chats (your limit); resolve one first")
         if not got:
             current = await self._ticket(ticket_id)
             who = f" by {current.owner}" if current.owner else ""
-            raise BadRequest(f"ticket {ticket_id} is already {current.status}{who}", status=409)
+            raise Conflict(f"ticket {ticket_id} is already {current.status}{who}")
         ticket = await self._joined(ticket.id, agent.name, change="claimed", shown=agent.shown)
         self._soon(self.announce_positions())
         return ticket
@@ -617,7 +608,7 @@ class HumanDesk:
         """The agent's message to the customer; returns the line and why it waits, if it does."""
         text = text.strip()
         if not text or len(text) > MAX_MESSAGE:
-            raise BadRequest(f"a message is 1-{MAX_MESSAGE} characters")
+            raise InvalidInput(f"a message is 1-{MAX_MESSAGE} characters")
         ticket = await self._ticket(ticket_id)
         self._owned(ticket, agent)
         sent = await self._tell(ticket, lambda lang: Reply(text), role=Role.AGENT, agent=agent.name,
@@ -635,7 +626,7 @@ class HumanDesk:
     async def note(self, ticket_id: str, agent: Agent, text: str) -> dict[str, Any]:
         text = text.strip()
         if not text or len(text) > MAX_MESSAGE:
-            raise BadRequest(f"a note is 1-{MAX_MESSAGE} characters")
+            raise InvalidInput(f"a note is 1-{MAX_MESSAGE} characters")
         ticket = await self._ticket(ticket_id)
         note = await self.tickets.add_note(ticket.id, agent.name, text)
         await self.events.publish("note", ticket_id=ticket.id, note=note)
@@ -645,15 +636,15 @@ class HumanDesk:
         ticket = await self._ticket(ticket_id)
         self._owned(ticket, agent)
         if to.name == ticket.owner:
-            raise BadRequest(f"{to.name} already owns ticket {ticket_id}", status=409)
+            raise Conflict(f"{to.name} already owns ticket {ticket_id}")
         if to.disabled:
-            raise BadRequest(f"{to.name} is disabled", status=409)
+            raise Conflict(f"{to.name} is disabled")
         limit = self.limit(to)
         got = await self.tickets.transfer(ticket_id, to.name, "" if agent.admin else agent.name, limit)
         if got == -1:
-            raise BadRequest(f"{to.name} already has {limit} chats (their limit)", status=409)
+            raise Conflict(f"{to.name} already has {limit} chats (their limit)")
         if not got:
-            raise BadRequest(f"ticket {ticket_id} changed meanwhile; reload", status=409)
+            raise Conflict(f"ticket {ticket_id} changed meanwhile; reload")
         await self.tickets.add_note(ticket_id, agent.name, f"transferred {ticket.owner} → {to.name}", kind="transfer")
         ticket = await self._ticket(ticket_id)
         await self.events.publish("ticket", ticket=ticket.to_json(), change="transferred", to=to.name)
@@ -668,12 +659,11 @@ class HumanDesk:
         """Back to the queue for a skill group (售后, English...): the next free agent of that group
         gets it, at the customer's old place in the queue."""
         if group not in self.group_names():
-            raise BadRequest(f"no group {group!r}; groups: {', '.join(self.group_names()) or 'none configured'}",
-                             status=404)
+            raise NotFound(f"no group {group!r}; groups: {', '.join(self.group_names()) or 'none configured'}")
         ticket = await self._ticket(ticket_id)
         self._owned(ticket, agent)
         if not await self.tickets.requeue(ticket, "" if agent.admin else agent.name, group=group):
-            raise BadRequest(f"ticket {ticket_id} changed meanwhile; reload", status=409)
+            raise Conflict(f"ticket {ticket_id} changed meanwhile; reload")
         await self.tickets.add_note(ticket_id, agent.name, f"transferred {ticket.owner} → group {group}",
                                     kind="transfer")
         ticket = await self._ticket(ticket_id)
@@ -686,7 +676,7 @@ class HumanDesk:
     async def reassign(self, ticket_id: str, lead: Agent, to: Agent) -> Ticket:
         """A team lead moves a waiting or claimed ticket to an agent."""
         if not lead.admin:
-            raise BadRequest("admins only", status=403)
+            raise Forbidden("admins only")
         ticket = await self._ticket(ticket_id)
         if ticket.status == "queued":
             return await self.claim(ticket_id, to)
@@ -706,19 +696,19 @@ class HumanDesk:
         """{category, tags, outcome}, each optional; one clear line for what is wrong."""
         unknown = set(wrapup) - {"category", "tags", "outcome"}
         if unknown:
-            raise BadRequest(f"wrap-up: unknown field(s) {', '.join(sorted(unknown))}; use category, tags, outcome")
+            raise InvalidInput(f"wrap-up: unknown field(s) {', '.join(sorted(unknown))}; use category, tags, outcome")
         category = wrapup.get("category", "")
         if not isinstance(category, str) or len(category) > 60:
-            raise BadRequest("wrap-up 'category' must be text of at most 60 characters")
+            raise InvalidInput("wrap-up 'category' must be text of at most 60 characters")
         tags = wrapup.get("tags", [])
         if isinstance(tags, str):
             tags = [t for t in re.split(r"[,，、]+", tags) if t.strip()]
         if not isinstance(tags, list) or len(tags) > 10 or \
                 not all(isinstance(t, str) and 0 < len(t.strip()) <= 30 for t in tags):
-            raise BadRequest("wrap-up 'tags' must be up to 10 words of at most 30 characters each")
+            raise InvalidInput("wrap-up 'tags' must be up to 10 words of at most 30 characters each")
         outcome = wrapup.get("outcome", "")
         if not isinstance(outcome, str) or len(outcome) > 200:
-            raise BadRequest("wrap-up 'outcome' must be one line of at most 200 characters")
+            raise InvalidInput("wrap-up 'outcome' must be one line of at most 200 characters")
         clean: dict[str, Any] = {"category": category.strip(), "tags": [t.strip() for t in tags],
                                  "outcome": outcome.strip()}
         return clean if any(clean.values()) else {}
@@ -734,7 +724,7 @@ class HumanDesk:
         self._owned(ticket, agent)
         async with self.store.conversation_lock(ticket.conversation_id):
             if not await self.tickets.close(ticket, status, "" if agent.admin else agent.name):
-                raise BadRequest(f"ticket {ticket_id} changed meanwhile; reload", status=409)
+                raise Conflict(f"ticket {ticket_id} changed meanwhile; reload")
             if status == "resolved":
                 ttl = max(60, int(self.config.survey_hours * 3600))
                 survey = {"ticket": ticket.id, "stage": "rating", "agent": ticket.owner}
@@ -750,7 +740,7 @@ class HumanDesk:
     async def follow_up(self, ticket_id: str, agent: Agent, minutes: float, text: str) -> dict[str, Any]:
         """Remember a promise to report back; the agent is reminded when it is due (rule 5)."""
         if not 0 < minutes <= 60 * 24 * 30:
-            raise BadRequest("'minutes' must be between 0 and 43200")
+            raise InvalidInput("'minutes' must be between 0 and 43200")
         ticket = await self._ticket(ticket_id)
         due = self.clock() + minutes * 60
         reminder = {"ticket_id": ticket.id, "agent": agent.name, "text": text.strip()[:500], "due": due}
@@ -834,7 +824,7 @@ class HumanDesk:
         """The team lead's live view: each agent's presence and load, their open chats, and over
         the last ``days`` their first-response times, SLA breaches and CSAT."""
         if not lead.admin:
-            raise BadRequest("admins only", status=403)
+            raise Forbidden("admins only")
         now = self.clock()
         presence = await self.statuses()
         active = await self.tickets.active()

@@ -23,7 +23,6 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
@@ -40,7 +39,7 @@ from bot.errors import BadRequest, KefuError
 from bot.privacy import redact_secrets
 from bot.storage.channels import ChannelState
 from bot.storage.outbox import DeliveryWindows
-from bot.store import REDIS_ERRORS, Store
+from bot.store import Store
 from bot.types import Choice, Conversation, InboundMessage, Reply, TurnResult
 
 log = logging.getLogger(__name__)
@@ -60,17 +59,6 @@ class ApiError(KefuError):
         super().__init__(f"errcode {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
-
-
-@dataclass(frozen=True)
-class DeliveryStatus:
-    """What the agent console shows for a conversation's outbound side."""
-
-    queued: int
-    reason: str  # "" when nothing is blocked
-    window_open: bool
-    remaining: int  # messages still allowed in the current window
-    window_closes_at: float  # 0 when the customer never wrote
 
 
 def parse_xml(body: bytes | str) -> dict[str, Any]:
@@ -390,20 +378,6 @@ class Outbox:
     def _locked(self, user_id: str) -> Any:
         return self.windows.lock(user_id)
 
-    async def status(self, conversation_id: str, user_id: str) -> DeliveryStatus:
-        """Why messages to this customer are waiting, and how many more may go now."""
-        try:
-            queued = await self.windows.held(conversation_id)
-            last, sent, blocked = await self.windows.window(user_id)
-        except REDIS_ERRORS:
-            return DeliveryStatus(0, "store_unavailable", False, 0, 0.0)
-        closes = last + self.window_seconds if last else 0.0
-        is_open = bool(last) and closes > self.clock()
-        reason = blocked if queued else ""
-        if queued and not reason:
-            reason = "window_closed" if not is_open else "quota_used"
-        return DeliveryStatus(queued, reason, is_open, max(0, self.quota - sent) if is_open else 0, closes)
-
 
 class TurnHandler(Protocol):
     """The part of :class:`bot.engine.Engine` a channel needs."""
@@ -476,7 +450,3 @@ class WeChatFamilyChannel(ABC):
         quota used, API error); they go out when the customer writes again.
         """
         await self.outbox.deliver(conversation.id, conversation.user_id, replies)
-
-    async def delivery_status(self, conversation: Conversation) -> DeliveryStatus:
-        """For the agent console: queued messages, why, and the window's remaining quota."""
-        return await self.outbox.status(conversation.id, conversation.user_id)

@@ -12,8 +12,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from bot.app import create_app
 from bot.config import Config, IntentsConfig, KnowledgeConfig, MetricsConfig
-from bot.server import create_app
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "grafana"
 METRIC = re.compile(r"\bkefu_[a-z_]+\b")

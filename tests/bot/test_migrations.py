@@ -13,9 +13,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from bot.app import create_app
 from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
 from bot.migrations import DATA_VERSION
-from bot.server import create_app
 from tests.bot.agents.test_workers import wipe
 from tests.browser import ROOT, free_port
 from tests.conftest import REDIS_URL, require_redis

@@ -16,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot import metrics
+from bot.app import create_app
 from bot.config import (
     ChannelsConfig,
     Config,
@@ -26,7 +27,6 @@ from bot.config import (
     TelegramConfig,
 )
 from bot.logs import masked_id
-from bot.server import create_app
 from bot.workers import blas_threads, nodelay_listener
 from knowledge import embeddings
 from tests.bot.conftest import RedisProcess

@@ -13,8 +13,8 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from bot.app import create_app
 from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
-from bot.server import create_app
 from tests.bot.agents.test_workers import wipe
 from tests.bot.conftest import RedisProcess
 from tests.browser import ROOT, kefu_server

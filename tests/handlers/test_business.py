@@ -240,13 +240,18 @@ async def test_with_actions_a_remembered_question_is_still_classified_on_the_loo
     assert [r.text for r in again.replies] == [r.text for r in first.replies]  # the action ran all the same
 
 
-async def test_the_served_apps_recording_engine_runs_the_same_actions(order_runtime: Runtime) -> None:
-    from bot.admin.console import install
+async def test_the_served_apps_recording_engine_runs_the_same_actions(config: Config, redis_client: aioredis.Redis,
+                                                                       order_api: str) -> None:
+    """The composed app's engine both records each turn (for the dashboard) and runs the actions."""
+    from bot.admin.recorder import TurnRecorder
+    from bot.app import compose
 
-    actions = order_runtime.engine.actions
-    install(order_runtime)  # what the served app does: an engine that also records each turn
-    assert order_runtime.engine.actions is actions
-    result = await say(order_runtime, "我的订单 A123456 到哪了", chat="o8")
+    cfg = dataclasses.replace(config, actions=ActionsConfig(module=ACTIONS_MODULE, timeout_seconds=3))
+    kefu = compose(cfg, redis=redis_client)
+    await kefu.runtime.load(kb=load_kb(EXAMPLE / "knowledge.yaml"))
+    engine = kefu.runtime.engine
+    assert any(isinstance(observer, TurnRecorder) for observer in engine.observers)
+    result = await say(kefu.runtime, "我的订单 A123456 到哪了", chat="o8")
     assert result.replies[0].text.startswith("订单 A123456 当前状态：运输中")
 
 

@@ -10,19 +10,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
-from bot.admin.console import AdminConsole, install
+from bot.admin.console import AdminConsole
 from bot.agents.auth import hash_password
-from bot.agents.console import AgentConsole
-from bot.agents.desk import HumanDesk
-from bot.channels.web import WebChannel
+from bot.app import compose
 from bot.config import AgentsConfig, AgentUserConfig, Config
-from bot.errors import BadRequest
 from bot.runtime import Runtime
-from bot.server import DOMAIN_HANDLERS
 
 PASSWORD = "admin-密码-1"
 
@@ -37,11 +30,6 @@ def admin_config(config: Config, password_hash: str) -> Config:
     users = (AgentUserConfig("li", password_hash, "agent"), AgentUserConfig("boss", password_hash, "admin"))
     return dataclasses.replace(config, intents=dataclasses.replace(config.intents, embeddings=False),
                                agents=AgentsConfig(users=users, queue_update_seconds=0))
-
-
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BadRequest)
-    return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
 @dataclass
@@ -68,14 +56,10 @@ async def admin(admin_config: Config, redis_client: aioredis.Redis) -> AsyncIter
 
 
 async def make_admin(admin_config: Config, redis_client: aioredis.Redis) -> AsyncIterator[Admin]:
-    """The web chat, agent console and admin console over one runtime, as ``kefu serve`` mounts them."""
-    runtime = await Runtime.start(admin_config, redis=redis_client)
-    recorder = install(runtime)
-    assert isinstance(runtime.desk, HumanDesk)
-    web = WebChannel(runtime.engine, runtime.store)
-    agents = AgentConsole(runtime.desk, {"web": web})
-    console = AdminConsole(runtime, agents.api, recorder)
-    app = Starlette(routes=[*web.routes(), *agents.routes(), *console.routes()],
-                    exception_handlers={BadRequest: _bad_request, **DOMAIN_HANDLERS})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test") as client:
-        yield Admin(client, runtime, console)
+    """The web chat, agent console and admin console over one runtime, composed as ``kefu serve``
+    composes them (the consoles' background tasks are not started)."""
+    kefu = compose(admin_config, redis=redis_client)
+    await kefu.runtime.load()
+    transport = httpx.ASGITransport(app=kefu.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kefu.test") as client:
+        yield Admin(client, kefu.runtime, kefu.admin)

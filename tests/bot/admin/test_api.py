@@ -36,7 +36,7 @@ async def test_anonymous_is_401_an_agent_is_403_and_writes_need_csrf(admin: Admi
 
 async def test_bearer_token_of_an_admin_works_without_csrf(admin: Admin) -> None:
     assert admin.console.api is not None
-    token = await admin.console.api.agents.directory.issue_token("boss")
+    token = await admin.console.api.access.directory.issue_token("boss")
     r = await admin.client.get("/api/admin/entries?q=退款", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and any(e["id"] == "refund-time" for e in r.json()["entries"])
 

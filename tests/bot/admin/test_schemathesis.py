@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from bot.admin.openapi import OPENAPI as ADMIN_OPENAPI
-from bot.agents.api import COOKIE
+from bot.agents.access import COOKIE
 from bot.agents.api import OPENAPI as AGENT_OPENAPI
 from tests.bot.admin.test_admin_browser import PASSWORD, admin_config
 from tests.browser import kefu_server

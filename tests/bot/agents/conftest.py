@@ -85,9 +85,7 @@ def channel() -> RecordingChannel:
 
 @pytest.fixture
 def desk(store: Store, desk_config: Config, clock: Clock, channel: RecordingChannel) -> HumanDesk:
-    desk = HumanDesk(store, desk_config, clock=clock)
-    desk.attach_channels({"web": channel})  # type: ignore[dict-item]
-    return desk
+    return HumanDesk(store, desk_config, clock=clock, channels={"web": channel})  # type: ignore[dict-item]
 
 
 async def hand_off(desk: HumanDesk, chat: str, said: Sequence[str], reason: str = "complaint",

@@ -8,15 +8,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from bot import keys
 from bot.agents.auth import hash_password
 from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, AgentUserConfig, Config
-from bot.errors import BadRequest
+from bot.server import exception_handlers
 from bot.store import Store
 from tests.bot.agents.conftest import Clock, RecordingChannel, hand_off
 
@@ -35,18 +33,13 @@ def console(store: Store, desk_config: Config, clock: Clock, channel: RecordingC
              AgentUserConfig("wang", password_hash, "agent"),
              AgentUserConfig("boss", password_hash, "admin"))
     config = dataclasses.replace(desk_config, agents=dataclasses.replace(desk_config.agents, users=users))
-    desk = HumanDesk(store, config, clock=clock)
-    return AgentConsole(desk, {"web": channel})  # type: ignore[dict-item]
-
-
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BadRequest)
-    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    desk = HumanDesk(store, config, clock=clock, channels={"web": channel})  # type: ignore[dict-item]
+    return AgentConsole(desk)
 
 
 @pytest.fixture
 async def client(console: AgentConsole) -> AsyncIterator[httpx.AsyncClient]:
-    app = Starlette(routes=console.routes(), exception_handlers={BadRequest: _bad_request})
+    app = Starlette(routes=console.routes(), exception_handlers=exception_handlers())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test") as c:
         yield c
 

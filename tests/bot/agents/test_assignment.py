@@ -15,7 +15,8 @@ from bot import keys
 from bot.agents.auth import Agent
 from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, AgentUserConfig, Config, SkillGroupConfig, StoreConfig
-from bot.errors import BadRequest
+from bot.errors import Conflict, NotFound
+from bot.server import domain_status
 from bot.store import Store, connect
 from bot.types import ConversationState
 from tests.bot.agents.conftest import Clock, RecordingChannel, hand_off
@@ -41,9 +42,7 @@ def manual(config: Config) -> Config:
 
 
 def make_desk(store: Store, config: Config, clock: Clock, channel: RecordingChannel) -> HumanDesk:
-    desk = HumanDesk(store, config, clock=clock)
-    desk.attach_channels({"web": channel})  # type: ignore[dict-item]
-    return desk
+    return HumanDesk(store, config, clock=clock, channels={"web": channel})  # type: ignore[dict-item]
 
 
 async def owners(desk: HumanDesk) -> Counter[str]:
@@ -67,9 +66,9 @@ async def test_waiting_tickets_go_to_the_least_busy_online_agent_never_over_the_
     customer = await desk.store.load_conversation("web:a")
     assert customer is not None and customer.state is ConversationState.AGENT
 
-    with pytest.raises(BadRequest) as full:  # a manual claim over the limit is refused too
+    with pytest.raises(Conflict) as full:  # a manual claim over the limit is refused too
         await desk.claim(left.id, LI)
-    assert full.value.status == 409 and "limit" in str(full.value)
+    assert domain_status(full.value) == 409 and "limit" in str(full.value)
 
     mine = [t for t in await desk.tickets.active() if t.owner == "li"]
     await desk.resolve(mine[0].id, LI)  # a slot comes free: the waiting customer gets it at once
@@ -175,9 +174,9 @@ async def test_transfer_to_a_group_goes_to_its_next_free_agent(
     [ticket] = await desk.tickets.queued()
     assert ticket.group == "售后" and ticket.owner == ""  # nobody of 售后 online: li may still claim it
     await desk.claim(ticket.id, LI)
-    with pytest.raises(BadRequest) as unknown:
+    with pytest.raises(NotFound) as unknown:
         await desk.transfer_to_group(ticket.id, LI, "VIP")
-    assert unknown.value.status == 404 and "English, 售后" in str(unknown.value)
+    assert domain_status(unknown.value) == 404 and "English, 售后" in str(unknown.value)
     moved = await desk.transfer_to_group(ticket.id, LI, "English")
     assert moved.status == "queued" and moved.group == "English"  # nobody of English online yet
     conv = await desk.store.load_conversation("web:a")
@@ -195,9 +194,9 @@ async def test_transfer_to_a_colleague_at_their_limit_is_refused(
     a, b = await desk.tickets.queued()
     await desk.claim(a.id, LI)
     await desk.claim(b.id, WANG)
-    with pytest.raises(BadRequest) as full:
+    with pytest.raises(Conflict) as full:
         await desk.transfer(a.id, LI, WANG)
-    assert full.value.status == 409 and "wang already has 1 chats" in str(full.value)
+    assert domain_status(full.value) == 409 and "wang already has 1 chats" in str(full.value)
 
 
 async def test_many_workers_assigning_and_claiming_at_once_on_real_redis(config: Config) -> None:
@@ -224,8 +223,8 @@ async def test_many_workers_assigning_and_claiming_at_once_on_real_redis(config:
         async def claim(desk: HumanDesk, ticket_id: str, agent: Agent) -> None:
             try:
                 await desk.claim(ticket_id, agent)
-            except BadRequest as exc:
-                assert exc.status == 409
+            except Conflict as exc:
+                assert domain_status(exc) == 409
 
         work = [desk.assign_waiting() for desk in desks for _ in range(3)]
         work += [claim(desks[i % 6], queued[i % 10], (LI, WANG, ZHAO)[i % 3]) for i in range(30)]

@@ -12,7 +12,8 @@ import pytest
 from bot import keys
 from bot.agents.auth import AgentDirectory, hash_password, verify_password
 from bot.config import AgentsConfig, AgentUserConfig
-from bot.errors import BadRequest
+from bot.errors import InvalidInput, RateLimited
+from bot.server import domain_status
 from bot.store import Store, connect
 from tests.conftest import REDIS_URL, require_redis
 
@@ -38,7 +39,7 @@ async def test_stored_agents_log_in_and_config_agents_take_precedence(store: Sto
     assert (await directory.session(session.token)) == session
     assert await directory.login("boss", "other-password") is None
     assert await directory.login("boss", "boss-password") is not None
-    with pytest.raises(BadRequest):
+    with pytest.raises(InvalidInput):
         await directory.add("x", "password", "root")
     await directory.logout(session.token)
     assert await directory.session(session.token) is None
@@ -49,9 +50,9 @@ async def test_password_guessing_is_locked_out_but_not_the_agent(store: Store) -
     await directory.add("li", "li-password", "agent")
     for _ in range(10):
         assert await directory.login("li", "guess", "203.0.113.9") is None
-    with pytest.raises(BadRequest) as locked:  # the guesser's address is done, right password or not
+    with pytest.raises(RateLimited) as locked:  # the guesser's address is done, right password or not
         await directory.login("li", "li-password", "203.0.113.9")
-    assert locked.value.status == 429
+    assert domain_status(locked.value) == 429
     assert await directory.login("li", "li-password", "198.51.100.7") is not None  # li, at her desk
 
 

@@ -10,7 +10,8 @@ import pytest
 from bot import keys
 from bot.agents.desk import HumanDesk
 from bot.config import Config, ServiceHoursConfig
-from bot.errors import BadRequest
+from bot.errors import Conflict, DeliveryFailed, DomainError, Forbidden
+from bot.server import domain_status
 from bot.store import Store
 from bot.types import ConversationState, Role, TranscriptLine
 from tests.bot.agents.conftest import BOSS, LI, WANG, Clock, RecordingChannel, hand_off
@@ -61,8 +62,8 @@ async def test_claim_is_atomic_one_owner_among_many(desk: HumanDesk) -> None:
     results = await asyncio.gather(desk.claim(ticket.id, LI), desk.claim(ticket.id, WANG),
                                    desk.claim(ticket.id, BOSS), return_exceptions=True)
     winners = [r for r in results if not isinstance(r, Exception)]
-    losers = [r for r in results if isinstance(r, BadRequest)]
-    assert len(winners) == 1 and len(losers) == 2 and all(e.status == 409 for e in losers)
+    losers = [r for r in results if isinstance(r, Conflict)]
+    assert len(winners) == 1 and len(losers) == 2 and all(domain_status(e) == 409 for e in losers)
     assert await desk.tickets.queued() == []
     assert [t.owner for t in await desk.tickets.active()] == [winners[0].owner]
 
@@ -75,9 +76,9 @@ async def test_claim_reply_resolve_survey_rating_stored(desk: HumanDesk, channel
     assert stored is not None and stored.state is ConversationState.AGENT
     assert stored.transcript[-1].role is Role.SYSTEM and "li" in stored.transcript[-1].text
 
-    with pytest.raises(BadRequest) as not_owner:
+    with pytest.raises(Forbidden) as not_owner:
         await desk.send(ticket.id, WANG, "我来")
-    assert not_owner.value.status == 403
+    assert domain_status(not_owner.value) == 403
     line, deferred = await desk.send(ticket.id, LI, "您好，我是小李，马上帮您查快递")
     assert deferred == ""
     assert line.role is Role.AGENT and line.meta["agent"] == "li"
@@ -125,9 +126,9 @@ async def test_hand_back_returns_to_the_bot_without_a_survey(desk: HumanDesk) ->
     assert "virtual assistant" in stored.transcript[-1].text
     assert await desk.survey_answer(stored, TranscriptLine(Role.CUSTOMER, "5", desk.clock())) is None
     assert await desk.tickets.open_for(conv.id) is None
-    with pytest.raises(BadRequest) as again:
+    with pytest.raises(Conflict) as again:
         await desk.resolve(ticket.id, LI)
-    assert again.value.status == 409
+    assert domain_status(again.value) == 409
 
 
 async def test_transfer_changes_owner_and_tells_the_customer(desk: HumanDesk) -> None:
@@ -136,7 +137,7 @@ async def test_transfer_changes_owner_and_tells_the_customer(desk: HumanDesk) ->
     await desk.claim(ticket.id, LI)
     moved = await desk.transfer(ticket.id, LI, WANG)
     assert moved.owner == "wang"
-    with pytest.raises(BadRequest):
+    with pytest.raises(DomainError):
         await desk.send(ticket.id, LI, "still me?")
     await desk.send(ticket.id, WANG, "您好，我是小王")
     stored = await desk.store.load_conversation(conv.id)
@@ -183,9 +184,9 @@ async def test_delivery_failure_is_reported_to_the_agent(desk: HumanDesk, channe
     ticket = (await desk.tickets.queued())[0]
     await desk.claim(ticket.id, LI)
     channel.fail = "45015: response out of time limit (48-hour window closed)"
-    with pytest.raises(BadRequest) as failed:
+    with pytest.raises(DeliveryFailed) as failed:
         await desk.send(ticket.id, LI, "您好")
-    assert failed.value.status == 502 and "48-hour" in str(failed.value)
+    assert domain_status(failed.value) == 502 and "48-hour" in str(failed.value)
     notes = await desk.tickets.notes(ticket.id)
     assert notes[-1]["kind"] == "delivery_failed"
 

@@ -17,12 +17,12 @@ from bot.agents.auth import hash_password
 from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
 from bot.config import AgentUserConfig, Config, SkillGroupConfig
-from bot.errors import BadRequest
+from bot.server import exception_handlers
 from bot.store import Store
 from bot.types import Candidate, HandoffRequest, Role, TranscriptLine
 from knowledge.schema import KnowledgeBase, parse_kb
 from tests.bot.agents.conftest import Clock, RecordingChannel, hand_off
-from tests.bot.agents.test_api import PASSWORD, _bad_request
+from tests.bot.agents.test_api import PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +35,14 @@ def console(store: Store, desk_config: Config, clock: Clock, channel: RecordingC
             password_hash: str) -> AgentConsole:
     users = (AgentUserConfig("li", password_hash, "agent"), AgentUserConfig("boss", password_hash, "admin"))
     agents = dataclasses.replace(desk_config.agents, users=users, groups=(SkillGroupConfig("English", ("en",)),))
-    desk = HumanDesk(store, dataclasses.replace(desk_config, agents=agents), clock=clock)
-    return AgentConsole(desk, {"web": channel})  # type: ignore[dict-item]
+    desk = HumanDesk(store, dataclasses.replace(desk_config, agents=agents), clock=clock,
+                     channels={"web": channel})  # type: ignore[dict-item]
+    return AgentConsole(desk)
 
 
 @pytest.fixture
 async def client(console: AgentConsole) -> AsyncIterator[httpx.AsyncClient]:
-    app = Starlette(routes=console.routes(), exception_handlers={BadRequest: _bad_request})
+    app = Starlette(routes=console.routes(), exception_handlers=exception_handlers())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test") as c:
         yield c
 
@@ -85,7 +86,7 @@ async def test_presence_wrapup_and_the_resolved_list_finds_it_by_a_word(
 
 async def test_the_packet_and_the_bots_answers_ready_to_send(console: AgentConsole) -> None:
     desk = console.desk
-    desk.attach_knowledge(_kb)
+    desk.knowledge = _kb  # what the composition root passes: the live knowledge base
     lines = [TranscriptLine(Role.CUSTOMER, "退款多久到账", desk.clock(),
                             {"decision": {"action": "answer", "entry_id": "refund-time"}}),
              TranscriptLine(Role.BOT, "1-3个工作日", desk.clock())]

@@ -20,10 +20,10 @@ async def say(runtime: Runtime, text: str, chat: str = "c1") -> TurnResult:
 
 
 def desk_of(runtime: Runtime) -> HumanDesk:
-    """The runtime's desk, delivering to a recording web channel (the server attaches real ones)."""
+    """The runtime's desk, delivering to a recording web channel (the server registers real ones)."""
     assert isinstance(runtime.desk, HumanDesk)
     if not runtime.desk.channels:
-        runtime.desk.attach_channels({"web": RecordingChannel()})  # type: ignore[dict-item]
+        runtime.desk.channels = {"web": RecordingChannel()}  # type: ignore[dict-item]
     return runtime.desk
 
 

@@ -59,8 +59,8 @@ async def test_console_stream_shows_escalation_and_only_my_reminders(
     digest = hash_password("pw-12345678")
     users = tuple(AgentUserConfig(n, digest, "agent") for n in ("li", "wang"))
     config = dataclasses.replace(desk_config, agents=dataclasses.replace(desk_config.agents, users=users))
-    desk = HumanDesk(store, config, clock=clock)
-    console = AgentConsole(desk, {"web": RecordingChannel()})  # type: ignore[dict-item]
+    desk = HumanDesk(store, config, clock=clock, channels={"web": RecordingChannel()})  # type: ignore[dict-item]
+    console = AgentConsole(desk)
     await console.desk.events.start()
     app = Starlette(routes=console.routes())
     try:

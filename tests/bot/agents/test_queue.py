@@ -15,8 +15,9 @@ import yaml
 
 from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, Config, IntentsConfig, load_config
-from bot.errors import BadRequest
+from bot.errors import Forbidden, InvalidInput
 from bot.runtime import Runtime
+from bot.server import domain_status
 from bot.types import Action, ConversationState, InboundMessage, TurnResult
 from tests.bot.agents.conftest import BOSS, LI, Clock, RecordingChannel
 
@@ -32,7 +33,7 @@ async def start(config: Config, redis_client: object, clock: Clock) -> tuple[Run
     runtime.desk.clock = clock
     runtime.desk.tickets.clock = clock
     runtime.engine.clock = clock
-    runtime.desk.attach_channels({"web": RecordingChannel()})  # type: ignore[dict-item]
+    runtime.desk.channels = {"web": RecordingChannel()}  # type: ignore[dict-item]
     return runtime, runtime.desk
 
 
@@ -129,7 +130,7 @@ async def test_a_blocked_customer_keeps_the_bot_but_reaches_no_agent_until_unblo
     ticket = await desk.tickets.open_for("web:troll")
     assert ticket is not None
     await desk.claim(ticket.id, LI)
-    with pytest.raises(BadRequest) as no_reason:
+    with pytest.raises(InvalidInput) as no_reason:
         await desk.block(ticket.id, LI, "  ")
     assert "reason" in str(no_reason.value)
     await desk.block(ticket.id, LI, "反复辱骂坐席")
@@ -142,9 +143,9 @@ async def test_a_blocked_customer_keeps_the_bot_but_reaches_no_agent_until_unblo
     answered = await say(runtime, "怎么退货", "troll")  # the bot still helps with the FAQ
     assert answered.decision is not None and answered.decision.action is Action.ANSWER
 
-    with pytest.raises(BadRequest) as not_admin:
+    with pytest.raises(Forbidden) as not_admin:
         await desk.unblock(LI, "web", "troll")
-    assert not_admin.value.status == 403
+    assert domain_status(not_admin.value) == 403
     await desk.unblock(BOSS, "web", "troll")
     again = await say(runtime, "转人工", "troll")
     assert "第1位" in again.replies[0].text and await desk.tickets.open_for("web:troll") is not None

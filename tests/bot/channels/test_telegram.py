@@ -24,7 +24,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.agents.desk import HumanDesk
+from bot.app import compose
 from bot.channels.base import DeliveryDeferred
 from bot.channels.telegram import (
     SECRET_HEADER,
@@ -46,7 +46,6 @@ from bot.channels.telegram_send import (
 from bot.config import Config, TelegramConfig
 from bot.errors import ConfigError
 from bot.runtime import LiveKnowledge, Runtime, build_intent_layer, default_kb_path
-from bot.server import create_app
 from bot.store import Store, connect
 from bot.types import Choice, ConversationState, Reply
 from handlers.texts import say
@@ -141,21 +140,14 @@ async def knowledge(name: str, config: Config) -> LiveKnowledge:
 @asynccontextmanager
 async def running(config: Config, standin: BotApiStandIn, mode: str, *, kb: str = "shipped",
                   redis: aioredis.Redis | None = None, **overrides: Any) -> AsyncIterator[Kefu]:
-    """Kefu's real ASGI app served by uvicorn on loopback, wired like ``Runtime.start`` does."""
-    started: list[Runtime] = []
+    """Kefu's real ASGI app served by uvicorn on loopback, composed as ``kefu serve`` does."""
     live = await knowledge(kb, config)
-
-    async def factory(cfg: Config) -> Runtime:
-        store = Store(redis if redis is not None else connect("memory://"), cfg.store)
-        await store.ping()
-        runtime = Runtime(cfg, store, HumanDesk(store, cfg), live)
-        started.append(runtime)
-        return runtime
-
-    app = create_app(with_telegram(config, standin, mode, **overrides), factory)
-    async with Served(app) as served, httpx.AsyncClient(base_url=served.url, timeout=30) as http:
-        channel = app.app.state.channels["telegram"]  # type: ignore[attr-defined]
-        yield Kefu(mode, standin, http, started[0], channel)
+    app = compose(with_telegram(config, standin, mode, **overrides),
+                  redis=redis if redis is not None else connect("memory://"), knowledge=live)
+    async with Served(app.asgi) as served, httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+        channel = app.channels["telegram"]
+        assert isinstance(channel, TelegramChannel)
+        yield Kefu(mode, standin, http, app.runtime, channel)
 
 
 @pytest.fixture
@@ -540,15 +532,8 @@ def test_config_errors_name_the_key(changes: dict[str, Any], key: str) -> None:
 async def test_server_start_reports_the_missing_key(memory_config: Config, standin: BotApiStandIn) -> None:
     config = with_telegram(memory_config, standin, "webhook", webhook_secret="")
     live = await knowledge("shipped", memory_config)
-
-    async def factory(cfg: Config) -> Runtime:
-        store = Store(connect("memory://"), cfg.store)
-        return Runtime(cfg, store, HumanDesk(store, cfg), live)
-
-    app = create_app(config, factory).app  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match=r"channels\.telegram\.webhook_secret: required"):
-        async with app.router.lifespan_context(app):
-            pass
+        compose(config, redis=connect("memory://"), knowledge=live)  # the channel is built before the app
     assert standin.calls == []  # nothing was sent to Telegram
 
 

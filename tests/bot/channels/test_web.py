@@ -13,9 +13,8 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from bot.app import compose, create_app
 from bot.config import ChannelsConfig, Config, IntentsConfig, ServerConfig, WebChannelConfig
-from bot.runtime import Runtime
-from bot.server import create_app
 from bot.static_assets import content_security_policy
 from bot.types import Conversation
 
@@ -243,13 +242,9 @@ def test_a_customer_the_site_signed_is_known_to_the_agent_on_every_device(memory
     config = Config(store=memory_config.store, knowledge=memory_config.knowledge,
                     intents=IntentsConfig(embeddings=False),
                     channels=ChannelsConfig(web=WebChannelConfig(identity_secret="site-secret")))
-    runtimes: list[Runtime] = []
-
-    async def factory(cfg: Config) -> Runtime:
-        runtimes.append(await Runtime.start(cfg))
-        return runtimes[-1]
-
-    with TestClient(create_app(config, factory)) as client:
+    kefu = compose(config)
+    runtimes = [kefu.runtime]
+    with TestClient(kefu.asgi) as client:
         claims = {"id": "u-1001", "name": "王女士", "exp": time.time() + 600}
         phone = client.post("/api/chat/visitor", json={"customer": signed("site-secret", claims)}).json()
         laptop = client.post("/api/chat/visitor", json={"customer": signed("site-secret", claims), "token": visitor(client)})

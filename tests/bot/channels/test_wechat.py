@@ -173,8 +173,7 @@ class App:
 def make_app(config: Config, backend: Backend, standin: StandIn) -> Iterator[Callable[..., Any]]:
     @contextmanager
     def make(mode: str = "safe", slow: float = 0.0, **wechat: Any) -> Iterator[App]:
-        from bot.runtime import Runtime
-        from bot.server import create_app
+        from bot.app import compose
 
         settings: dict[str, Any] = {"enabled": True, "token": TOKEN, "app_id": APP_ID, "app_secret": "secret",
                                     "encoding_aes_key": "" if mode == "plain" else AES_KEY,
@@ -183,15 +182,12 @@ def make_app(config: Config, backend: Backend, standin: StandIn) -> Iterator[Cal
             config, store=StoreConfig(url="memory://"),
             channels=dataclasses.replace(config.channels, wechat=WeChatConfig(**settings)))
 
-        async def factory(c: Config) -> Runtime:
-            rt = await Runtime.start(c, redis=backend.client())
+        kefu = compose(cfg, redis=backend.client())
+        with TestClient(kefu.asgi) as client:
+            rt = kefu.runtime
             if slow:
                 rt._knowledge = dataclasses.replace(rt._knowledge, layer=SlowLayer(rt._knowledge.layer, slow))
-            return rt
-
-        app = create_app(cfg, factory)
-        with TestClient(app) as client:
-            yield App(client, WeChatServer(client, mode), app.app.state)  # type: ignore[attr-defined]
+            yield App(client, WeChatServer(client, mode), kefu.app.state)
 
     yield make
 
@@ -391,13 +387,12 @@ def test_agent_messages_respect_quota_and_wait_for_the_customer(make_app: Callab
             app.call(app.channel.deliver, conv, replies)
         assert deferred.value.reason == "quota_used" and deferred.value.queued == 1
         assert [m["text"]["content"] for m in standin.custom_sent] == [f"客服回复 {n}" for n in range(1, 6)]
-        status = app.call(app.channel.delivery_status, conv)
-        assert status.queued == 1 and status.reason == "quota_used" and status.remaining == 0
+        assert app.call(app.state.runtime.store.redis.llen, keys.outbox(conv.id)) == 1
 
         app.wechat.say(text_xml("还在吗", 6602))  # the customer writes again: the queue goes out
         wait_for(lambda: len(standin.custom_sent) == 6)
         assert standin.custom_sent[-1]["text"]["content"] == "客服回复 6"
-        assert app.call(app.channel.delivery_status, conv).queued == 0
+        assert app.call(app.state.runtime.store.redis.llen, keys.outbox(conv.id)) == 0
 
 
 def test_platform_quota_error_and_closed_window_queue_the_message(make_app: Callable[..., Any],
@@ -418,8 +413,7 @@ def test_platform_quota_error_and_closed_window_queue_the_message(make_app: Call
         with pytest.raises(DeliveryDeferred) as deferred:
             app.call(app.channel.deliver, conv, [Reply("请问还有其他问题吗")])
         assert deferred.value.reason == "window_closed"
-        status = app.call(app.channel.delivery_status, conv)
-        assert status.queued == 2 and not status.window_open
+        assert app.call(app.state.runtime.store.redis.llen, keys.outbox(conv.id)) == 2
 
         app.wechat.say(text_xml("我回来了", 6702))
         wait_for(lambda: len(standin.custom_sent) == 2)

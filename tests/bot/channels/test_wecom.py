@@ -107,23 +107,19 @@ def standin() -> Iterator[StandIn]:
 def make_app(config: Config, backend: Backend, standin: StandIn) -> Iterator[Callable[..., Any]]:
     @contextmanager
     def make(fail_text: str = "") -> Iterator[App]:
-        from bot.runtime import Runtime
-        from bot.server import create_app
+        from bot.app import compose
 
         wecom = WeComConfig(enabled=True, corp_id=CORP_ID, secret="kf-secret", token=TOKEN,
                             encoding_aes_key=AES_KEY, open_kfid=KFID, api_base_url=standin.base_url)
         cfg = dataclasses.replace(config, store=StoreConfig(url="memory://"),
                                   channels=dataclasses.replace(config.channels, wecom=wecom))
 
-        async def factory(c: Config) -> Runtime:
-            rt = await Runtime.start(c, redis=backend.client())
+        kefu = compose(cfg, redis=backend.client())
+        with TestClient(kefu.asgi) as client:
+            rt = kefu.runtime
             if fail_text:
                 rt._knowledge = dataclasses.replace(rt._knowledge, layer=FlakyLayer(rt._knowledge.layer, fail_text))
-            return rt
-
-        app = create_app(cfg, factory)
-        with TestClient(app) as client:
-            yield App(client, WeComServer(client), app.app.state)  # type: ignore[attr-defined]
+            yield App(client, WeComServer(client), kefu.app.state)
 
     yield make
 

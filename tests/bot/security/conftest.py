@@ -12,8 +12,8 @@ import redis
 from starlette.testclient import TestClient
 
 from bot.agents.auth import hash_password
+from bot.app import create_app
 from bot.config import AgentUserConfig, Config, IntentsConfig, StoreConfig
-from bot.server import create_app
 from tests.conftest import REDIS_URL, require_redis
 
 PASSWORD = "correct-horse-密码"

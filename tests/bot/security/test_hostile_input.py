@@ -10,10 +10,10 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
+from bot.app import create_app
 from bot.channels.wechat_common import parse_xml
 from bot.config import Config, StoreConfig
 from bot.errors import BadRequest
-from bot.server import create_app
 from tests.bot.conftest import RedisProcess
 from tests.bot.security.conftest import Served
 

@@ -16,7 +16,8 @@ from bot import keys
 from bot.agents import auth
 from bot.agents.auth import NAME_LIMIT, PAIR_LIMIT, AgentDirectory, needs_rehash, verify_password
 from bot.config import AgentsConfig
-from bot.errors import BadRequest
+from bot.errors import InvalidInput, RateLimited
+from bot.server import domain_status
 from bot.store import Store, connect
 from tests.bot.security.conftest import PASSWORD, Served, wipe
 from tests.conftest import REDIS_URL, require_redis
@@ -30,7 +31,7 @@ async def test_parallel_guesses_are_counted_atomically(store: Store) -> None:
     await directory.add("li", "li-password", "agent")
     outcomes = await asyncio.gather(*(directory.login("li", f"guess-{i}", ATTACKER) for i in range(15)),
                                     return_exceptions=True)
-    refused = [o for o in outcomes if isinstance(o, BadRequest) and o.status == 429]
+    refused = [o for o in outcomes if isinstance(o, RateLimited) and domain_status(o) == 429]
     assert outcomes.count(None) == PAIR_LIMIT and len(refused) == 15 - PAIR_LIMIT
 
 
@@ -38,7 +39,7 @@ async def test_a_botnet_locks_the_name_until_an_admin_unlocks_it(store: Store) -
     directory = AgentDirectory(store.redis, AgentsConfig())
     await directory.add("li", "li-password", "agent")
     await store.redis.set(keys.agent_login_attempts("name", auth._name_part("li")), NAME_LIMIT)  # 100 bots later
-    with pytest.raises(BadRequest, match="for this name"):
+    with pytest.raises(RateLimited, match="for this name"):
         await directory.login("li", "li-password", DESK)
     await directory.unlock("li")
     assert await directory.login("li", "li-password", DESK) is not None
@@ -185,5 +186,5 @@ async def test_team_lead_changes_end_sessions_but_a_new_skill_group_does_not(sto
     assert await directory.login("li", "new-password", DESK) is None  # disabled
     await directory.update("li", disabled=False)
     assert await directory.login("li", "new-password", DESK) is not None
-    with pytest.raises(BadRequest, match="at least 8"):
+    with pytest.raises(InvalidInput, match="at least 8"):
         await directory.update("li", password="short")

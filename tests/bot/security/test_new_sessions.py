@@ -10,8 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bot.app import create_app
 from bot.config import Config
-from bot.server import create_app
 from tests.bot.security.conftest import PASSWORD, wipe
 
 

@@ -7,9 +7,8 @@ import itertools
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.admin.console import install
+from bot.app import compose
 from bot.config import Config, StoreConfig
-from bot.runtime import Runtime
 from bot.storage.conversations import Store, TurnStart
 from bot.storage.records import TurnRecord, day_of
 from bot.types import InboundMessage
@@ -46,8 +45,8 @@ async def test_a_failing_record_never_fails_the_turn(redis_client: aioredis.Redi
 
 async def test_a_recorded_turn_costs_four_round_trips(config: Config, counted: aioredis.Redis) -> None:
     """Claim+lock+load, the rate counter, save, unlock+remember+record (docs/benchmarks.md "Load")."""
-    runtime = await Runtime.start(config, redis=counted)
-    install(runtime)  # the admin console's recorder rides with the last round trip
+    runtime = compose(config, redis=counted).runtime  # with the admin console's recorder, as served
+    await runtime.load()
     for _ in range(2):  # the second time every script is known to Redis
         before = CountingConnection.sent
         await runtime.engine.handle(InboundMessage("web", "rt", "rt", "怎么退货", f"m{next(_ids)}"))
