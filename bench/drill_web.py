@@ -131,8 +131,7 @@ async def _customer(base: str, number: int, messages: int, counts: Counts, sent_
     async with httpx.AsyncClient(base_url=base, timeout=20) as http:
         while True:
             try:
-                r = await http.post("/api/chat/visitor", json={})
-                token = r.json()["token"]
+                token = (await http.post("/api/chat/visitor", json={})).json()["token"]
                 break
             except (httpx.HTTPError, ValueError, KeyError):
                 await asyncio.sleep(0.3)
@@ -150,7 +149,7 @@ async def _customer(base: str, number: int, messages: int, counts: Counts, sent_
                 first = False
                 in_flight.add(message_id)
                 try:
-                    r = await http.post("/api/chat", json={"token": token, "text": text, "message_id": message_id},
+                    r: httpx.Response | None = await http.post("/api/chat", json={"token": token, "text": text, "message_id": message_id},
                                         headers={"Connection": "close"})
                 except httpx.HTTPError:
                     counts.network_errors += 1

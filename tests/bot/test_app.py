@@ -16,8 +16,10 @@ from bot.admin.recorder import TurnRecorder, day_of
 from bot.app import ChannelRegistry, build_runtime, compose
 from bot.config import Config, StoreConfig
 from bot.engine import Engine
-from bot.store import RedisCommand, Store
+from bot.storage.records import TurnRecord
+from bot.store import Store
 from bot.types import InboundMessage, TurnResult
+from tests.loop import portal
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_turns_are_recorded_through_the_engines_observer(lexical: Config) -> Non
         session = client.post("/api/chat/visitor", json={}).json()["token"]
         assert client.post("/api/chat", json={"token": session, "text": "退款多久到账"}).status_code == 200
         redis = kefu.runtime.store.redis
-        counters = client.portal.call(redis.hgetall, keys.admin_metrics(day_of(time.time())))
+        counters = portal(client).call(redis.hgetall, keys.admin_metrics(day_of(time.time())))
     assert counters["turns"] == "1" and counters["conversations"] == "1"
 
 
@@ -74,17 +76,19 @@ def test_a_channel_is_registered_once() -> None:
 
 
 class Broken:
-    def commands(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
+    def record(self, msg: InboundMessage, result: TurnResult) -> TurnRecord | None:
         raise RuntimeError("observer bug")
 
 
 class Counting:
+    AT = 1_700_000_000.0
+
     def __init__(self) -> None:
         self.seen = 0
 
-    def commands(self, msg: InboundMessage, result: TurnResult) -> Sequence[RedisCommand]:
+    def record(self, msg: InboundMessage, result: TurnResult) -> TurnRecord | None:
         self.seen += 1
-        return [("INCR", "kefu:test:observed")]
+        return TurnRecord(self.AT, {"observed": 1})
 
 
 async def test_a_failing_observer_never_fails_the_turn(lexical: Config, redis_client: aioredis.Redis) -> None:
@@ -94,5 +98,6 @@ async def test_a_failing_observer_never_fails_the_turn(lexical: Config, redis_cl
     assert isinstance(runtime.engine, Engine)
     result = await runtime.engine.handle(InboundMessage("web", "u1", "c1", "退款多久到账", "m1"))
     assert result.replies and counting.seen == 1
-    assert await redis_client.get("kefu:test:observed") == "1"  # sent with the turn's last round trip
-    await redis_client.delete("kefu:test:observed")
+    observed = await redis_client.hget(keys.admin_metrics(day_of(Counting.AT)), "observed")
+    assert observed == "1"  # written with the turn's last round trip
+    await redis_client.delete(keys.admin_metrics(day_of(Counting.AT)))

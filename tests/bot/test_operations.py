@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -41,7 +43,7 @@ def metrics_on() -> Iterator[None]:
     metrics.configure(True)
 
 
-def lexical(cache_dir: Path, **sections: object) -> Config:
+def lexical(cache_dir: Path, **sections: Any) -> Config:
     config = Config(knowledge=KnowledgeConfig(cache_dir=str(cache_dir)), intents=IntentsConfig(embeddings=False))
     return dataclasses.replace(config, **sections)
 
@@ -68,10 +70,10 @@ def test_a_serving_worker_runs_one_blas_thread(cache_dir: Path) -> None:
 
 
 def test_index_builds_leave_cores_for_serving(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embeddings.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     embeddings.set_build_threads(0)
     assert embeddings.build_threads() == 4  # half the box by default
-    monkeypatch.setattr(embeddings.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert embeddings.build_threads() == 1
     embeddings.set_build_threads(3)  # knowledge.build_threads
     try:

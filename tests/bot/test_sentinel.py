@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -120,7 +121,7 @@ def test_primary_killed_mid_stream_loses_nothing_and_answers_nothing_twice(tmp_p
     try:
         def sentinels_agree() -> bool:
             for s in sentinels:
-                fields = s.client.sentinel_master(MASTER)
+                fields = cast(dict[str, Any], s.client.sentinel_master(MASTER))
                 if int(fields["num-slaves"]) < 1 or int(fields["num-other-sentinels"]) < 2:
                     return False
             return True
@@ -133,7 +134,7 @@ def test_primary_killed_mid_stream_loses_nothing_and_answers_nothing_twice(tmp_p
                   "security:\n  new_web_sessions_per_minute_per_address: 0\n  new_web_sessions_per_minute: 0\n")
         with kefu_server(config, tmp_path, "--workers", "2") as base:
             log, killed_at, first_after = asyncio.run(stream(base, primary))
-            promoted = sentinels[0].client.sentinel_get_master_addr_by_name(MASTER)
+            promoted = cast(tuple[str, int], sentinels[0].client.sentinel_get_master_addr_by_name(MASTER))
             assert int(promoted[1]) == replica.port, "the replica should have been promoted"
             lines: collections.Counter[str] = collections.Counter()
             for c in range(CUSTOMERS):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import FilePayload, Page, expect, sync_playwright
 
 from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, free_port, kefu_server
 
@@ -104,8 +104,8 @@ def test_one_script_tag_puts_the_chat_on_a_shop_page(sites: tuple[str, str, str]
         assert voted.value.json() == {"recorded": True}
         expect(answer.locator(".rate button[aria-pressed=true]")).to_have_count(1)
         page.screenshot(path=str(img / "widget.png"))
-        chat.locator("#file").set_input_files(files=[{"name": "发票.png", "mimeType": "image/png",
-                                                      "buffer": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64}])
+        chat.locator("#file").set_input_files(files=[FilePayload(name="发票.png", mimeType="image/png",
+                                                                 buffer=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)])
         expect(chat.locator(".msg.customer[data-seq]").last).to_contain_text("发票.png")  # kept for the agent
         expect(chat.locator(".msg.bot[data-seq]").last).to_contain_text("人工客服也能看到")
 

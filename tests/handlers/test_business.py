@@ -21,7 +21,16 @@ from starlette.routing import Route
 from bot.config import ActionsConfig, Config, HandoffConfig
 from bot.runtime import Runtime
 from bot.store import Store
-from bot.types import Action, ActionRun, Conversation, ConversationState, Decision, InboundMessage, TurnResult
+from bot.types import (
+    Action,
+    ActionRun,
+    Conversation,
+    ConversationState,
+    Decision,
+    InboundMessage,
+    Intent,
+    TurnResult,
+)
 from examples.order_status.order_api import create_app as order_api_app
 from handlers import business, respond
 from handlers.actions.call import ASK, DONE, FAILED, HANDOFF, action_call, run_from_result
@@ -47,7 +56,7 @@ CONV = Conversation.start(InboundMessage("web", "u", "c", "x", "m"))
 
 
 def decided(run: ActionRun, language: str = "zh") -> Decision:
-    return Decision(Action.ANSWER, language, "faq", 0.9, entry_id="order-status", action_run=run)
+    return Decision(Action.ANSWER, language, Intent.FAQ, 0.9, entry_id="order-status", action_run=run)
 
 
 # --- pure: an action's result → replies and state -------------------------------------------------
@@ -100,12 +109,12 @@ def test_action_asking_for_a_human_hands_off_in_english() -> None:
 
 
 def test_action_entry_answered_without_a_runner_hands_off() -> None:
-    outcome = respond(Decision(Action.ANSWER, "zh", "faq", 0.9, entry_id="order-status"), CONV, KB, HANDOFF_CONFIG)
+    outcome = respond(Decision(Action.ANSWER, "zh", Intent.FAQ, 0.9, entry_id="order-status"), CONV, KB, HANDOFF_CONFIG)
     assert outcome.handoff is not None and outcome.handoff.reason == "action_failed"
 
 
 def test_moving_on_to_another_question_clears_the_pending_action() -> None:
-    outcome = respond(Decision(Action.ANSWER, "zh", "faq", 0.9, entry_id="store-hours"),
+    outcome = respond(Decision(Action.ANSWER, "zh", Intent.FAQ, 0.9, entry_id="store-hours"),
                       CONV.evolve(pending_action="action_order_status"), KB, HANDOFF_CONFIG)
     assert outcome.replies[0].text == "每天九点开门。" and outcome.conversation.pending_action == ""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import HandoffConfig
-from bot.types import Action, Candidate, Conversation, Decision, InboundMessage
+from bot.types import Action, Candidate, Conversation, Decision, InboundMessage, Intent, Reason
 from handlers import respond
 from knowledge.schema import parse_kb
 
@@ -22,7 +22,7 @@ CONFIG = HandoffConfig(expected_wait_minutes=7)
 
 
 def test_answer_in_customer_language_resets_failures() -> None:
-    outcome = respond(Decision(Action.ANSWER, "en", "faq", 0.9, entry_id="refund-time"),
+    outcome = respond(Decision(Action.ANSWER, "en", Intent.FAQ, 0.9, entry_id="refund-time"),
                       CONV.evolve(failures=1, pending_suggestions=("a",)), KB, CONFIG)
     assert [r.text for r in outcome.replies] == ["Refunds are issued within one business day."]
     assert outcome.conversation.failures == 0 and outcome.conversation.pending_suggestions == ()
@@ -30,7 +30,7 @@ def test_answer_in_customer_language_resets_failures() -> None:
 
 
 def test_clarify_offers_numbered_buttons_and_remembers_them() -> None:
-    decision = Decision(Action.CLARIFY, "zh", "faq", 0.5, suggestions=("refund-time", "refund-missing"))
+    decision = Decision(Action.CLARIFY, "zh", Intent.FAQ, 0.5, suggestions=("refund-time", "refund-missing"))
     outcome = respond(decision, CONV, KB, CONFIG)
     reply = outcome.replies[0]
     assert reply.text.splitlines() == ["您是想问以下哪个问题？回复序号或点击选项即可：", "1. 退款多久到账", "2. 退款还没收到"]
@@ -39,7 +39,7 @@ def test_clarify_offers_numbered_buttons_and_remembers_them() -> None:
     assert outcome.conversation.pending_suggestions == ("refund-time", "refund-missing")
     assert outcome.conversation.failures == 1
 
-    english = respond(Decision(Action.CLARIFY, "en", "faq", 0.5, suggestions=("refund-time",)), CONV, KB, CONFIG)
+    english = respond(Decision(Action.CLARIFY, "en", Intent.FAQ, 0.5, suggestions=("refund-time",)), CONV, KB, CONFIG)
     assert english.replies[0].suggestions[0].label == "How long does a refund take?"
 
 
@@ -55,7 +55,7 @@ def test_clarify_offers_numbered_buttons_and_remembers_them() -> None:
 )
 def test_handoff_wording(reason: str, language: str, must_contain: list[str]) -> None:
     candidates = (Candidate("refund-time", 0.41, "退款多久到账"),)
-    outcome = respond(Decision(Action.HANDOFF, language, reason, 1.0, reason=reason, detail="d",
+    outcome = respond(Decision(Action.HANDOFF, language, Intent.HANDOFF, 1.0, reason=Reason(reason), detail="d",
                                candidates=candidates), CONV, KB, CONFIG)
     text = outcome.replies[0].text
     for fragment in must_contain:
@@ -67,13 +67,13 @@ def test_handoff_wording(reason: str, language: str, must_contain: list[str]) ->
 
 
 def test_answer_for_deleted_entry_hands_off_instead_of_failing() -> None:
-    outcome = respond(Decision(Action.ANSWER, "zh", "faq", 0.9, entry_id="gone"), CONV, KB, CONFIG)
+    outcome = respond(Decision(Action.ANSWER, "zh", Intent.FAQ, 0.9, entry_id="gone"), CONV, KB, CONFIG)
     assert outcome.handoff is not None
 
 
 @pytest.mark.parametrize(("intent", "language", "start"), [("greeting", "zh", "您好"), ("thanks", "en", "You're welcome"),
                                                           ("goodbye", "zh", "感谢"), ("bot_identity", "en", "I'm a virtual")])
 def test_smalltalk(intent: str, language: str, start: str) -> None:
-    outcome = respond(Decision(Action.SMALLTALK, language, intent, 1.0), CONV, KB, CONFIG)
+    outcome = respond(Decision(Action.SMALLTALK, language, Intent(intent), 1.0), CONV, KB, CONFIG)
     assert outcome.replies[0].text.startswith(start)
     assert outcome.handoff is None

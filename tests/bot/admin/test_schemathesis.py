@@ -42,6 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case: schemathesis.Case, server: dict[str, Any]) -> None:
+def test_no_server_errors(case: schemathesis.Case,  # type: ignore[type-arg]
+                           server: dict[str, Any]) -> None:
     response = case.call(base_url=server["base"], headers=server["headers"], cookies=server["cookies"])
     assert response.status_code < 500, (case.method, case.formatted_path, case.body, response.text)

@@ -11,7 +11,7 @@ from tests.bot.admin.conftest import Admin
 async def test_status_lists_every_worker_and_the_version_all_of_them_serve(admin: Admin) -> None:
     headers = await admin.login()
     now = [1000.0]
-    admin.console.api.clock = lambda: now[0]  # type: ignore[union-attr]
+    admin.console.api.clock = lambda: now[0]
     mine = KnowledgeSync(admin.runtime, clock=lambda: now[0])
     other_runtime = await Runtime.start(admin.runtime.config, redis=admin.runtime.store.redis)
     other = KnowledgeSync(other_runtime, clock=lambda: now[0])

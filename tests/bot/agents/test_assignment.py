@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -226,7 +228,7 @@ async def test_many_workers_assigning_and_claiming_at_once_on_real_redis(config:
             except Conflict as exc:
                 assert domain_status(exc) == 409
 
-        work = [desk.assign_waiting() for desk in desks for _ in range(3)]
+        work: list[Coroutine[Any, Any, object]] = [desk.assign_waiting() for desk in desks for _ in range(3)]
         work += [claim(desks[i % 6], queued[i % 10], (LI, WANG, ZHAO)[i % 3]) for i in range(30)]
         await asyncio.gather(*work)
         for desk in desks:

@@ -61,7 +61,7 @@ async def test_claim_is_atomic_one_owner_among_many(desk: HumanDesk) -> None:
     ticket = (await desk.tickets.queued())[0]
     results = await asyncio.gather(desk.claim(ticket.id, LI), desk.claim(ticket.id, WANG),
                                    desk.claim(ticket.id, BOSS), return_exceptions=True)
-    winners = [r for r in results if not isinstance(r, Exception)]
+    winners = [r for r in results if not isinstance(r, BaseException)]
     losers = [r for r in results if isinstance(r, Conflict)]
     assert len(winners) == 1 and len(losers) == 2 and all(domain_status(e) == 409 for e in losers)
     assert await desk.tickets.queued() == []

@@ -92,8 +92,9 @@ async def test_the_packet_and_the_bots_answers_ready_to_send(console: AgentConso
              TranscriptLine(Role.BOT, "1-3个工作日", desk.clock())]
     conv, _ = await hand_off(desk, "p1", ["退款多久到账"])
     await desk.store.save_conversation(conv, lines)
-    conv = await desk.store.load_conversation(conv.id)
-    assert conv is not None
+    loaded = await desk.store.load_conversation(conv.id)
+    assert loaded is not None
+    conv = loaded
     said = TranscriptLine(Role.CUSTOMER, "都一个星期了还没到账！！骗子，我要退款", desk.clock())
     request = HandoffRequest("complaint", "insult: 骗子", (Candidate("refund-time", 0.4, "退款多久到账"),))
     await desk.cancelled(conv)

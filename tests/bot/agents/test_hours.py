@@ -18,8 +18,8 @@ HOURS = ServiceHoursConfig(timezone="Asia/Shanghai",
                            holidays=("2026-09-22",))
 
 
-def at(*args: int) -> float:
-    return dt.datetime(*args, tzinfo=SHANGHAI).timestamp()
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=SHANGHAI).timestamp()
 
 
 def test_open_inside_the_shift_closed_outside_on_sunday_and_holidays() -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -84,7 +85,7 @@ def workers(tmp_path: Path, cache_dir: Path) -> Iterator[tuple[Worker, Worker]]:
         wipe()
 
 
-def chat(base: str, session: str, text: str, message_id: str | None = None) -> dict[str, object]:
+def chat(base: str, session: str, text: str, message_id: str | None = None) -> dict[str, Any]:
     body: dict[str, object] = {"session": session, "text": text}
     if message_id:
         body["message_id"] = message_id

@@ -17,6 +17,7 @@ from bot.app import compose, create_app
 from bot.config import ChannelsConfig, Config, IntentsConfig, ServerConfig, WebChannelConfig
 from bot.static_assets import content_security_policy
 from bot.types import Conversation
+from tests.loop import portal
 
 SHOP = "https://shop.example.com"
 
@@ -68,13 +69,13 @@ def test_a_pressed_suggestion_is_a_typed_choice_answered_in_the_customers_langua
     runtime = client.app.app.state.runtime  # type: ignore[attr-defined]
     offered = Conversation("web:browser-0009", "web", "browser-0009", "browser-0009",
                            pending_suggestions=("return-policy", "refund-time"))
-    client.portal.call(runtime.store.save_conversation, offered)  # type: ignore[union-attr]  # a clarify was shown
+    portal(client).call(runtime.store.save_conversation, offered)  # a clarify was shown
     data = client.post("/api/chat", json={"session": "browser-0009", "text": "退款多久到账",
                                           "choice": "refund-time"}).json()
     assert (data["decision"]["entry_id"], data["decision"]["reason"]) == ("refund-time", "clarify_choice")
     assert data["replies"][0]["text"] == runtime.knowledge.kb.get("refund-time").answer_in("zh")
     assert data["language"] == "zh"  # the entry id is not read as English words
-    stored = client.portal.call(runtime.store.load_conversation, "web:browser-0009")  # type: ignore[union-attr]
+    stored = portal(client).call(runtime.store.load_conversation, "web:browser-0009")
     assert stored.transcript[-2].text == "2"  # recorded as if typed, as on every channel
     bad = client.post("/api/chat", json={"session": "browser-0009", "text": "x", "choice": ["refund-time"]})
     assert bad.status_code == 400 and "'choice'" in bad.json()["error"]

@@ -38,6 +38,7 @@ from bot.store import Store
 from bot.types import Choice, Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
 from tests.bot.channels.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis
+from tests.loop import portal
 
 TOKEN = "kefu-test-token"
 AES_KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode().rstrip("=")
@@ -90,13 +91,15 @@ class WeChatServer:
     def post(self, xml: str, *, timestamp: int | None = None) -> httpx.Response:
         query = self.query(timestamp)
         if self.mode == "plain":
-            return self.client.post("/webhooks/wechat", params=query, content=xml.encode())
+            response: httpx.Response = self.client.post("/webhooks/wechat", params=query, content=xml.encode())
+            return response
         sealed = xmltodict.parse(self.crypto.encrypt_message(xml, query["nonce"], query["timestamp"]))["xml"]
         query.update(encrypt_type="aes", msg_signature=sealed["MsgSignature"])
         inner = xml[len("<xml>"):-len("</xml>")] if self.mode == "compatible" else \
             f"<ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
         body = f"<xml>{inner}<Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>"
-        return self.client.post("/webhooks/wechat", params=query, content=body.encode())
+        sent: httpx.Response = self.client.post("/webhooks/wechat", params=query, content=body.encode())
+        return sent
 
     def reply(self, response: httpx.Response) -> str | None:
         """The passive reply's text (decrypted and signature-checked in safe mode), None for success."""
@@ -161,12 +164,12 @@ class App:
         return channel
 
     def conversation(self, openid: str = OPENID) -> Conversation | None:
-        conv: Conversation | None = self.client.portal.call(
+        conv: Conversation | None = portal(self.client).call(
             self.state.runtime.store.load_conversation, f"wechat:{openid}")
         return conv
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.portal.call(fn, *args)
+        return portal(self.client).call(fn, *args)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ the same way; the config rules it checks are the ones ``kefu check`` reports."""
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import httpx
 import pytest
@@ -61,7 +62,7 @@ async def test_the_window_errors_are_each_platforms_own(store: Store) -> None:
     (ChannelsConfig(wechat=WeChatConfig(enabled=True, app_id="wx1")), WeChatChannel),
     (ChannelsConfig(wecom=WeComConfig(enabled=True, corp_id="ww1", encoding_aes_key="short")), WeComChannel),
 ])
-def test_a_channel_refuses_what_kefu_check_reports_in_the_same_words(channels: ChannelsConfig, build: type) -> None:
+def test_a_channel_refuses_what_kefu_check_reports_in_the_same_words(channels: ChannelsConfig, build: Any) -> None:
     config = Config(channels=channels)
     section = channels.wechat if build is WeChatChannel else channels.wecom
     reported = [p for p in config_problems(config) if p.startswith(f"channels.{build.name}.")]

@@ -26,6 +26,7 @@ from bot.types import Choice, Conversation, Decision, Reply, Suggestion
 from tests.bot.channels.test_wechat import BILLION_LAUGHS, COMPLAINT_APOLOGY, sign
 from tests.bot.channels.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis
+from tests.loop import portal
 
 TOKEN = "wecom-callback-token"
 AES_KEY = base64.b64encode(b"fedcba9876543210fedcba9876543210").decode().rstrip("=")
@@ -55,7 +56,8 @@ class WeComServer:
         body = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID><![CDATA[]]></AgentID>"
                 f"<Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>")
         query = {"msg_signature": sealed["MsgSignature"], "timestamp": ts, "nonce": "nonce42"}
-        return self.client.post("/webhooks/wecom", params=query, content=body.encode())
+        response: httpx.Response = self.client.post("/webhooks/wecom", params=query, content=body.encode())
+        return response
 
 
 @dataclasses.dataclass
@@ -65,7 +67,7 @@ class App:
     state: Any
 
     def redis_get(self, key: str) -> Any:
-        return self.client.portal.call(self.state.runtime.store.redis.get, key)
+        return portal(self.client).call(self.state.runtime.store.redis.get, key)
 
 
 class FlakyLayer:

@@ -4,13 +4,14 @@ what the agent needs must survive the transcript's trimming."""
 from __future__ import annotations
 
 from tests.bot.security.conftest import Served
+from tests.loop import portal
 
 ORDER = "我的订单号是 202611230001234，一直没发货"
 
 
 def transcript(served: Served, conversation_id: str) -> list[str]:
     runtime = served.client.app.app.state.runtime  # type: ignore[attr-defined]
-    conv = served.client.portal.call(runtime.store.load_conversation, conversation_id)
+    conv = portal(served.client).call(runtime.store.load_conversation, conversation_id)
     return [line.text for line in conv.transcript]
 
 

@@ -15,6 +15,7 @@ from openpyxl import Workbook
 from knowledge import imports
 from knowledge.errors import ValidationFailed
 from tests.bot.security.conftest import PASSWORD, Served
+from tests.loop import portal
 
 
 def alias_bomb(levels: int = 9) -> str:
@@ -105,5 +106,5 @@ def test_an_import_is_parsed_off_the_event_loop(served: Served) -> None:
             await task
         return r.status_code, ticks
 
-    status, ticks = served.client.portal.call(import_while_ticking)
+    status, ticks = portal(served.client).call(import_while_ticking)
     assert status == 200 and ticks > 500  # parsed on the loop, it would turn a handful of times

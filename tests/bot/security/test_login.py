@@ -21,6 +21,7 @@ from bot.server import domain_status
 from bot.store import Store, connect
 from tests.bot.security.conftest import PASSWORD, Served, wipe
 from tests.conftest import REDIS_URL, require_redis
+from tests.loop import portal
 
 ROOT = Path(__file__).resolve().parents[3]
 ATTACKER, DESK = "203.0.113.66", "198.51.100.20"
@@ -89,7 +90,7 @@ async def test_old_cost_hashes_are_upgraded_on_login_and_sessions_survive(store:
     await store.redis.hset(keys.agent_users(), "li", json.dumps(old))
     session = await directory.login("li", "li-password", DESK)
     assert session is not None
-    stored = json.loads(await store.redis.hget(keys.agent_users(), "li"))
+    stored = json.loads(str(await store.redis.hget(keys.agent_users(), "li")))
     assert not needs_rehash(stored["password_hash"]) and stored["password_hash"].startswith("scrypt$16384$8$5$")
     assert verify_password("li-password", stored["password_hash"]) and stored["epoch"] == "3"
     assert await directory.session(session.token) == session
@@ -107,16 +108,16 @@ def test_demoting_an_admin_or_resetting_a_password_ends_their_sessions(served: S
     client = served.client
     directory = AgentDirectory(client.app.app.state.runtime.store.redis, served.config.agents)  # type: ignore[attr-defined]
 
-    client.portal.call(directory.add, "wu", "wu-password-1", "admin")
+    portal(client).call(directory.add, "wu", "wu-password-1", "admin")
     headers = served.login("wu", "wu-password-1")
     assert client.get("/api/admin/status", headers=headers).status_code == 200
-    client.portal.call(directory.add, "wu", "wu-password-1", "agent")  # demoted
+    portal(client).call(directory.add, "wu", "wu-password-1", "agent")  # demoted
     assert client.get("/api/admin/status", headers=headers).status_code == 401
     headers = served.login("wu", "wu-password-1")
-    client.portal.call(directory.add, "wu", "a-new-password", "agent")  # password reset
+    portal(client).call(directory.add, "wu", "a-new-password", "agent")  # password reset
     assert client.get("/api/agent/me", headers=headers).status_code == 401
     headers = served.login("wu", "a-new-password")
-    client.portal.call(directory.remove, "wu")
+    portal(client).call(directory.remove, "wu")
     assert client.get("/api/agent/me", headers=headers).status_code == 401
 
 
@@ -180,7 +181,7 @@ async def test_team_lead_changes_end_sessions_but_a_new_skill_group_does_not(sto
                              ("new-password", {"disabled": True})):
         session = await directory.login("li", password, DESK)
         assert session is not None
-        await directory.update("li", **change)  # type: ignore[arg-type]
+        await directory.update("li", **change)
         assert await directory.session(session.token) is None
         assert await store.redis.get(keys.agent_session(session.token)) is None
     assert await directory.login("li", "new-password", DESK) is None  # disabled

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.app import create_app
 from bot.config import Config
 from tests.bot.security.conftest import PASSWORD, wipe
+from tests.loop import portal
 
 
 def from_address(app: ASGIApp) -> ASGIApp:
@@ -36,7 +38,7 @@ def client(app_config: Config) -> Iterator[TestClient]:
     wipe()
 
 
-def chat(client: TestClient, session: str, text: str, address: str) -> tuple[int, dict[str, object]]:
+def chat(client: TestClient, session: str, text: str, address: str) -> tuple[int, dict[str, Any]]:
     r = client.post("/api/chat", json={"session": session, "text": text}, headers={"x-test-address": address})
     return r.status_code, r.json()
 
@@ -82,7 +84,7 @@ def test_the_model_reads_only_the_start_of_a_novel(client: TestClient, app_confi
     status, body = chat(client, "novelist-01", novel[:2000], "198.51.100.3")
     assert status == 200 and body["decision"]["action"] == "answer"  # decided on its first 300 characters
     runtime = client.app.app.app.state.runtime  # type: ignore[attr-defined]
-    conv = client.portal.call(runtime.store.load_conversation, "web:novelist-01")
+    conv = portal(client).call(runtime.store.load_conversation, "web:novelist-01")
     assert conv.transcript[0].text == novel[:2000]  # the agent would see all of it
     assert app_config.security.max_classified_chars == 300
 
