@@ -39,7 +39,8 @@ from bot.logs import configure_logging
 from bot.ops import MetricsEndpoint, readyz
 from bot.runtime import KnowledgeSlot, LiveKnowledge, Runtime, build_actions
 from bot.server import BodyLimit, ChatCors, SecurityHeaders, exception_handlers
-from bot.store import Store, connect
+from bot.storage.client import connect
+from bot.storage.conversations import Store
 from bot.workers import limit_blas_threads
 from knowledge.schema import KnowledgeBase
 

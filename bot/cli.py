@@ -22,10 +22,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import preflight
-from bot.config import Config, load_config
+from bot.config import Config, load_config, redact
 from bot.errors import KefuError
 from bot.logs import configure_logging
-from bot.store import connect
+from bot.storage.client import connect
 from knowledge.schema import KnowledgeBase, KnowledgeError, dump_kb, load_kb
 
 log = logging.getLogger("kefu")
@@ -147,7 +147,7 @@ async def _check(config: Config, args: argparse.Namespace) -> None:
     listen = _listen(config, args)
     await preflight.check(config, listen, args.workers)
     channels = [name for name in ("web", "telegram", "wechat", "wecom") if getattr(config.channels, name).enabled]
-    print(f"kefu check: OK (config {config.source}; store {preflight.redact(config.store.url)}; "
+    print(f"kefu check: OK (config {config.source}; store {redact(config.store.url)}; "
           f"channels {', '.join(channels) or 'none'}; http://{listen.host}:{listen.port} is free; "
           f"workers {args.workers})")
 
@@ -562,7 +562,7 @@ def run(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        return _fail(f"store.url: cannot reach the store ({exc}); is Redis running at {preflight.redact(store_url)}?")
+        return _fail(f"store.url: cannot reach the store ({exc}); is Redis running at {redact(store_url)}?")
     except OSError as exc:  # a file named on the command line: missing, unreadable, a directory
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}")

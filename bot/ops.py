@@ -25,7 +25,8 @@ from bot.channels.base import ReportsReadiness
 from bot.config import Config, MetricsConfig
 from bot.errors import ConfigError, StoreUnavailable
 from bot.runtime import Runtime
-from bot.store import REDIS_ERRORS, Store
+from bot.storage.client import REDIS_ERRORS
+from bot.storage.conversations import Store
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}

@@ -18,8 +18,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import STORE_SCHEMES, Config
-from bot.config import redact as redact  # re-exported: the CLI redacts store URLs with it
+from bot.config import STORE_SCHEMES, Config, redact
 from bot.errors import KefuError
 from knowledge.schema import KnowledgeError, load_kb
 
@@ -174,7 +173,7 @@ async def store_problem(config: Config) -> str | None:
     url = config.store.url
     if url.startswith("memory://") or not url.startswith(STORE_SCHEMES):
         return None
-    from bot.store import REDIS_ERRORS, connect
+    from bot.storage.client import REDIS_ERRORS, connect
 
     try:
         redis = connect(url)

@@ -33,7 +33,7 @@ class PurgeReport:
 
 async def purge(redis: aioredis.Redis, cutoff: float) -> PurgeReport:
     """Delete customer data last touched before ``cutoff`` (epoch seconds); open tickets stay.
-    ``redis`` decodes responses, as every client from :func:`bot.store.connect` does."""
+    ``redis`` decodes responses, as every client from :func:`bot.storage.client.connect` does."""
     return PurgeReport(
         conversations=await purge_conversations(redis, cutoff),
         tickets=await TicketStore(redis).purge_closed(cutoff),

@@ -21,7 +21,8 @@ from bot.desk import AgentDesk
 from bot.engine import Engine
 from bot.errors import ConfigError, StoreUnavailable
 from bot.migrations import check_on_start
-from bot.store import REDIS_ERRORS, Store
+from bot.storage.client import REDIS_ERRORS
+from bot.storage.conversations import Store
 from handlers.actions.act import BusinessActions
 from intents.base import IntentLayer, Reader
 from intents.classify import Classifier
@@ -29,8 +30,6 @@ from intents.faq import FaqMatcher
 from intents.layer import KefuReader
 from knowledge.builtin import builtin_examples
 from knowledge.embeddings import set_build_threads
-from knowledge.reload import INCREMENTAL_MAX as INCREMENTAL_MAX  # re-exported: callers import them from here
-from knowledge.reload import changed_entries as changed_entries
 from knowledge.reload import reindex
 from knowledge.repository import KnowledgeRepository
 from knowledge.schema import KnowledgeBase, load_kb

@@ -201,13 +201,3 @@ def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[R
             # a Redis call outside the store's own wrappers (logins, limits): 503 too
             RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
             Exception: _unexpected}
-
-
-def __getattr__(name: str) -> Any:
-    """``create_app``, ``app_from_environment`` and ``CONFIG_ENV`` moved to :mod:`bot.app`
-    (which imports this module); still importable from here."""
-    if name in ("create_app", "app_from_environment", "CONFIG_ENV"):
-        from bot import app
-
-        return getattr(app, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,8 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
-from bot.store import Store, connect
+from bot.storage.client import connect
+from bot.storage.conversations import Store
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime

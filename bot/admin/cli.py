@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.errors import KefuError
-from bot.store import connect
+from bot.storage.client import connect
 from knowledge.schema import load_kb, question_clashes
 from knowledge.service import Change, KnowledgeService, summary
 

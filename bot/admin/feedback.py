@@ -18,7 +18,7 @@ from bot.channels.visitor import VisitorTokens, check_origin, session_of
 from bot.config import WebChannelConfig
 from bot.errors import BadRequest, NotFound
 from bot.json_body import json_object
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Role
 
 

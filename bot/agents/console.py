@@ -22,7 +22,7 @@ from bot.agents.access import ConsoleAccess
 from bot.agents.api import AgentApi
 from bot.agents.desk import HumanDesk
 from bot.static_assets import static_asset
-from bot.store import REDIS_ERRORS
+from bot.storage.client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 ASSETS = {"agent.js": "text/javascript; charset=utf-8", "agent.css": "text/css; charset=utf-8"}

@@ -32,9 +32,10 @@ from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
 from bot.errors import BadRequest, Conflict, DeliveryFailed, DomainError, Forbidden, Gone, InvalidInput, NotFound
 from bot.privacy import mask_pii
+from bot.storage.client import REDIS_ERRORS
+from bot.storage.conversations import Store
 from bot.storage.desk import DeskRecords
 from bot.storage.tickets import TicketStore
-from bot.store import REDIS_ERRORS, Store
 from bot.types import (
     Conversation,
     ConversationState,

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from bot import keys, metrics
 from bot.pubsub import Listener
-from bot.store import REDIS_ERRORS
+from bot.storage.client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 200

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot import metrics
 from bot.errors import KefuError, StoreUnavailable
-from bot.store import REDIS_ERRORS
+from bot.storage.client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

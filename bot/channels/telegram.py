@@ -55,7 +55,7 @@ from handlers.texts import say
 
 if TYPE_CHECKING:
     from bot.engine import Engine
-    from bot.store import Store
+    from bot.storage.conversations import Store
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
 
 from bot.storage.channels import ChannelState
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Suggestion
 
 log = logging.getLogger(__name__)

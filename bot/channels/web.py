@@ -30,7 +30,7 @@ from bot.engine import Engine
 from bot.errors import BadRequest
 from bot.json_body import json_object
 from bot.static_assets import content_security_policy, static_asset
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Attachment, Choice, Conversation, InboundMessage, Reply, Role, TranscriptLine, TurnResult
 
 CHANNEL = "web"

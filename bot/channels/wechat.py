@@ -49,7 +49,7 @@ from bot.channels.wechat_common import (
 )
 from bot.config import WeChatConfig
 from bot.errors import BadRequest, StoreUnavailable
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Attachment, InboundMessage, Reply, TurnResult
 from handlers.texts import say
 from intents.language import detect_language

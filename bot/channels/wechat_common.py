@@ -38,8 +38,8 @@ from bot.channels.held import HeldWork, PlatformUnavailable, platform_retries
 from bot.errors import BadRequest, KefuError
 from bot.privacy import redact_secrets
 from bot.storage.channels import ChannelState
+from bot.storage.conversations import Store
 from bot.storage.outbox import DeliveryWindows
-from bot.store import Store
 from bot.types import Choice, Conversation, InboundMessage, Reply, TurnResult
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from bot.channels.wechat_common import (
 )
 from bot.config import WeComConfig
 from bot.errors import BadRequest
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Attachment, ConversationState, InboundMessage, Reply
 from handlers.texts import say
 

@@ -16,8 +16,8 @@ from bot.admin.recorder import TurnRecorder, day_of
 from bot.app import ChannelRegistry, build_runtime, compose
 from bot.config import Config, StoreConfig
 from bot.engine import Engine
+from bot.storage.conversations import Store
 from bot.storage.records import TurnRecord
-from bot.store import Store
 from bot.types import InboundMessage, TurnResult
 from tests.loop import portal
 

@@ -234,7 +234,7 @@ async def test_an_emptied_store_stays_empty_on_reload_and_restart(config: Config
                                                                  private_redis: RedisProcess) -> None:
     """A running worker answers from the empty version, and a restart does not re-seed the FAQ."""
     from bot.runtime import Runtime
-    from bot.store import connect
+    from bot.storage.client import connect
     from knowledge.schema import KnowledgeBase
     from knowledge.service import KnowledgeService
 

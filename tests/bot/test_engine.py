@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from bot import keys
 from bot.config import Config, SecurityConfig
 from bot.runtime import Runtime
-from bot.store import TurnStart
+from bot.storage.conversations import TurnStart
 from bot.types import Action, Choice, Conversation, ConversationState, Decision, InboundMessage, Role, TurnResult
 from intents.base import IntentLayer
 

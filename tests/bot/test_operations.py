@@ -201,7 +201,7 @@ async def test_refused_sends_and_held_work_show_in_the_metrics() -> None:
 
 async def test_desk_events_count_tickets_and_ratings() -> None:
     from bot.agents.events import EventBus
-    from bot.store import connect
+    from bot.storage.client import connect
 
     bus = EventBus(connect("memory://"))
     opened, fives = sample("kefu_tickets_total", event="opened"), sample("kefu_csat_ratings_total", rating="5")

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from bot import keys
 from bot.config import StoreConfig
 from bot.retention import purge
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Conversation, InboundMessage, Role, TranscriptLine
 
 DAY = 86_400.0

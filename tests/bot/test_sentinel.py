@@ -160,7 +160,7 @@ def test_primary_killed_mid_stream_loses_nothing_and_answers_nothing_twice(tmp_p
 
 def test_sentinel_urls_name_every_part_and_bad_ones_are_one_clear_line() -> None:
     from bot.errors import ConfigError
-    from bot.store import SentinelUrl, connect
+    from bot.storage.client import SentinelUrl, connect
 
     where = SentinelUrl.parse("redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2:26380,10.0.0.3/kefu/2")
     assert where == SentinelUrl((("10.0.0.1", 26379), ("10.0.0.2", 26380), ("10.0.0.3", 26379)), "kefu", 2, "s3cret")

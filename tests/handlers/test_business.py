@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from bot.config import ActionsConfig, Config, HandoffConfig
 from bot.runtime import Runtime
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import (
     Action,
     ActionRun,

@@ -12,7 +12,7 @@ from bot.agents.auth import Agent
 from bot.agents.desk import HumanDesk
 from bot.channels.base import DeliveryDeferred
 from bot.config import AgentsConfig, Config
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import (
     Candidate,
     Conversation,

@@ -15,7 +15,7 @@ from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, AgentUserConfig, Config
 from bot.server import exception_handlers
-from bot.store import Store
+from bot.storage.conversations import Store
 from tests.bot.agents.conftest import Clock, RecordingChannel, hand_off
 
 PASSWORD = "s3cret-密码"

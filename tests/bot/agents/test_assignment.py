@@ -19,7 +19,8 @@ from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, AgentUserConfig, Config, SkillGroupConfig, StoreConfig
 from bot.errors import Conflict, NotFound
 from bot.server import domain_status
-from bot.store import Store, connect
+from bot.storage.client import connect
+from bot.storage.conversations import Store
 from bot.types import ConversationState
 from tests.bot.agents.conftest import Clock, RecordingChannel, hand_off
 from tests.conftest import REDIS_URL, require_redis

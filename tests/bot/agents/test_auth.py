@@ -14,7 +14,8 @@ from bot.agents.auth import AgentDirectory, hash_password, verify_password
 from bot.config import AgentsConfig, AgentUserConfig
 from bot.errors import InvalidInput, RateLimited
 from bot.server import domain_status
-from bot.store import Store, connect
+from bot.storage.client import connect
+from bot.storage.conversations import Store
 from tests.conftest import REDIS_URL, require_redis
 
 ROOT = Path(__file__).resolve().parents[3]

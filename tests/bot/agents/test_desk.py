@@ -12,7 +12,7 @@ from bot.agents.desk import HumanDesk
 from bot.config import Config, ServiceHoursConfig
 from bot.errors import Conflict, DeliveryFailed, DomainError, Forbidden
 from bot.server import domain_status
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import ConversationState, Role, TranscriptLine
 from tests.bot.agents.conftest import BOSS, LI, WANG, Clock, RecordingChannel, hand_off
 

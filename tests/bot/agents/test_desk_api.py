@@ -18,7 +18,7 @@ from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
 from bot.config import AgentUserConfig, Config, SkillGroupConfig
 from bot.server import exception_handlers
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Candidate, HandoffRequest, Role, TranscriptLine
 from knowledge.schema import KnowledgeBase, parse_kb
 from tests.bot.agents.conftest import Clock, RecordingChannel, hand_off

@@ -17,7 +17,7 @@ from bot.agents.console import AgentConsole
 from bot.agents.desk import HumanDesk
 from bot.agents.events import EventBus
 from bot.config import AgentUserConfig, Config
-from bot.store import Store
+from bot.storage.conversations import Store
 from tests.bot.agents.conftest import LI, WANG, Clock, RecordingChannel, hand_off
 from tests.bot.channels.telegram_standin import Served
 

@@ -46,7 +46,8 @@ from bot.channels.telegram_send import (
 from bot.config import Config, TelegramConfig
 from bot.errors import ConfigError
 from bot.runtime import LiveKnowledge, Runtime, build_intent_layer, default_kb_path
-from bot.store import Store, connect
+from bot.storage.client import connect
+from bot.storage.conversations import Store
 from bot.types import Choice, ConversationState, Reply
 from handlers.texts import say
 from knowledge.schema import KnowledgeBase, load_kb, parse_kb

@@ -34,7 +34,7 @@ from bot.channels.wechat_common import menu_pick, parse_xml
 from bot.config import Config, StoreConfig, WeChatConfig
 from bot.errors import BadRequest
 from bot.privacy import mask_logs
-from bot.store import Store
+from bot.storage.conversations import Store
 from bot.types import Choice, Conversation, Decision, InboundMessage, Reply, Suggestion, TurnResult
 from tests.bot.channels.wechat_standin import Backend, StandIn, serve, wait_for
 from tests.conftest import require_redis

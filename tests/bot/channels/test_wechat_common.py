@@ -16,7 +16,8 @@ from bot.channels.wecom import WeComChannel
 from bot.config import ChannelsConfig, Config, WeChatConfig, WeComConfig
 from bot.errors import ConfigError
 from bot.preflight import config_problems
-from bot.store import Store, connect
+from bot.storage.client import connect
+from bot.storage.conversations import Store
 from bot.types import InboundMessage, TurnResult
 
 AES_KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode().rstrip("=")

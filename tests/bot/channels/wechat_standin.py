@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import keys
-from bot.store import connect
+from bot.storage.client import connect
 from tests.conftest import REDIS_URL
 
 

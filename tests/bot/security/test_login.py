@@ -18,7 +18,8 @@ from bot.agents.auth import NAME_LIMIT, PAIR_LIMIT, AgentDirectory, needs_rehash
 from bot.config import AgentsConfig
 from bot.errors import InvalidInput, RateLimited
 from bot.server import domain_status
-from bot.store import Store, connect
+from bot.storage.client import connect
+from bot.storage.conversations import Store
 from tests.bot.security.conftest import PASSWORD, Served, wipe
 from tests.conftest import REDIS_URL, require_redis
 from tests.loop import portal

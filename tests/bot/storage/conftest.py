@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 
 from bot.config import StoreConfig
-from bot.store import Store
+from bot.storage.conversations import Store
 from tests.conftest import REDIS_URL, require_redis
 
 

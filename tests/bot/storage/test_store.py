@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from bot import keys
-from bot.store import Duplicate, Store, TurnStart
+from bot.storage.conversations import Duplicate, Store, TurnStart
 from bot.types import (
     Candidate,
     Conversation,
@@ -94,7 +94,7 @@ async def test_clear_removes_only_kefu_keys(store: Store) -> None:
 @pytest.mark.parametrize("url", ["http://x", "postgres://y"])
 def test_bad_store_url_is_a_config_error(url: str) -> None:
     from bot.errors import ConfigError
-    from bot.store import connect
+    from bot.storage.client import connect
 
     with pytest.raises(ConfigError, match=r"store\.url"):
         connect(url)
