@@ -11,8 +11,10 @@ than patched.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,12 +92,24 @@ class LexicalIndex:
             self._vectorizer = None
             matrix = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
         self._matrix = sparse.csr_matrix(matrix, dtype=np.float32)
+        fitted = self._vectorizer
+        self._vocab: dict[str, int] = dict(fitted.vocabulary_) if fitted is not None else {}
+        self._idf: list[float] = [float(x) for x in fitted.idf_] if fitted is not None else []
 
     def vector(self, text: str) -> sparse.csr_matrix:
-        """The L2-normalised TF-IDF row of ``text`` (unknown terms are ignored)."""
-        if self._vectorizer is None:
+        """The L2-normalised TF-IDF row of ``text`` (unknown terms are ignored).
+
+        The same sublinear tf × fitted idf, l2-normalised, as the vectorizer's ``transform``, but
+        computed directly from its vocabulary: one question is on every turn's path, and
+        ``transform``'s input checks cost 0.6 ms a call, three times the arithmetic."""
+        counts = Counter(f for f in features(text) if f in self._vocab)
+        if not counts:
             return sparse.csr_matrix((1, self._matrix.shape[1]), dtype=np.float32)
-        return sparse.csr_matrix(self._vectorizer.transform([text]), dtype=np.float32)
+        cols = [self._vocab[term] for term in counts]
+        vals = np.array([(1.0 + math.log(tf)) * self._idf[col] for col, tf in zip(cols, counts.values(), strict=True)],
+                        dtype=np.float32)
+        vals /= float(np.linalg.norm(vals)) or 1.0
+        return sparse.csr_matrix((vals, ([0] * len(cols), cols)), shape=(1, self._matrix.shape[1]))
 
     def scores(self, text: str) -> NDArray[np.float32]:
         """Cosine of ``text`` against every indexed text, shape ``(n,)``."""

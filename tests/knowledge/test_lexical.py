@@ -101,6 +101,14 @@ def test_scores_equal_the_hand_written_tf_idf_on_the_shop_kb() -> None:
     assert abs(new.transform(queries[:50]) - old.transform(queries[:50])).max() < 1e-6
 
 
+def test_a_question_is_vectorised_as_the_fitted_vectorizer_would() -> None:
+    """The per-question fast path (no input checks) gives sklearn's own ``transform`` row."""
+    texts, queries = shop_texts()
+    index = LexicalIndex(texts)
+    for query in [*queries[:80], "", "退款退款退款", "REFUND refunds refunded"]:
+        assert abs(index.vector(query) - index.transform([query])).max() < 1e-6, query
+
+
 def test_texts_without_features_match_nothing() -> None:
     for texts in ([], ["的", "吗"], ["the", "a an"]):
         index = LexicalIndex(texts)
