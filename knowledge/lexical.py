@@ -3,10 +3,15 @@
 Chinese runs become character 1–3-grams (a jieba-free segmentation that still rewards
 matching words such as 退款 or 发票 through the bigrams); Latin runs become lower-cased
 words, light-stemmed, plus word bigrams and in-word character 3–4-grams so plurals and
-typos still overlap.  The index is scikit-learn's TF-IDF over those features (sublinear tf,
-smoothed idf, rows L2-normalised, float32), so a dot product is a cosine in [0, 1].  Building
-it for 15,000 phrasings takes about a second, so after an edit it is simply rebuilt rather
-than patched.
+typos still overlap.  The index is a TF-IDF (sublinear tf, smoothed idf) matrix whose rows are
+L2-normalised, so a dot product is a cosine in [0, 1].  Building it for 15,000 phrasings
+takes about a second, so after an edit it is simply rebuilt rather than patched.
+
+These are exactly scikit-learn's ``TfidfVectorizer(analyzer=features, sublinear_tf=True)``
+numbers (``tests/knowledge/test_lexical.py`` holds it to them to 1e-6), computed here because
+importing ``sklearn.feature_extraction`` costs every worker 68 MB and 1.1 s at start and its
+``transform`` 0.6 ms of input checks per question, on every turn's path (docs/benchmarks.md,
+"Structure (issue 13)").
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]+|[a-z0-9]+(?:'[a-z]+)?")
@@ -84,29 +88,37 @@ class LexicalIndex:
     """TF-IDF cosine over a fixed list of texts (rebuilt, not patched, when texts change)."""
 
     def __init__(self, texts: Sequence[str]) -> None:
-        self._vectorizer: TfidfVectorizer | None = TfidfVectorizer(
-            analyzer=features, sublinear_tf=True, smooth_idf=True, norm="l2", dtype=np.float32)
-        try:
-            matrix = self._vectorizer.fit_transform(texts)
-        except ValueError:  # no text has a single feature (or there are none): nothing can match
-            self._vectorizer = None
-            matrix = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
-        self._matrix = sparse.csr_matrix(matrix, dtype=np.float32)
-        fitted = self._vectorizer
-        self._vocab: dict[str, int] = dict(fitted.vocabulary_) if fitted is not None else {}
-        self._idf: list[float] = [float(x) for x in fitted.idf_] if fitted is not None else []
+        docs = [Counter(features(t)) for t in texts]
+        df: Counter[str] = Counter()
+        for doc in docs:
+            df.update(doc.keys())
+        n = len(docs)
+        self._vocab = {term: i for i, term in enumerate(sorted(df))}
+        self._idf = np.array([math.log((1 + n) / (1 + df[t])) + 1.0 for t in sorted(df)], dtype=np.float32)
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        for r, doc in enumerate(docs):
+            for term, tf in doc.items():
+                col = self._vocab[term]
+                rows.append(r)
+                cols.append(col)
+                vals.append((1.0 + math.log(tf)) * float(self._idf[col]))
+        matrix = sparse.csr_matrix(
+            (np.array(vals, dtype=np.float32), (rows, cols)), shape=(n, max(len(self._vocab), 1))
+        )
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        self._matrix = sparse.csr_matrix(sparse.diags(1.0 / norms) @ matrix, dtype=np.float32)
+        self._matrix_t = self._matrix.T.tocsr()
 
     def vector(self, text: str) -> sparse.csr_matrix:
-        """The L2-normalised TF-IDF row of ``text`` (unknown terms are ignored).
-
-        The same sublinear tf × fitted idf, l2-normalised, as the vectorizer's ``transform``, but
-        computed directly from its vocabulary: one question is on every turn's path, and
-        ``transform``'s input checks cost 0.6 ms a call, three times the arithmetic."""
+        """The L2-normalised TF-IDF row of ``text`` (unknown terms are ignored)."""
         counts = Counter(f for f in features(text) if f in self._vocab)
         if not counts:
             return sparse.csr_matrix((1, self._matrix.shape[1]), dtype=np.float32)
-        cols = [self._vocab[term] for term in counts]
-        vals = np.array([(1.0 + math.log(tf)) * self._idf[col] for col, tf in zip(cols, counts.values(), strict=True)],
+        cols = [self._vocab[t] for t in counts]
+        vals = np.array([(1.0 + math.log(tf)) * float(self._idf[self._vocab[t]]) for t, tf in counts.items()],
                         dtype=np.float32)
         vals /= float(np.linalg.norm(vals)) or 1.0
         return sparse.csr_matrix((vals, ([0] * len(cols), cols)), shape=(1, self._matrix.shape[1]))
@@ -124,6 +136,4 @@ class LexicalIndex:
         return self._matrix
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        if self._vectorizer is None:
-            return sparse.csr_matrix((len(texts), self._matrix.shape[1]), dtype=np.float32)
-        return sparse.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)
+        return sparse.vstack([self.vector(t) for t in texts]).tocsr()
