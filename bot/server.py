@@ -1,9 +1,8 @@
 """Kefu's HTTP edge: the middleware, ``/healthz`` and the one translation of errors to HTTP.
 
 Errors are translated here, in one place: :class:`BadRequest` → its 4xx, each
-:class:`DomainError` → the status in :data:`DOMAIN_STATUS`, each knowledge error → the status in
-:data:`KNOWLEDGE_STATUS`, an unreachable store → 503 with a polite message, anything else → 500
-without internals.  The app itself is composed in :mod:`bot.app`.
+:class:`DomainError` and each knowledge error → the status in :data:`REFUSALS`, an unreachable
+store → 503 with a polite message, anything else → 500 without internals.  The app itself is composed in :mod:`bot.app`.
 """
 
 from __future__ import annotations
@@ -146,38 +145,28 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
-# The HTTP status of each domain refusal (the most specific class listed first wins).
-DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+# The HTTP status of each refusal (the first class that matches wins): the services' domain
+# errors (bot/errors.py) and the knowledge base's (knowledge/errors.py, below the bot layer).
+REFUSALS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidInput, 400), (NotAuthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409),
     (Gone, 410), (RateLimited, 429), (DeliveryFailed, 502), (Overloaded, 503),
+    (ValidationFailed, 422), (EntryNotFound, 404), (VersionNotFound, 404), (VersionConflict, 409),
+    (KnowledgeLocked, 409),
 )
-# Knowledge errors (``knowledge/errors.py``, below the bot layer) → HTTP status; an error's JSON
-# (``to_json``) is its body (a field error names the field).
-KNOWLEDGE_STATUS: dict[type[Exception], int] = {
-    ValidationFailed: 422, EntryNotFound: 404, VersionNotFound: 404, VersionConflict: 409, KnowledgeLocked: 409,
-}
-
-
-def domain_status(exc: DomainError) -> int:
-    return next((status for kind, status in DOMAIN_STATUS if isinstance(exc, kind)), 400)
 
 
 def status_of(exc: Exception) -> int:
-    """The HTTP status of a knowledge error (its nearest mapped class), 500 for anything else."""
-    return next((KNOWLEDGE_STATUS[cls] for cls in type(exc).__mro__ if cls in KNOWLEDGE_STATUS), 500)
+    """The HTTP status of a refusal; an unlisted domain error is a 400, anything else a 500."""
+    fallback = 400 if isinstance(exc, DomainError) else 500
+    return next((status for kind, status in REFUSALS if isinstance(exc, kind)), fallback)
 
 
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    """A service's refusal: the same ``{"error": message}`` body as a :class:`BadRequest`."""
-    assert isinstance(exc, DomainError)
+async def _refused(request: Request, exc: Exception) -> Response:
+    """A service's refusal: ``{"error": message}`` like a :class:`BadRequest`; a knowledge error's
+    body is its JSON (a field error names the field)."""
     log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse({"error": str(exc)}, status_code=domain_status(exc))
-
-
-async def _knowledge_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, KnowledgeError)
-    log.warning("rejected %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse(exc.to_json(), status_code=status_of(exc))
+    body = exc.to_json() if isinstance(exc, KnowledgeError) else {"error": str(exc)}
+    return JSONResponse(body, status_code=status_of(exc))
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -196,8 +185,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
     """Every error handler of the app (for :class:`starlette.applications.Starlette`)."""
-    return {BadRequest: _bad_request, DomainError: _domain_error, StoreUnavailable: _store_unavailable,
-            **{kind: _knowledge_error for kind in KNOWLEDGE_STATUS},
+    return {BadRequest: _bad_request, DomainError: _refused, StoreUnavailable: _store_unavailable,
+            **{kind: _refused for kind, _ in REFUSALS if issubclass(kind, KnowledgeError)},
             # a Redis call outside the store's own wrappers (logins, limits): 503 too
             RedisConnectionError: _store_unavailable, RedisTimeoutError: _store_unavailable,
             Exception: _unexpected}

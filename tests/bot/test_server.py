@@ -22,7 +22,7 @@ from bot.errors import (
     Overloaded,
     RateLimited,
 )
-from bot.server import domain_status, exception_handlers
+from bot.server import exception_handlers, status_of
 
 
 @pytest.mark.parametrize(("error", "status"), [
@@ -42,7 +42,7 @@ def test_each_refusal_is_its_status_with_the_message(error: Exception, status: i
         response = client.get("/")
     assert response.status_code == status and response.json() == {"error": str(error)}
     if isinstance(error, DomainError):
-        assert domain_status(error) == status
+        assert status_of(error) == status
 
 
 def test_field_errors_are_kept_on_the_exception() -> None:

@@ -18,7 +18,7 @@ from bot.agents.auth import Agent
 from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, AgentUserConfig, Config, SkillGroupConfig, StoreConfig
 from bot.errors import Conflict, NotFound
-from bot.server import domain_status
+from bot.server import status_of
 from bot.storage.client import connect
 from bot.storage.conversations import Store
 from bot.types import ConversationState
@@ -71,7 +71,7 @@ async def test_waiting_tickets_go_to_the_least_busy_online_agent_never_over_the_
 
     with pytest.raises(Conflict) as full:  # a manual claim over the limit is refused too
         await desk.claim(left.id, LI)
-    assert domain_status(full.value) == 409 and "limit" in str(full.value)
+    assert status_of(full.value) == 409 and "limit" in str(full.value)
 
     mine = [t for t in await desk.tickets.active() if t.owner == "li"]
     await desk.resolve(mine[0].id, LI)  # a slot comes free: the waiting customer gets it at once
@@ -179,7 +179,7 @@ async def test_transfer_to_a_group_goes_to_its_next_free_agent(
     await desk.claim(ticket.id, LI)
     with pytest.raises(NotFound) as unknown:
         await desk.transfer_to_group(ticket.id, LI, "VIP")
-    assert domain_status(unknown.value) == 404 and "English, 售后" in str(unknown.value)
+    assert status_of(unknown.value) == 404 and "English, 售后" in str(unknown.value)
     moved = await desk.transfer_to_group(ticket.id, LI, "English")
     assert moved.status == "queued" and moved.group == "English"  # nobody of English online yet
     conv = await desk.store.load_conversation("web:a")
@@ -199,7 +199,7 @@ async def test_transfer_to_a_colleague_at_their_limit_is_refused(
     await desk.claim(b.id, WANG)
     with pytest.raises(Conflict) as full:
         await desk.transfer(a.id, LI, WANG)
-    assert domain_status(full.value) == 409 and "wang already has 1 chats" in str(full.value)
+    assert status_of(full.value) == 409 and "wang already has 1 chats" in str(full.value)
 
 
 async def test_many_workers_assigning_and_claiming_at_once_on_real_redis(config: Config) -> None:
@@ -227,7 +227,7 @@ async def test_many_workers_assigning_and_claiming_at_once_on_real_redis(config:
             try:
                 await desk.claim(ticket_id, agent)
             except Conflict as exc:
-                assert domain_status(exc) == 409
+                assert status_of(exc) == 409
 
         work: list[Coroutine[Any, Any, object]] = [desk.assign_waiting() for desk in desks for _ in range(3)]
         work += [claim(desks[i % 6], queued[i % 10], (LI, WANG, ZHAO)[i % 3]) for i in range(30)]

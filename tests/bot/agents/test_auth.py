@@ -13,7 +13,7 @@ from bot import keys
 from bot.agents.auth import AgentDirectory, hash_password, verify_password
 from bot.config import AgentsConfig, AgentUserConfig
 from bot.errors import InvalidInput, RateLimited
-from bot.server import domain_status
+from bot.server import status_of
 from bot.storage.client import connect
 from bot.storage.conversations import Store
 from tests.conftest import REDIS_URL, require_redis
@@ -53,7 +53,7 @@ async def test_password_guessing_is_locked_out_but_not_the_agent(store: Store) -
         assert await directory.login("li", "guess", "203.0.113.9") is None
     with pytest.raises(RateLimited) as locked:  # the guesser's address is done, right password or not
         await directory.login("li", "li-password", "203.0.113.9")
-    assert domain_status(locked.value) == 429
+    assert status_of(locked.value) == 429
     assert await directory.login("li", "li-password", "198.51.100.7") is not None  # li, at her desk
 
 

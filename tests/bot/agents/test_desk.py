@@ -11,7 +11,7 @@ from bot import keys
 from bot.agents.desk import HumanDesk
 from bot.config import Config, ServiceHoursConfig
 from bot.errors import Conflict, DeliveryFailed, DomainError, Forbidden
-from bot.server import domain_status
+from bot.server import status_of
 from bot.storage.conversations import Store
 from bot.types import ConversationState, Role, TranscriptLine
 from tests.bot.agents.conftest import BOSS, LI, WANG, Clock, RecordingChannel, hand_off
@@ -63,7 +63,7 @@ async def test_claim_is_atomic_one_owner_among_many(desk: HumanDesk) -> None:
                                    desk.claim(ticket.id, BOSS), return_exceptions=True)
     winners = [r for r in results if not isinstance(r, BaseException)]
     losers = [r for r in results if isinstance(r, Conflict)]
-    assert len(winners) == 1 and len(losers) == 2 and all(domain_status(e) == 409 for e in losers)
+    assert len(winners) == 1 and len(losers) == 2 and all(status_of(e) == 409 for e in losers)
     assert await desk.tickets.queued() == []
     assert [t.owner for t in await desk.tickets.active()] == [winners[0].owner]
 
@@ -78,7 +78,7 @@ async def test_claim_reply_resolve_survey_rating_stored(desk: HumanDesk, channel
 
     with pytest.raises(Forbidden) as not_owner:
         await desk.send(ticket.id, WANG, "我来")
-    assert domain_status(not_owner.value) == 403
+    assert status_of(not_owner.value) == 403
     line, deferred = await desk.send(ticket.id, LI, "您好，我是小李，马上帮您查快递")
     assert deferred == ""
     assert line.role is Role.AGENT and line.meta["agent"] == "li"
@@ -128,7 +128,7 @@ async def test_hand_back_returns_to_the_bot_without_a_survey(desk: HumanDesk) ->
     assert await desk.tickets.open_for(conv.id) is None
     with pytest.raises(Conflict) as again:
         await desk.resolve(ticket.id, LI)
-    assert domain_status(again.value) == 409
+    assert status_of(again.value) == 409
 
 
 async def test_transfer_changes_owner_and_tells_the_customer(desk: HumanDesk) -> None:
@@ -186,7 +186,7 @@ async def test_delivery_failure_is_reported_to_the_agent(desk: HumanDesk, channe
     channel.fail = "45015: response out of time limit (48-hour window closed)"
     with pytest.raises(DeliveryFailed) as failed:
         await desk.send(ticket.id, LI, "您好")
-    assert domain_status(failed.value) == 502 and "48-hour" in str(failed.value)
+    assert status_of(failed.value) == 502 and "48-hour" in str(failed.value)
     notes = await desk.tickets.notes(ticket.id)
     assert notes[-1]["kind"] == "delivery_failed"
 

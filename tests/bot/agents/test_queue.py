@@ -17,7 +17,7 @@ from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, Config, IntentsConfig, load_config
 from bot.errors import Forbidden, InvalidInput
 from bot.runtime import Runtime
-from bot.server import domain_status
+from bot.server import status_of
 from bot.types import Action, ConversationState, InboundMessage, TurnResult
 from tests.bot.agents.conftest import BOSS, LI, Clock, RecordingChannel
 
@@ -145,7 +145,7 @@ async def test_a_blocked_customer_keeps_the_bot_but_reaches_no_agent_until_unblo
 
     with pytest.raises(Forbidden) as not_admin:
         await desk.unblock(LI, "web", "troll")
-    assert domain_status(not_admin.value) == 403
+    assert status_of(not_admin.value) == 403
     await desk.unblock(BOSS, "web", "troll")
     again = await say(runtime, "转人工", "troll")
     assert "第1位" in again.replies[0].text and await desk.tickets.open_for("web:troll") is not None

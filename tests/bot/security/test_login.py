@@ -17,7 +17,7 @@ from bot.agents import auth
 from bot.agents.auth import NAME_LIMIT, PAIR_LIMIT, AgentDirectory, needs_rehash, verify_password
 from bot.config import AgentsConfig
 from bot.errors import InvalidInput, RateLimited
-from bot.server import domain_status
+from bot.server import status_of
 from bot.storage.client import connect
 from bot.storage.conversations import Store
 from tests.bot.security.conftest import PASSWORD, Served, wipe
@@ -33,7 +33,7 @@ async def test_parallel_guesses_are_counted_atomically(store: Store) -> None:
     await directory.add("li", "li-password", "agent")
     outcomes = await asyncio.gather(*(directory.login("li", f"guess-{i}", ATTACKER) for i in range(15)),
                                     return_exceptions=True)
-    refused = [o for o in outcomes if isinstance(o, RateLimited) and domain_status(o) == 429]
+    refused = [o for o in outcomes if isinstance(o, RateLimited) and status_of(o) == 429]
     assert outcomes.count(None) == PAIR_LIMIT and len(refused) == 15 - PAIR_LIMIT
 
 
