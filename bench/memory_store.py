@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench.startup import start
+from bench.startup import rss_mb, start
 from tests.browser import free_port
 
 _PROBE = """
@@ -64,9 +64,7 @@ def redis_server() -> tuple[float, float]:
             except redis.exceptions.ConnectionError:
                 time.sleep(0.005)
         seconds = time.perf_counter() - begun
-        with open(f"/proc/{proc.pid}/status", encoding="utf-8") as status:
-            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-        return seconds, rss
+        return seconds, rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -38,12 +38,16 @@ def start(cache: Path, extra: str = "") -> tuple[float, float]:
                 raise SystemExit("kefu serve did not start")
             time.sleep(0.1)
         seconds = time.perf_counter() - begun
-        with open(f"/proc/{proc.pid}/status", encoding="utf-8") as status:
-            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-        return seconds, rss
+        return seconds, rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a running process, in MB (from /proc)."""
+    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
 
 
 def main() -> int:
