@@ -45,10 +45,16 @@ class Result:
     messages: int
     seconds: float
     latencies_ms: list[float]
+    cpu_seconds: float | None = None  # the server's CPU time over the timed messages, when metered
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU time per message (ms), NaN when not metered."""
+        return float("nan") if self.cpu_seconds is None else self.cpu_seconds * 1000 / self.messages
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -102,6 +108,54 @@ def start_server(cmd: list[str], port: int, workers: int, env: dict[str, str]) -
     return proc
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and every live process below it (uvicorn's supervisor, its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time of ``root`` and its descendants, from each live thread's
+    ``/proc/<pid>/task/<tid>/schedstat`` (nanoseconds on CPU; ``/proc/<pid>/stat`` counts 10 ms
+    ticks, too coarse for a turn of 1-2 ms).  Unlike wall-clock time it hardly moves with the
+    box's load: a turn costs the same CPU whether it waits for a core or not."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL and the process whose tree's CPU time is the server's."""
+
+    base: str
+    pid: int
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -112,11 +166,11 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 @asynccontextmanager
 async def server(cmd: list[str], port: int, workers: int, env: dict[str, str] | None = None
-                 ) -> AsyncIterator[str]:
-    """The server's base URL while it runs (started in a thread: this loop may serve a stand-in)."""
+                 ) -> AsyncIterator[Served]:
+    """The server while it runs (started in a thread: this loop may serve a stand-in)."""
     proc = await asyncio.to_thread(start_server, cmd, port, workers, env or {})
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         await asyncio.to_thread(stop_server, proc)
 
@@ -133,9 +187,12 @@ def web_chat(text_of: Callable[[int, int], str], tag: str, fresh_sessions: bool 
     return send
 
 
-async def drive(base: str, customers: int, messages: int, send: Send, untimed: int = 0) -> Result:
+async def drive(base: str, customers: int, messages: int, send: Send, untimed: int = 0,
+                meter: Callable[[], float] | None = None) -> Result:
     """Every customer sends its messages one after another, all customers at once; each
-    customer's first ``untimed`` messages are sent over its connection but not counted."""
+    customer's first ``untimed`` messages are sent over its connection but not counted
+    (``untimed`` only with one customer when metered: ``meter`` is the server's CPU clock, read
+    around the timed messages)."""
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=customers, max_keepalive_connections=customers)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
@@ -150,24 +207,30 @@ async def drive(base: str, customers: int, messages: int, send: Send, untimed: i
                 r.raise_for_status()
 
         started = time.perf_counter()
+        cpu = meter() if meter is not None and not untimed else 0.0
         await asyncio.gather(*(customer(c) for c in range(customers)))
         elapsed = time.perf_counter() - started
-    return Result(customers * messages, elapsed, latencies)
+        spent = meter() - cpu if meter is not None and not untimed else None
+    return Result(customers * messages, elapsed, latencies, spent)
 
 
-def plain_http_turns(base: str, texts: list[str], untimed: int = 0, tag: str = "plain") -> Result:
+def plain_http_turns(base: str, texts: list[str], untimed: int = 0, tag: str = "plain",
+                     meter: Callable[[], float] | None = None) -> Result:
     """One customer asking ``texts`` over one keep-alive connection with the standard library's
     HTTP client, each in a new session: the server's latency with little client overhead (httpx
     with asyncio adds 1–3 ms per request on this box, more than the turn itself).  The first
-    ``untimed`` texts are asked but not counted."""
+    ``untimed`` texts are asked but not counted; ``meter`` (the server's CPU clock) is read
+    around the counted ones."""
     host, port = base.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=120)
     latencies = []
     started = time.perf_counter()
+    cpu = meter() if meter is not None else 0.0
     try:
         for i, text in enumerate(texts):
             if i == untimed:
                 started = time.perf_counter()
+                cpu = meter() if meter is not None else 0.0
             body = json.dumps({"session": f"{tag}-customer-{i}", "text": text})
             sent = time.perf_counter()
             connection.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
@@ -177,9 +240,11 @@ def plain_http_turns(base: str, texts: list[str], untimed: int = 0, tag: str = "
                 latencies.append((time.perf_counter() - sent) * 1000)
             if response.status != 200:
                 raise RuntimeError(f"/api/chat answered {response.status}")
+        elapsed = time.perf_counter() - started
+        spent = meter() - cpu if meter is not None else None
     finally:
         connection.close()
-    return Result(len(latencies), time.perf_counter() - started, latencies)
+    return Result(len(latencies), elapsed, latencies, spent)
 
 
 SECRET = "bench-secret"
@@ -239,8 +304,9 @@ def intent_layer_alone(workers: int, texts: list[str], warm: Sequence[str] = ())
 
 def row(name: str, result: Result, reference: Result | None = None) -> str:
     ratio = f"{result.rate / reference.rate:6.0%}" if reference else "      "
+    cpu = f"   CPU {result.cpu_ms:6.3f} ms/msg" if result.cpu_seconds is not None else ""
     return (f"  {name:<40} {result.rate:8.1f} msg/s {ratio}   p50 {result.pct(0.5):7.1f} ms"
-            f"   p99 {result.pct(0.99):7.1f} ms   ({result.messages} messages)")
+            f"   p99 {result.pct(0.99):7.1f} ms{cpu}   ({result.messages} messages)")
 
 
 async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -> None:
@@ -268,8 +334,8 @@ async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -
     port = free_port()
     bare_cmd = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
                 "--workers", str(workers), "--log-level", "warning"]
-    async with server(bare_cmd, port, workers, {"KEFU_BENCH_REDIS": args.redis}) as base:
-        bare = await drive(base, args.customers, args.messages, web_chat(unique, "bare"))
+    async with server(bare_cmd, port, workers, {"KEFU_BENCH_REDIS": args.redis}) as bare_server:
+        bare = await drive(bare_server.base, args.customers, args.messages, web_chat(unique, "bare"))
     print(row("bare ASGI + same Redis keys", bare))
 
     async with BotApiStandIn() as telegram:
@@ -278,7 +344,8 @@ async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -
         port = free_port()
         cmd = [sys.executable, "-m", "bot", "--config", str(config), "serve", "--port", str(port),
                "--workers", str(workers)]
-        async with server(cmd, port, workers) as base:
+        async with server(cmd, port, workers) as kefu:
+            base = kefu.base
             full = await drive(base, args.customers, args.messages, web_chat(unique, "kefu"))
             print(row("kefu serve: web chat", full, alone))
 
@@ -297,13 +364,33 @@ async def run_workers(workers: int, args: argparse.Namespace, directory: Path) -
     wipe(args.redis)
 
 
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def compare(name: str, results: dict[str, list[Result]], a: str = "on", b: str = "off") -> None:
+    """The medians over rounds of ``a`` and ``b``: throughput, and the server's CPU per message
+    (steady under load, where the throughput of one round swings by tens of percent)."""
+    rate = {state: median([res.rate for res in results[state]]) for state in (a, b)}
+    cpu = {state: median([res.cpu_ms for res in results[state]]) for state in (a, b)}
+    pooled = {state: sum(res.cpu_seconds or 0.0 for res in results[state]) * 1000
+              / sum(res.messages for res in results[state]) for state in (a, b)}
+    print(f"  {name}: median msg/s {a} {rate[a]:.1f}, {b} {rate[b]:.1f} ({rate[a] / rate[b] - 1:+.1%}); "
+          f"server CPU per message, median {a} {cpu[a]:.3f} ms, {b} {cpu[b]:.3f} ms "
+          f"({cpu[a] / cpu[b] - 1:+.1%}); all rounds {pooled[a]:.3f} vs {pooled[b]:.3f} ms "
+          f"({pooled[a] / pooled[b] - 1:+.1%})")
+
+
 async def metrics_cost(workers: int, args: argparse.Namespace, directory: Path) -> None:
-    """Throughput with ``metrics.enabled`` on and off, side by side: both servers run at once and
-    the rounds alternate between them, so drift in the box's load hits both alike."""
+    """Throughput and the servers' CPU time per message with ``metrics.enabled`` on and off, side
+    by side: both servers run at once and the rounds alternate between them (A/B, then B/A), so
+    drift in the box's load hits both alike."""
     from tests.bot.channels.telegram_standin import BotApiStandIn
 
     pool = questions()
-    print(f"\n{workers} worker(s), metrics on vs off, {args.rounds} alternating rounds")
+    print(f"\n{workers} worker(s), metrics on vs off, {args.rounds} alternating rounds "
+          f"(load average {os.getloadavg()[0]:.1f})")
     rows: dict[str, list[Result]] = {"on": [], "off": []}
     repeated: dict[str, list[Result]] = {"on": [], "off": []}
     async with BotApiStandIn() as telegram:
@@ -313,25 +400,26 @@ async def metrics_cost(workers: int, args: argparse.Namespace, directory: Path) 
                         str(kefu_config(directory, args.redis, telegram.base_url, metrics=state == "on")),
                         "serve", "--port", str(ports[state]), "--workers", str(workers)] for state in ports}
         async with server(cmds["on"], ports["on"], workers) as on, server(cmds["off"], ports["off"], workers) as off:
-            bases = {"on": on, "off": off}
+            servers = {"on": on, "off": off}
             for r in range(args.rounds):
                 for state in (("on", "off") if r % 2 == 0 else ("off", "on")):
                     def unique(c: int, i: int, salt: str = f"{state}{r}") -> str:
                         n = c * args.messages + i
                         return f"{pool[n % len(pool)]} {salt}-{n}"
 
-                    result = await drive(bases[state], args.customers, args.messages,
-                                         web_chat(unique, f"cost-{state}-{r}"))
+                    served = servers[state]
+                    result = await drive(served.base, args.customers, args.messages,
+                                         web_chat(unique, f"cost-{state}-{r}"), meter=served.cpu)
                     rows[state].append(result)
                     print(row(f"round {r + 1}: web chat, metrics {state}", result))
                     texts = [pool[i % 20] for i in range(args.repeats + 20)]
-                    hits = await asyncio.to_thread(plain_http_turns, bases[state], texts, 20, f"plain-{state}-{r}")
+                    hits = await asyncio.to_thread(plain_http_turns, served.base, texts, 20, f"plain-{state}-{r}",
+                                                   served.cpu)
                     repeated[state].append(hits)
                     print(row(f"round {r + 1}: repeated questions, plain, metrics {state}", hits))
-    for name, results in (("web chat", rows), ("repeated questions", repeated)):
-        medians = {state: sorted(res.rate for res in results[state])[len(results[state]) // 2] for state in results}
-        print(f"  {name}: median msg/s with metrics on {medians['on']:.1f}, off {medians['off']:.1f}; "
-              f"difference {medians['on'] / medians['off'] - 1:+.1%}")
+    compare("web chat (new questions)", rows)
+    compare("repeated questions", repeated)
+    print(f"  load average at the end {os.getloadavg()[0]:.1f}")
     wipe(args.redis)
 
 
