@@ -6,8 +6,9 @@ answers a scrape merges every worker's files: one consistent view, whatever work
 lands on.  Shared state that lives in Redis (queue length, oldest wait, agents online) is read
 at scrape time instead of being counted, so every worker reports the same value.
 
-The recording functions are cheap (a lock and an add) and no-ops when ``metrics.enabled`` is
-false; they never raise into a customer's turn.
+The recording functions are cheap (a lock and an add per value: about 8 µs of CPU for a turn in
+one process, 12 µs with the files; ``python -m bench.turncost --record-cost 20000``) and no-ops
+when ``metrics.enabled`` is false; they never raise into a customer's turn.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -51,6 +53,19 @@ KNOWLEDGE_VERSION = Gauge("kefu_knowledge_version", "Knowledge version this work
                           multiprocess_mode="liveall")
 
 _enabled = True
+_Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
+_series: dict[tuple[object, ...], object] = {}
+
+
+def series(metric: _Metric, *labels: str) -> _Metric:
+    """``metric.labels(*labels)``, remembered: prometheus_client checks the labels and takes a lock
+    on every ``labels()`` call, which was a third of a turn's recording.  Every label here has a
+    bounded set of values (channels, outcomes, reasons, events)."""
+    key = (metric, *labels)
+    child = _series.get(key)
+    if child is None:
+        child = _series[key] = metric.labels(*labels)
+    return child  # type: ignore[return-value]  # keyed by its own metric: the same type
 
 
 def configure(enabled: bool) -> None:
@@ -89,12 +104,12 @@ def observe_turn(channel: str, result: TurnResult, seconds: float) -> str:
     if not _enabled:
         return outcome
     try:
-        TURNS.labels(channel, outcome).inc()
-        TURN_SECONDS.labels(channel).observe(seconds)
+        series(TURNS, channel, outcome).inc()
+        series(TURN_SECONDS, channel).observe(seconds)
         if result.handoff is not None:
-            HANDOFFS.labels(channel, result.handoff.reason or "unknown").inc()
+            series(HANDOFFS, channel, result.handoff.reason or "unknown").inc()
         elif outcome == "rate_limited":
-            RATE_LIMITED.labels(channel).inc()
+            series(RATE_LIMITED, channel).inc()
     except Exception:  # a statistic must never fail a customer's turn
         log.exception("turn not recorded in the metrics")
     return outcome
@@ -111,25 +126,25 @@ def ticket_event(event: str, rating: object = None) -> None:
         return
     if event == "rating":
         if isinstance(rating, int) and 1 <= rating <= 5:
-            RATINGS.labels(str(rating)).inc()
+            series(RATINGS, str(rating)).inc()
         return
-    TICKETS.labels(event).inc()
+    series(TICKETS, event).inc()
 
 
 def send_failure(channel: str) -> None:
     if _enabled:
-        SEND_FAILURES.labels(channel).inc()
+        series(SEND_FAILURES, channel).inc()
 
 
 def held(queue: str, count: int) -> None:
     """Items a worker's held-work queue (``telegram``, ``wechat sends``...) holds now."""
     if _enabled:
-        HELD.labels(queue).set(count)
+        series(HELD, queue).set(count)
 
 
 def redis_error(where: str) -> None:
     if _enabled:
-        REDIS_ERRORS.labels(where).inc()
+        series(REDIS_ERRORS, where).inc()
 
 
 def knowledge_version(version: int) -> None:

@@ -108,3 +108,41 @@ def test_a_bad_metrics_listener_is_one_clear_line(tmp_path: Path, cache_dir: Pat
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         "kefu: error: metrics.listen: expected HOST:PORT (e.g. 127.0.0.1:9464), got 'localhost'")
+
+
+def test_each_turn_is_counted_in_its_own_series_and_nothing_when_disabled() -> None:
+    """The remembered label series (``metrics.series``) count each channel/outcome apart, like
+    ``labels()`` did; with ``metrics.enabled: false`` nothing is recorded at all."""
+    from prometheus_client import REGISTRY
+
+    from bot import metrics
+    from bot.types import Action, Conversation, Decision, HandoffRequest, InboundMessage, Intent, TurnResult
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    conv = Conversation.start(InboundMessage("web", "u", "u", "how do returns work", "m"))
+    answer = TurnResult((), conv, Decision(Action.ANSWER, "en", Intent.FAQ, 0.9, entry_id="returns"))
+    handoff = TurnResult((), conv, Decision(Action.HANDOFF, "en", Intent.ASKED_FOR_HUMAN, 1.0),
+                         HandoffRequest("human_request", "asked for a human"))
+    names = [("kefu_turns_total", {"channel": "web", "outcome": "answer"}),
+             ("kefu_turns_total", {"channel": "telegram", "outcome": "answer"}),
+             ("kefu_turns_total", {"channel": "web", "outcome": "handoff"}),
+             ("kefu_handoffs_total", {"channel": "web", "reason": "human_request"}),
+             ("kefu_turn_seconds_count", {"channel": "web"}),
+             ("kefu_turn_seconds_sum", {"channel": "web"})]
+    before = [sample(name, **labels) for name, labels in names]
+    try:
+        for _ in range(3):
+            assert metrics.observe_turn("web", answer, 0.5) == "answer"
+        assert metrics.observe_turn("telegram", answer, 0.5) == "answer"
+        assert metrics.observe_turn("web", handoff, 0.5) == "handoff"
+        after = [sample(name, **labels) - was for (name, labels), was in zip(names, before, strict=True)]
+        assert after == [3, 1, 1, 1, 4, 2.0]
+        assert metrics.series(metrics.TURNS, "web", "answer") is metrics.TURNS.labels("web", "answer")
+
+        metrics.configure(False)
+        assert metrics.observe_turn("web", handoff, 0.5) == "handoff"  # still the log line's outcome
+        assert [sample(name, **labels) - was for (name, labels), was in zip(names, before, strict=True)] == after
+    finally:
+        metrics.configure(True)
