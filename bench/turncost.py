@@ -4,6 +4,7 @@ set-ups running at once; the rounds rotate between them so the box's load hits e
 
     python -m bench.turncost                          # 1 vs 2 workers, metrics on
     python -m bench.turncost --metrics on off         # and each with metrics off
+    python -m bench.turncost --workers 2 --metrics on off --copies 2   # with an A/A control
     python -m bench.turncost --profile 2              # py-spy (if installed) on a 2-worker server's worker
 
 Reports latency (wall clock: moves with the box's load, whose average is printed next to it) and
@@ -46,10 +47,12 @@ from bench.load import (
 class Setup:
     workers: int
     metrics: bool
+    copy: int = 0  # --copies: two servers set up alike show how far apart servers differ by themselves
 
     @property
     def name(self) -> str:
-        return f"{self.workers} worker{'s' if self.workers > 1 else ''}, metrics {'on' if self.metrics else 'off'}"
+        copy = f" (server {self.copy + 1})" if self.copy else ""
+        return f"{self.workers} worker{'s' if self.workers > 1 else ''}, metrics {'on' if self.metrics else 'off'}{copy}"
 
 
 def summary(name: str, results: list[Result]) -> str:
@@ -126,20 +129,35 @@ for _ in range(5):
         metrics.observe_turn("web", result, 0.002)
         metrics.observe_decision(0.0004)
     best = min(best, time.process_time() - started)
-print(best / n * 1e6)
+# Cold: one turn at a time, with 8 MB touched in between as a turn's other work (and the box's
+# other processes) would, minus the same with nothing recorded: what a turn really pays.
+junk = bytearray(8 << 20)
+cold = [0.0, 0.0]
+for i in range(600):
+    for record in (True, False):
+        for j in range(0, len(junk), 4096):
+            junk[j] = i & 255
+        started = time.process_time()
+        if record:
+            metrics.observe_turn("web", result, 0.002)
+            metrics.observe_decision(0.0004)
+        cold[record] += time.process_time() - started
+print(best / n * 1e6, (cold[1] - cold[0]) / 600 * 1e6)
 """
 
 
 def record_cost(calls: int) -> None:
-    """CPU time of recording one turn (``observe_turn`` + ``observe_decision``), per mode: the
-    best of 5 passes of ``calls`` turns, each mode in a fresh process."""
-    print(f"recording one turn's metrics, CPU µs per turn (best of 5 × {calls:,}; load average "
-          f"{os.getloadavg()[0]:.1f}):")
+    """CPU time of recording one turn (``observe_turn`` + ``observe_decision``), per mode, each
+    in a fresh process: hot (the best of 5 passes of ``calls`` turns in a loop) and cold (one turn
+    at a time with the caches dirtied in between, less the same without recording)."""
+    print(f"recording one turn's metrics, CPU µs per turn, hot (best of 5 × {calls:,}) / cold (600); "
+          f"load average {os.getloadavg()[0]:.1f}:")
     for mode in ("multiprocess", "one process"):
         for state in ("on", "off"):
             out = subprocess.run([sys.executable, "-c", RECORD, mode, state, str(calls)], cwd=ROOT, check=True,
                                  capture_output=True, text=True).stdout
-            print(f"  {mode:<13} metrics {state:<3} {float(out):6.2f} µs")
+            hot, cold = (float(value) for value in out.split())
+            print(f"  {mode:<13} metrics {state:<3} hot {hot:6.2f} µs   cold {cold:6.1f} µs")
 
 
 CLIENT = ("import json, sys; from bench.load import plain_http_turns; "
@@ -205,7 +223,7 @@ async def cprofile(args: argparse.Namespace, directory: Path) -> str:
 async def run(args: argparse.Namespace, directory: Path) -> None:
     from tests.bot.channels.telegram_standin import BotApiStandIn
 
-    setups = [Setup(w, m == "on") for m in args.metrics for w in args.workers]
+    setups = [Setup(w, m == "on", c) for c in range(args.copies) for m in args.metrics for w in args.workers]
     pool = questions()
     texts = [pool[i % 20] for i in range(args.turns + 20)]
     results: dict[Setup, list[Result]] = {setup: [] for setup in setups}
@@ -242,6 +260,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--metrics", nargs="+", choices=["on", "off"], default=["on"])
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--copies", type=int, default=1, help="servers of each set-up (2: an A/A control)")
     parser.add_argument("--turns", type=int, default=300, help="timed turns per round and set-up")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--profile", type=int, default=0, metavar="WORKERS",
