@@ -16,10 +16,11 @@ from tqdm import tqdm
 
 from bot.errors import KefuError
 from bot.runtime import Runtime
-from bot.types import Action, InboundMessage
+from bot.types import Action, InboundMessage, Reason
 
 HANDOFF = "handoff"
 NO_ANSWER = "no-answer"
+ESCALATIONS = (Reason.COMPLAINT, Reason.HUMAN_REQUEST)  # handoffs that say the customer is unhappy
 OFF_TOPIC = "off-topic"  # chit-chat the bot answers with what it can help with: no FAQ answer, no handoff
 
 
@@ -63,11 +64,16 @@ class Summary:
     off_topic_cases: int = 0
     off_topic_replied: int = 0
     off_topic_handed_off: int = 0
+    not_handoff_cases: int = 0
+    false_escalations: int = 0  # taken for a complaint or a demand for a human when none was made
     latencies_ms: list[float] = field(default_factory=list)
 
     def add(self, case: Case, row: dict[str, Any]) -> None:
         self.total += 1
         self.latencies_ms.append(row["ms"])
+        if case.expect != HANDOFF:
+            self.not_handoff_cases += 1
+            self.false_escalations += row["action"] == Action.HANDOFF and row["reason"] in ESCALATIONS
         if case.expect == HANDOFF:
             self.handoff_cases += 1
             self.handoff_caught += row["action"] == Action.HANDOFF
@@ -100,6 +106,7 @@ class Summary:
             ("answered wrong (in-scope)", pct(self.in_scope_wrong, self.in_scope)),
             ("routine handed off", pct(self.in_scope_handed_off, self.in_scope)),
             ("handoff recall", pct(self.handoff_caught, self.handoff_cases)),
+            ("false escalations (complaint / human)", pct(self.false_escalations, self.not_handoff_cases)),
             ("out-of-scope recall", pct(self.oos_not_answered, self.oos_cases)),
             ("out-of-scope answered", pct(self.oos_cases - self.oos_not_answered, self.oos_cases)),
             ("off-topic given the scope reply", pct(self.off_topic_replied, self.off_topic_cases)),

@@ -81,6 +81,8 @@ class Intent(StrEnum):
     ULTIMATUM = "ultimatum"
     DEMAND = "demand"
     BROKEN_PROMISE = "broken_promise"
+    LOSS_BLAME = "loss_blame"
+    SARCASM = "sarcasm"
     UNRESOLVED = "unresolved"
     COMPENSATION = "compensation"
     LONG_WAIT = "long_wait"

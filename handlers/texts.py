@@ -243,13 +243,23 @@ TEXTS: dict[str, dict[str, str]] = {
               "• 有几个相近的问题时，点击按钮选择即可；\n"
               "• 图片、文件可以直接发给我，会保存在对话记录里，人工客服也能看到；\n"
               "• 发送 /human 或说“转人工”即可转接人工客服，对话记录会一并转过去，您不用重复描述；\n"
+              "• 回答下方的 👍/👎 告诉我们回答有没有帮上忙；\n"
               "• 在群聊里请 @我 或回复我的消息。",
         "en": "How this works:\n"
               "• Describe your question in a message and I'll answer right away;\n"
               "• When a few questions are close, tap the button for yours;\n"
               "• Photos and files can be sent here; they stay with the conversation so an agent sees them too;\n"
               "• Send /human or say \"agent\" to reach a person, who will see this whole conversation;\n"
+              "• 👍/👎 under an answer tells us whether it helped;\n"
               "• In a group, mention me or reply to my message.",
+    },
+    "telegram_rated": {  # the short notice after 👍/👎 under an answer
+        "zh": "谢谢您的反馈！",
+        "en": "Thanks for the feedback!",
+    },
+    "telegram_rated_wrong": {  # … after 👎: the customer is not left with a wrong answer
+        "zh": "抱歉没帮上忙，已记录下来改进；您可以换个说法再问，或发送 /human 转人工。",
+        "en": "Sorry that didn't help; it's noted so we can fix it. Try asking another way, or send /human.",
     },
 }
 

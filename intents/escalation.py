@@ -80,6 +80,7 @@ class Signal:
     negatable: bool = False
     angry: bool = False
     info_question_cancels: bool = False
+    sentence: bool = False  # quote the whole sentence: what was said and what happened, not a fragment
 
 
 # --- lexicons -------------------------------------------------------------------------------
@@ -233,7 +234,8 @@ ULTIMATUM = (
     r"再不(?:给我)?(?:处理|解决|退|给|发|回复|答复|联系|赔)[^,.!?;。！？；]{0,12}(?:就|我就)",
     r"(?:不|没)(?:给我)?(?:处理|解决|退款|退钱|答复|回复|赔)(?:的话)?[,，]?我就", r"否则[^。.!?！？]{0,6}(?:就|我)",
     r"if (?:you|u) (?:don'?t|do not|won'?t|can'?t)\b[^.!?]{0,40}\bi(?:'ll| will| am going to|'m going to| shall)",
-    r"or else", r"or i(?:'ll| will)", r"(?:last|final) (?:attempt|chance|warning|time i'?m asking)",
+    r"or else", r"or i(?:'ll| will)", r"or (?:we'?re|i'?m) (?:done|finished)",
+    r"(?:last|final) (?:attempt|chance|warning|time i'?m asking)",
     r"最后(?:一次|通牒)(?:机会|警告)?", r"(?:go|going|goes) to (?:my|the) bank",
     r"(?:今天|马上|立刻|现在|立即)?必须(?:给我|要)?(?:解决|处理|退款|退钱|赔|答复|回复|给个说法|道歉)",
     r"(?:赶紧|立刻|马上|快)(?:给我)?退钱", r"退钱[!]",
@@ -242,6 +244,7 @@ ULTIMATUM = (
 UNRESOLVED = (
     r"没人(?:管|理|处理|回|回复|回应|负责|搭理|跟进)", r"都没人", r"一直没人", r"不理人", r"不理我", r"踢皮球",
     r"推来推去", r"(?:多次|屡次|反复|好几次|几次)(?:联系|反映|投诉|沟通|催|打电话)",
+    r"(?:找|联系|打给|催|反映)了?(?:你们|客服)?(?:都)?(?:[两三四五六七八九十]|\d+|好几|很多|无数)(?:次|回|遍)",
     r"没有任何(?:回复|回应|处理|结果|消息|进展)",
     r"(?:trying|tried) to (?:reach|contact|get hold of|get through to) (?:someone|anyone|you|a human|a person|support|"
     r"customer service)",
@@ -259,13 +262,52 @@ UNRESOLVED = (
 )
 # A demand shouted with "!!" ("我要退款！！！", "refund me now!!"); a plain "我要退款" is a question.
 DEMAND_SHOUTED = (
-    r"(?:我要|给我|马上|立刻|赶紧|快点?|必须)[^,.!?;，。！？；]{1,12}!{2,}",
+    r"(?:我要|给我|马上|立刻|赶紧|快点?|必须)[^,.!?;，。！？；]{1,12}!{2,}", r"^(?:快点?|赶紧|马上)!{3,}",
     r"(?:i want|give me|refund me|i need|i demand)[^,.!?;]{1,40}!{2,}",
+    # an impatient question shouted with "!!!" ("退款到底什么时候到！！！", "where is my refund!!!")
+    r"(?:到底|究竟|凭什么|为什么还|怎么还|什么时候)[^.!?;。！？；]{0,14}!{3,}",
+    r"(?:where|when|why)\b[^.!?;]{1,40}!{3,}",
 )
 BROKEN_PROMISE = (
     r"言而无信", r"说话不算(?:数|话)", r"出尔反尔", r"说一套做一套", r"不守信用", r"(?:毫无|没有|没)信用(?:可言)?",
     r"(?:broke|broken|breaking) (?:your|their|the|a) promise",
     r"(?:never|didn'?t|did not|don'?t) keep (?:your|their) (?:word|promises?)",
+    # what was said, then what happened ("说好的顺丰，结果…", "前天说今天能到，今天又说明天")
+    r"说好(?:的|了)[^.!?;。！？；]{0,20}?(?:结果|却|又|怎么还|还是没|到现在|现在都)",
+    r"(?:前天|昨天|上次|之前|当时|上周|早上|刚才|明明|你们|客服)(?:客服)?(?:说|答应|承诺|保证|告诉我)(?:的|了|过)?"
+    r"[^.!?;。！？；]{1,20}?(?:又说|又改口|又变|结果|却|现在又)",
+    r"(?:说|答应|承诺|保证)(?:过|了)?(?:要)?(?:给我|帮我)[^.!?;。！？；]{1,15}[,，][^.!?;。！？；]{0,8}呢",
+    r"(?:页面|网页|商品页|详情页|首页|广告|宣传|网上|app)(?:上)?(?:写|显示|标|说)(?:的|着|了)?[^.!?;。！？；]{1,20}?"
+    r"(?:结果|却|可是|但是|现在都|怎么还)",
+    r"(?:you|your (?:site|website|page|agent|staff|team|ad|store|email)|they) (?:said|told me|promised|guaranteed|"
+    r"claimed|assured me)\b[^.!?]{0,60}\b(?:but|yet|now|then|today|instead|it'?s (?:been|day|now)|still|never)\b",
+)
+# Praise around a failure is sarcasm ("真好啊，又让我等了一个星期", "wonderful, the replacement is broken
+# too"); praise alone ("great service, thanks!") is not.
+SARCASM = (
+    r"(?:真好|真不错|真棒|太棒了|真行|可真|厉害了|好样的|真是太好|效率真高|服务真好|质量真好)[^.!?;。！？；]{0,20}?"
+    r"(?:又(?:让|是|错|坏|没|等)|坏了|错了|等了|还没|不到[^,，]{0,6}就)",
+    r"(?:又(?:让|是|错|坏|没)|坏了|错了|等了)[^.!?;。！？；]{0,20}?(?:真好|真不错|真棒|太棒了|质量真好|效率真高|服务真好)",
+    r"(?:wonderful|great|fantastic|brilliant|amazing|awesome|lovely|perfect|so glad|thanks so much|thanks a lot|"
+    r"thank you so much)\b[^.!?]{0,50}?\b(?:broken|broke|wrong|late|never|waited|for nothing|missing|"
+    r"(?<!thanks )(?<!thank you )again)\b",
+)
+# A loss the customer holds the company responsible for ("因为你们送错了货…", "这趟车费谁出",
+# "your mistake cost me a day off work"); a plain problem report ("收到的东西坏了") is the FAQ's.
+LOSS_BLAME = (
+    r"(?:因为|由于|都怪|就因为|全怪|怪)你们[^.!?;。！？；]{0,15}?(?:错|晚|慢|延误|耽误|失误|问题|没|不|弄|搞|丢|坏|漏)",
+    r"(?:你们|快递员?|客服|商家)[^,.!?;，。！？；]{0,10}害(?:得)?我", r"害我(?:白|多|损失|错过|耽误)",
+    r"(?:损失|医药费|车费|路费|跑腿费|打车费|误工费|这个钱|这笔钱|这个责任|责任)[^,.!?;，。！？；]{0,4}谁(?:来)?(?:出|负责|承担|赔|买单)",
+    r"白(?:跑|等|花|损失)了?(?:一趟|一天|半天|一上午|一下午|几百|\d+)", r"(?:总得|必须|得)有(?:个)?人(?:出来)?负责",
+    r"(?:不能|不会|凭什么)(?:白白)?(?:吃(?:这个)?亏|承担)", r"白白吃亏",
+    r"(?:扣|收|刷)了(?:我)?(?:[三四五六七八九十]|\d+|好几)次(?:钱|款)?",
+    r"(?:your|you guys'?|your courier'?s|your driver'?s) (?:mistake|fault|error|screw[- ]?up)",
+    r"(?:you|your \w+) (?:cost|have cost|has cost) me", r"(?:ruined|wrecked|spoiled) my",
+    r"(?:you|u) (?:owe me|need to cover|have to cover|should cover|need to pay for|have to pay for|must pay for)",
+    r"because (?:of )?(?:you|your)\b[^.!?]{0,40}\b"
+    r"(?:late|wrong|mistake|lost|broke|damaged|missed|failed|didn'?t|never)",
+    r"(?:you|u|they)(?: have| guys)? (?:charged|billed|debited) (?:me|my (?:card|account))[^.!?]{0,10}"
+    r"(?:three|four|five|several|multiple|\d+) times",
 )
 COMPENSATION = (
     r"(?:我要|要求|必须|得|给我|赶紧|立刻|马上)[^,.!?;，。！？；]{0,8}(?:赔偿|赔钱|补偿)", r"赔我", r"赔钱",
@@ -369,7 +411,11 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(Intent.ULTIMATUM, COMPLAINT, ULTIMATUM, 'gives an ultimatum: "{t}"', "下最后通牒：“{t}”"),
     Signal(Intent.DEMAND, COMPLAINT, DEMAND_SHOUTED, 'makes a demand: "{t}"', "强烈要求：“{t}”", angry=True),
     Signal(Intent.BROKEN_PROMISE, COMPLAINT, BROKEN_PROMISE, 'says a promise was broken ("{t}")',
-           "认为承诺没有兑现（“{t}”）"),
+           "认为承诺没有兑现（“{t}”）", sentence=True),
+    Signal(Intent.SARCASM, COMPLAINT, SARCASM, 'is sarcastic, unhappy ("{t}")', "语带讽刺，明显不满（“{t}”）",
+           sentence=True),
+    Signal(Intent.LOSS_BLAME, COMPLAINT, LOSS_BLAME, 'holds the company responsible for a loss ("{t}")',
+           "认为损失应由公司负责（“{t}”）", sentence=True),
     Signal(Intent.UNRESOLVED, COMPLAINT, UNRESOLVED, 'says nobody is handling it: "{t}"', "反映问题无人处理：“{t}”"),
     Signal(Intent.COMPENSATION, COMPLAINT, COMPENSATION, 'demands compensation ("{t}")', "要求赔偿（“{t}”）",
            negatable=True),
@@ -395,6 +441,8 @@ AGENT_INFO_QUESTION_MARKERS = (
 )
 
 # --- negation ----------------------------------------------------------------------------------
+_SENTENCE_BREAK = re.compile(r"[.!?;。！？；\n]")
+_SENTENCE_QUOTE_MAX = 120
 _CLAUSE_BREAK = re.compile(r"[,.!?;:，。！？；：\n]")
 _ZH_NEGATION = re.compile(
     r"(?:不用|不要|不需要|不需|无需|无须|没必要|不必|不想|不打算|先不|暂时不|不再|不是|并不是|并非|没想|没打算|别|不)"
@@ -546,12 +594,22 @@ def _quote(original: str, offsets: list[int], start: int, end: int) -> str:
 
 
 def _first_match(signal: Signal, pattern: re.Pattern[str], text: str) -> tuple[int, int] | None:
-    """Span of the first non-negated match (of its ``q`` group, if the pattern has one)."""
+    """Span of the first non-negated match (of its ``q`` group, if the pattern has one; of the
+    sentence around it for ``sentence`` signals)."""
     for match in pattern.finditer(text):
         if signal.negatable and _negated(text, match.start()):
             continue
         quoted = next((name for name, value in match.groupdict().items() if value is not None), None)
-        return match.span(quoted) if quoted else match.span()
+        start, end = match.span(quoted) if quoted else match.span()
+        if signal.sentence:
+            before = [m.end() for m in _SENTENCE_BREAK.finditer(text, 0, start)]
+            after = _SENTENCE_BREAK.search(text, end)
+            start, end = (before[-1] if before else 0), (after.start() if after else len(text))
+            if end - start > _SENTENCE_QUOTE_MAX:  # cut at a word or clause boundary, never mid-word
+                cut = max(text.rfind(" ", start, start + _SENTENCE_QUOTE_MAX),
+                          text.rfind(",", start, start + _SENTENCE_QUOTE_MAX))
+                end = cut if cut > start else start + _SENTENCE_QUOTE_MAX
+        return start, end
     return None
 
 

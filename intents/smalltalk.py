@@ -50,6 +50,11 @@ THANKS_TOKENS: tuple[str, ...] = (
     r"awesome", r"cool", r"nice", r"got it", r"understood", r"al(?:l )?right", r"sounds good", r"noted", r"sure",
     r"that helps", r"that helped", r"(?:very )?helpful", r"thanks? (?:you )?for (?:your|the) help",
     r"thanks? for helping",
+    # praise is thanks too ("great service, thanks a lot!"), never sarcasm on its own
+    r"(?:great|good|excellent|amazing|awesome|fantastic|lovely|nice) (?:service|job|work|support)", r"wow+",
+    r"(?:that was|that's|so|very|super|really) (?:fast|quick|helpful)",
+    r"服务(?:真|很|太|超|非常)?(?:好|棒|周到|贴心)(?:了)?",
+    r"(?:给你们)?点赞", r"回复(?:得)?(?:真|很|好)快",
 )
 GOODBYE_TOKENS: tuple[str, ...] = (
     r"再见", r"拜拜", r"拜", r"掰掰", r"88", r"886", r"回见", r"回头见", r"下次见", r"明天见", r"晚安",

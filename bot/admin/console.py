@@ -18,6 +18,7 @@ from bot.admin.feedback import Feedback
 from bot.admin.live import KnowledgeSync
 from bot.admin.recorder import TurnRecorder
 from bot.agents.access import ConsoleAccess
+from bot.review import AnswerReview
 from bot.runtime import Runtime
 from bot.static_assets import static_asset
 
@@ -31,7 +32,7 @@ class AdminConsole:
         self.runtime = runtime
         self.api = AdminApi(runtime, access, recorder)
         self.sync = KnowledgeSync(runtime)
-        self.feedback = Feedback(runtime.store, recorder, runtime.config.channels.web)
+        self.feedback = Feedback(runtime.store, AnswerReview(runtime.store), runtime.config.channels.web)
 
     def routes(self) -> list[BaseRoute]:
         return [

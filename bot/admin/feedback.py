@@ -3,29 +3,26 @@
 A thumbs-down puts the question among the unanswered ones (四个不漏: a wrong answer the customer
 noticed is as much a gap as a question the bot could not answer).  Public like the web chat
 itself: the visitor token (or the session id) is the customer's own secret; one vote per
-answer, which is the bot line ``seq`` when given, else the latest answer.
+answer, which is the bot line ``seq`` when given, else the latest answer (:mod:`bot.review`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot.admin.recorder import TurnRecorder
 from bot.channels.visitor import VisitorTokens, check_origin, session_of
 from bot.config import WebChannelConfig
-from bot.errors import BadRequest, NotFound
+from bot.errors import BadRequest
 from bot.json_body import json_object
+from bot.review import AnswerReview
 from bot.storage.conversations import Store
-from bot.types import Role
 
 
 class Feedback:
-    def __init__(self, store: Store, recorder: TurnRecorder, web: WebChannelConfig | None = None) -> None:
+    def __init__(self, store: Store, review: AnswerReview, web: WebChannelConfig | None = None) -> None:
         self.store = store
-        self.recorder = recorder
+        self.review = review
         self.web = web or WebChannelConfig()
         self.tokens = VisitorTokens(store.web, self.web.secret)
 
@@ -39,22 +36,5 @@ class Feedback:
         if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
             raise BadRequest("'seq' must be the number of the answer being rated")
         conv = await self.store.load_conversation(f"web:{session}")
-        lines = list(conv.transcript if conv else ())
-        if seq is not None:  # the customer line just before the rated answer
-            at = next((i for i, line in enumerate(lines) if line.seq == seq and line.role is Role.BOT), 0)
-            lines = lines[:at]
-        asked = None
-        for line in reversed(lines):
-            if line.role is Role.CUSTOMER and isinstance(line.meta.get("decision"), dict):
-                asked = line
-                break
-        if conv is None or asked is None:
-            raise NotFound("there is no answer to rate yet")
-        if not await self.store.first_time("feedback", f"{conv.id}:{asked.at}"):
-            return JSONResponse({"recorded": False})
-        decision: dict[str, Any] = asked.meta["decision"]
-        if helpful:
-            await self.recorder.thumbs_up()
-        else:
-            await self.recorder.thumbs_down(conv.id, asked.text, conv.language, decision.get("entry_id"))
-        return JSONResponse({"recorded": True})
+        recorded = await self.review.judge(conv, helpful, seq=seq)
+        return JSONResponse({"recorded": recorded})

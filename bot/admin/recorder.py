@@ -80,17 +80,6 @@ class TurnRecorder:
             counters["disputed"] = 1
         return TurnRecord(now, counters, question, unanswered, disputed)
 
-    async def thumbs_down(self, conversation_id: str, text: str, language: str = "zh",
-                          entry_id: str | None = None) -> None:
-        """The customer said an answer did not help: the question joins the unanswered ones."""
-        now = self.clock()
-        await self.records.thumbs_down(
-            now, unanswered_record(text, "thumbs_down", now, conversation_id, language, 0.0, entry_id, []))
-
-    async def thumbs_up(self) -> None:
-        """The customer said an answer helped."""
-        await self.records.thumbs_up(self.clock())
-
 
 def disputed_answer(result: TurnResult) -> dict[str, Any] | None:
     """The previous question's record when this turn disputes the bot's answer to it: the customer

@@ -145,6 +145,7 @@ class AgentApi:
             Route(f"{p}/tickets/{{ticket_id}}/resolve", self.resolve, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/handback", self.handback, methods=["POST"]),
             Route(f"{p}/tickets/{{ticket_id}}/followups", self.followup, methods=["POST"]),
+            Route(f"{p}/tickets/{{ticket_id}}/wrong-answers", self.wrong_answer, methods=["POST"]),
         ]
 
     async def openapi(self, request: Request) -> Response:
@@ -388,6 +389,13 @@ class AgentApi:
         reminder = await self.desk.follow_up(request.path_params["ticket_id"], agent, float(minutes), text)
         return JSONResponse({"followup": reminder})
 
+    async def wrong_answer(self, request: Request) -> Response:
+        agent = await self.agent(request)
+        seq = (await json_object(request, '{"seq": 4}')).get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise BadRequest("'seq' must be the number of the bot's answer in the transcript")
+        return JSONResponse({"recorded": await self.desk.wrong_answer(request.path_params["ticket_id"], agent, seq)})
+
 
 def _op(summary: str, *, body: dict[str, Any] | None = None, ticket: bool = False,
         public: bool = False, optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -498,6 +506,10 @@ OPENAPI: dict[str, Any] = {
         "/api/agent/tickets/{ticket_id}/followups": {"post": _op(
             "Promise a follow-up: the agent is reminded after `minutes`", ticket=True,
             body={"minutes": {"type": "number"}, "text": _STR}, optional=("text",))},
+        "/api/agent/tickets/{ticket_id}/wrong-answers": {"post": _op(
+            "The bot's answer `seq` (a transcript line with `answer_entry`) was wrong: its question goes on the "
+            "admin review list next to the entry used; `recorded` is false when it was marked before",
+            ticket=True, body={"seq": {"type": "integer"}})},
         "/api/agent/events": {"get": {"summary": "Server-sent events: ticket, message, note, escalated, reminder, "
                                                  "rating, delivery_failed", "responses": {"200": {
                                                      "description": "text/event-stream",

@@ -32,6 +32,7 @@ from bot.config import AgentsConfig, Config, HandoffConfig
 from bot.desk import SurveyTurn
 from bot.errors import BadRequest, Conflict, DeliveryFailed, DomainError, Forbidden, Gone, InvalidInput, NotFound
 from bot.privacy import mask_pii
+from bot.review import AGENT, AnswerReview, answers
 from bot.storage.client import REDIS_ERRORS
 from bot.storage.conversations import Store
 from bot.storage.desk import DeskRecords
@@ -68,7 +69,7 @@ def _said(key: str, **values: Any) -> Callable[[str], Reply]:
 
 
 def line_json(line: TranscriptLine) -> dict[str, Any]:
-    return {"role": line.role.value, "text": line.text, "at": line.at,
+    return {"seq": line.seq, "role": line.role.value, "text": line.text, "at": line.at,
             "agent": line.meta.get("agent", ""), "kind": line.meta.get("kind", ""),
             "attachments": line.meta.get("attachments", [])}
 
@@ -94,6 +95,7 @@ class HumanDesk:
         self.directory = AgentDirectory(store.redis, config.agents)
         self.channels: Mapping[str, Channel] = channels if channels is not None else {}
         self.knowledge = knowledge
+        self.review = AnswerReview(store, clock)
         self._background: set[asyncio.Task[None]] = set()
 
     def candidate_answers(self, ticket: Ticket) -> list[dict[str, Any]]:
@@ -883,6 +885,16 @@ class HumanDesk:
         text = "\n".join(lines) + "\n"
         return mask_pii(text) if self.mask_exports else text
 
+    async def wrong_answer(self, ticket_id: str, agent: Agent, seq: int) -> bool:
+        """``agent`` says the bot's answer ``seq`` in this ticket's conversation was wrong: its
+        question goes on the admin review list next to the entry used (once per answer)."""
+        ticket = await self._ticket(ticket_id)
+        conv = await self.store.load_conversation(ticket.conversation_id)
+        recorded = await self.review.judge(conv, False, reason=AGENT, seq=seq)
+        if recorded:
+            log.info("agent %s marked bot answer #%d of %s as wrong", agent.name, seq, ticket.conversation_id)
+        return recorded
+
     async def detail(self, ticket_id: str) -> dict[str, Any]:
         ticket = await self._ticket(ticket_id)
         conv = await self.store.load_conversation(ticket.conversation_id)
@@ -896,12 +908,25 @@ class HumanDesk:
                 "profile": conv.profile.to_json(),
                 "slots": {k: v for k, v in conv.slots.items() if not k.startswith("_")},  # the order card
             },
-            "transcript": [] if conv is None else [line_json(line) for line in conv.transcript],
+            "transcript": [] if conv is None else _transcript_json(conv.transcript),
             "notes": await self.tickets.notes(ticket.id),
             "earlier_tickets": [t.to_json() for t in history if t.id != ticket.id],
             "candidate_answers": self.candidate_answers(ticket),
             "customer": await self.customer(ticket.channel, ticket.user_id),
         }
+
+
+def _transcript_json(lines: Sequence[TranscriptLine]) -> list[dict[str, Any]]:
+    """The agent's view of the transcript; a bot FAQ answer carries ``answer_entry`` (the entry
+    it used), which the console offers to mark as wrong."""
+    answered = answers(lines)
+    shown = []
+    for line in lines:
+        item = line_json(line)
+        if line.seq in answered:
+            item["answer_entry"] = answered[line.seq]
+        shown.append(item)
+    return shown
 
 
 def _searchable(conv: Conversation, since: float) -> str:

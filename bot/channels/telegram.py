@@ -46,11 +46,20 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.channels.base import DeliveryDeferred
 from bot.channels.held import HeldWork, PlatformUnavailable, platform_retries
 from bot.channels.telegram_schema import check_update
-from bot.channels.telegram_send import KefuRateLimiter, keyboard, payload_of, split_text
+from bot.channels.telegram_send import (
+    KefuRateLimiter,
+    keyboard,
+    payload_of,
+    rating_of,
+    split_text,
+    with_rating,
+    without_rating,
+)
 from bot.config import TelegramConfig
-from bot.errors import BadRequest, ConfigError, KefuError
+from bot.errors import BadRequest, ConfigError, DomainError, KefuError
 from bot.json_body import parse_json
-from bot.types import Attachment, Choice, Conversation, InboundMessage, Reply
+from bot.review import AnswerReview
+from bot.types import Action, Attachment, Choice, Conversation, InboundMessage, Reply
 from handlers.texts import say
 
 if TYPE_CHECKING:
@@ -122,6 +131,7 @@ class TelegramChannel:
         self.config = config
         self.engine = engine
         self.store = store
+        self.review = AnswerReview(store)
         builder = (
             ApplicationBuilder()
             .token(config.token)
@@ -325,7 +335,11 @@ class TelegramChannel:
 
     async def _on_button(self, update: Update, query: CallbackQuery) -> None:
         """Stop the spinner, remove the buttons (a choice is made once) and take the choice
-        as the customer's next message."""
+        as the customer's next message; a 👍/👎 under an answer is a verdict, not a message."""
+        rating = rating_of(query.data or "")
+        if rating is not None:
+            await self._on_rating(query, *rating)
+            return
         with contextlib.suppress(TelegramError):
             await query.answer()
         message = query.message
@@ -345,6 +359,26 @@ class TelegramChannel:
                              display_name=(user.full_name or "")[:64], choice=choice)
         await self._turn(msg, chat_id, None)
 
+    async def _on_rating(self, query: CallbackQuery, message_id: str, helpful: bool) -> None:
+        """Record the verdict (a 👎 puts the question on the admin review list), thank the
+        customer in a notice and take the rating row away; other buttons stay."""
+        message = query.message
+        chat_id = message.chat.id if message is not None else query.from_user.id
+        conversation = await self.store.load_conversation(f"{CHANNEL}:{chat_id}")
+        language = conversation.language if conversation is not None else language_of(query.from_user)
+        try:
+            await self.review.judge(conversation, helpful, message_id=message_id)
+        except DomainError as exc:  # an answer this chat no longer has (expired): nothing to record
+            log.info("telegram rating in chat %s not recorded: %s", chat_id, exc)
+        with contextlib.suppress(TelegramError):
+            await query.answer(say("telegram_rated" if helpful else "telegram_rated_wrong", language))
+        if isinstance(message, Message):
+            try:
+                await self.app.bot.edit_message_reply_markup(chat_id, message.message_id,
+                                                             reply_markup=without_rating(message.reply_markup))
+            except TelegramError as exc:
+                log.info("could not remove the rating buttons in chat %s: %s", chat_id, exc)
+
     async def _turn(self, msg: InboundMessage, chat_id: int, reply_to: int | None) -> None:
         lock = self._chat_locks.get(chat_id)
         if lock is None:
@@ -352,7 +386,8 @@ class TelegramChannel:
         async with lock:  # the next message of this chat waits until these replies are sent
             result = await self.engine.handle(msg)
             if not result.duplicate:
-                await self._reply(chat_id, result.replies, reply_to)
+                answered = result.decision is not None and result.decision.action is Action.ANSWER
+                await self._reply(chat_id, result.replies, reply_to, rate=msg.message_id if answered else "")
 
     async def _local_reply(self, update: Update, chat_id: int, key: str, user: User | None,
                            reply_to: int | None) -> None:
@@ -386,16 +421,19 @@ class TelegramChannel:
         if problem:
             raise DeliveryError(problem)
 
-    async def _reply(self, chat_id: int, replies: Sequence[Reply], reply_to: int | None = None) -> None:
+    async def _reply(self, chat_id: int, replies: Sequence[Reply], reply_to: int | None = None,
+                     rate: str = "") -> None:
         """Send inside a turn: problems are logged by :meth:`_send`; a deferral only noted."""
         try:
-            await self._send(chat_id, replies, reply_to)
+            await self._send(chat_id, replies, reply_to, rate)
         except DeliveryDeferred as exc:
             log.warning("telegram chat %s: %s", chat_id, exc)
 
-    async def _send(self, chat_id: int, replies: Sequence[Reply], reply_to: int | None = None) -> str:
+    async def _send(self, chat_id: int, replies: Sequence[Reply], reply_to: int | None = None,
+                    rate: str = "") -> str:
         """Send replies in order as plain text (no parse_mode: ``<`` or ``*`` in an answer is
-        just a character); split long ones; buttons go on the last part.  Errors are logged
+        just a character); split long ones; buttons go on the last part, and when ``rate``
+        (the customer message an FAQ answer answers) is given, 👍/👎 under the answer.  Errors are logged
         here and returned as a sentence ("" when everything was sent): inside a turn there is
         nobody to raise to, and the rest of Kefu must keep running.
 
@@ -403,9 +441,11 @@ class TelegramChannel:
         retries) the unsent parts are held and retried until it is back, and later sends queue
         behind them so the chat stays in order: :class:`DeliveryDeferred` says so."""
         parts: list[tuple[str, InlineKeyboardMarkup | None]] = []
-        for reply in replies:
+        for number, reply in enumerate(replies):
             chunks = split_text(reply.text)
             markup = await keyboard(self.store, reply.suggestions)
+            if rate and number == 0 and chunks:  # the answer is the turn's first reply
+                markup = with_rating(markup, rate)
             parts += [(chunk, markup if index == len(chunks) - 1 else None) for index, chunk in enumerate(chunks)]
         if len(self.unsent):
             return self._hold(chat_id, parts, reply_to)

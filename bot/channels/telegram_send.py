@@ -28,6 +28,7 @@ MAX_MESSAGE = 4096  # Telegram's limit on one text message, in UTF-16 code units
 MAX_CALLBACK_DATA = 64  # bytes
 MAX_BUTTON_LABEL = 60  # longer labels are cut: a button is a glance, the full text is in the message
 CALLBACK_PREFIX = "kefu~"  # marks callback data that stands for a longer payload kept in the store
+RATE_PREFIX = "kefu!"  # marks a 👍/👎 under an answer: kefu!<customer message id>:<1 helpful | 0 not>
 CALLBACK_TTL_SECONDS = 7 * 86_400
 
 
@@ -72,7 +73,7 @@ def _prefix_within(text: str, limit: int) -> str:
 async def callback_data(store: Store, payload: str) -> str:
     """The callback data for ``payload``: itself when it fits in 64 bytes, else a short key
     whose payload is kept in the store (a button press must give back the full payload)."""
-    if len(payload.encode("utf-8")) <= MAX_CALLBACK_DATA and not payload.startswith(CALLBACK_PREFIX):
+    if len(payload.encode("utf-8")) <= MAX_CALLBACK_DATA and not payload.startswith((CALLBACK_PREFIX, RATE_PREFIX)):
         return payload
     short = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
     await ChannelState(store.redis, "telegram").save_payload(short, payload, CALLBACK_TTL_SECONDS)
@@ -95,6 +96,33 @@ async def keyboard(store: Store, suggestions: tuple[Suggestion, ...]) -> InlineK
         label = suggestion.label if len(suggestion.label) <= MAX_BUTTON_LABEL else suggestion.label[:59] + "…"
         rows.append([InlineKeyboardButton(label, callback_data=await callback_data(store, suggestion.payload))])
     return InlineKeyboardMarkup(rows)
+
+
+def with_rating(markup: InlineKeyboardMarkup | None, message_id: str) -> InlineKeyboardMarkup:
+    """``markup`` plus a row of 👍 / 👎 rating the answer to the customer's message ``message_id``
+    (the update id Kefu gave the engine: short enough for the 64-byte callback data)."""
+    row = [InlineKeyboardButton(icon, callback_data=f"{RATE_PREFIX}{message_id}:{vote}")
+           for icon, vote in (("👍", 1), ("👎", 0))]
+    return InlineKeyboardMarkup([*(markup.inline_keyboard if markup is not None else ()), row])
+
+
+def rating_of(data: str) -> tuple[str, bool] | None:
+    """(customer message id, helpful) of a pressed 👍/👎; None for any other button."""
+    if not data.startswith(RATE_PREFIX):
+        return None
+    message_id, _, vote = data[len(RATE_PREFIX):].rpartition(":")
+    return (message_id, vote == "1") if message_id and vote in ("0", "1") else None
+
+
+def without_rating(markup: InlineKeyboardMarkup | None) -> InlineKeyboardMarkup | None:
+    """``markup`` once the answer is rated: the other buttons stay (a related question is still
+    one tap away), the rating row goes."""
+    if markup is None:
+        return None
+    rows = [row for row in markup.inline_keyboard
+            if not any(isinstance(button.callback_data, str) and button.callback_data.startswith(RATE_PREFIX)
+                       for button in row)]
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 Callback = Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]]

@@ -310,6 +310,9 @@
   });
 
   // ------------------------------------------------------------------ unanswered
+  /* Why a question is on the list; the verdicts on answers (bot/review.py) name the entry used. */
+  const REVIEW_REASONS = { thumbs_down: "客户点了没用 customer: not helpful", agent_wrong: "客服判定答错 agent: wrong answer",
+                           disputed: "客户质疑答案 customer disputed the answer" };
   async function loadClusters() {
     const data = await admin("GET", "/unanswered");
     const all = await admin("GET", "/entries");
@@ -321,7 +324,7 @@
       const questions = c.phrasings.map((p) => p.text);
       return el("div", { class: "cluster", "data-id": c.id },
         el("div", {}, el("span", { class: "count" }, c.count), " ", el("b", {}, c.label),
-          el("span", { class: "muted" }, " · " + Object.entries(c.reasons).map(([k, v]) => k + " ×" + v).join(", "))),
+          el("span", { class: "muted reasons" }, " · " + Object.entries(c.reasons).map(([k, v]) => (REVIEW_REASONS[k] || k) + " ×" + v).join(", "))),
         el("ul", {}, c.phrasings.map((p) => el("li", {}, p.text + (p.count > 1 ? " ×" + p.count : "")))),
         el("div", { class: "row" }, select,
           el("button", { class: "ghost check", type: "button", onclick: async () => {

@@ -264,10 +264,26 @@
         } else row.appendChild(document.createTextNode(a.name || a.ref));
         div.appendChild(row);
       });
+      if (line.answer_entry !== undefined) div.appendChild(wrongAnswer(t.id, line));
       box.appendChild(div);
     });
     box.scrollTop = box.scrollHeight;
     renderContext(d, mine);
+  }
+
+  /* "The bot's answer was wrong": puts the question on the admin review list next to the entry used. */
+  function wrongAnswer(ticketId, line) {
+    const b = button("答错了 Wrong answer", "ghost wrong-answer", async () => {
+      b.disabled = true;
+      try {
+        await api("POST", `/tickets/${ticketId}/wrong-answers`, { seq: line.seq });
+        b.textContent = "已送审 Sent for review";
+        toast("已放入管理员的待审列表 On the admin review list: " + (line.answer_entry || "—"), false);
+      } catch (e) { b.disabled = false; toast("✖ " + e.message, true); }
+    });
+    b.title = "机器人用了知识条目 The bot used entry: " + (line.answer_entry || "—");
+    b.dataset.seq = String(line.seq);
+    return b;
   }
 
   function renderContext(d, mine) {

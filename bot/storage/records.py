@@ -73,13 +73,14 @@ class AdminRecords:
                       _encode(record.unanswered), _encode(record.disputed),
                       *(part for name, amount in record.counters.items() for part in (name, amount))])
 
-    async def thumbs_down(self, at: float, row: Mapping[str, Any]) -> None:
-        """The customer said an answer did not help: ``row`` joins the unanswered ones."""
+    async def thumbs_down(self, at: float, row: Mapping[str, Any], counter: str = "thumbs_down") -> None:
+        """Someone said an answer was wrong (the customer's thumbs-down, or ``counter``
+        ``agent_wrong``: the agent who took over): ``row`` joins the unanswered ones."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(keys.admin_unanswered(), _encode(row))
             pipe.ltrim(keys.admin_unanswered(), -UNANSWERED_MAX, -1)
             pipe.hincrby(keys.admin_metrics(day_of(at)), "unanswered", 1)
-            pipe.hincrby(keys.admin_metrics(day_of(at)), "thumbs_down", 1)
+            pipe.hincrby(keys.admin_metrics(day_of(at)), counter, 1)
             await pipe.execute()
 
     async def thumbs_up(self, at: float) -> None:

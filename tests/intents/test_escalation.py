@@ -460,3 +460,52 @@ def test_fast_enough_for_every_message() -> None:
             detect_escalation(text, history)
         rounds.append((time.perf_counter() - start) / len(texts))
     assert min(rounds) < 0.001
+
+
+# --- complaints without keywords: broken promises, blamed losses, shouted questions, sarcasm -------
+@pytest.mark.parametrize(("text", "kind", "detail"), [
+    ("上周说周三发货，后来又说周五，到现在还没发", "broken_promise",
+     'says a promise was broken ("上周说周三发货，后来又说周五，到现在还没发")'),
+    ("说好的送货上门，结果让我自己去驿站拿", "broken_promise",
+     'says a promise was broken ("说好的送货上门，结果让我自己去驿站拿")'),
+    ("答应给我补发的，东西呢", "broken_promise", 'says a promise was broken ("答应给我补发的，东西呢")'),
+    ("your email said it would be delivered on tuesday but it's thursday now", "broken_promise",
+     'says a promise was broken ("your email said it would be delivered on tuesday but it\'s thursday now")'),
+    ("就因为你们发错了颜色，我活动上没衣服穿", "loss_blame",
+     'holds the company responsible for a loss ("就因为你们发错了颜色，我活动上没衣服穿")'),
+    ("我请假在家等了一天，这误工费谁出", "loss_blame",
+     'holds the company responsible for a loss ("我请假在家等了一天，这误工费谁出")'),
+    ("because of your late delivery i missed my flight", "loss_blame",
+     'holds the company responsible for a loss ("because of your late delivery i missed my flight")'),
+    ("they billed my account four times this month", "loss_blame",
+     'holds the company responsible for a loss ("they billed my account four times this month")'),
+    ("发货到底什么时候发！！！", "demand", 'makes a demand: "到底什么时候发！！！"'),
+    ("where is my package!!!", "demand", 'makes a demand: "where is my package!!!"'),
+    ("服务真好，又给我发错了", "sarcasm", 'is sarcastic, unhappy ("服务真好，又给我发错了")'),
+    ("fantastic, the wrong colour again", "sarcasm", 'is sarcastic, unhappy ("fantastic, the wrong colour again")'),
+    ("催了你们三次了，还是没发", "unresolved", 'says nobody is handling it: "催了你们三次"'),
+    ("refund me by friday or we're done", "ultimatum", 'gives an ultimatum: "or we\'re done"'),
+])
+def test_complaints_without_keywords_are_read_with_a_whole_sentence_for_the_agent(text: str, kind: str,
+                                                                                 detail: str) -> None:
+    result = _fires(text)
+    assert (result.reason, result.kind, result.detail) == ("complaint", kind, detail)
+
+
+def test_a_long_sentence_is_cut_at_a_word_not_in_the_middle_of_one() -> None:
+    text = ("because your courier was late again i had to take another afternoon off and drive across town to the depot "
+            "which closes at five and then wait in a queue for an hour")
+    detail = _fires(text).detail
+    quoted = detail.removeprefix('holds the company responsible for a loss ("').removesuffix('")')
+    assert text.startswith(quoted) and text[len(quoted)] == " " and len(quoted) <= 120
+
+
+@pytest.mark.parametrize("text", [
+    "退货运费谁出", "说好的包邮吗", "页面上写的尺码准吗", "你们说的七天无理由怎么申请", "上次说的优惠券在哪领",
+    "谢谢！！！", "太好了！！！收到了", "great service, thanks again!", "thanks a lot, i'll wait for the refund",
+    "perfect, it arrived early", "you said i can return it within 30 days, how do i start",
+    "被扣了两次钱", "i was charged twice", "how much will it cost me to ship to canada", "白色的还有货吗",
+    "害怕买到假货，是正品吗", "because i'm moving, can i change my address",
+])
+def test_look_alikes_of_those_complaints_stay_with_the_faq(text: str) -> None:
+    assert detect_escalation(text) is None, detect_escalation(text)

@@ -60,3 +60,14 @@ def test_help_asks_what_the_bot_can_do(text: str) -> None:
 @pytest.mark.parametrize("text", ["help me track my order", "帮我查一下订单", "can you help me with a refund"])
 def test_help_with_a_question_is_not_smalltalk(text: str) -> None:
     assert detect_smalltalk(text) is None
+
+
+@pytest.mark.parametrize("text", ["great service, thanks a lot!", "wow that was fast, thank you", "服务很好，谢谢",
+                                  "谢谢，回复得真快，点赞"])
+def test_praise_is_thanks(text: str) -> None:
+    assert detect_smalltalk(text) == Smalltalk.THANKS
+
+
+@pytest.mark.parametrize("text", ["great service, thanks for nothing", "wow, amazing service, third time it's wrong"])
+def test_praise_around_a_failure_is_not_smalltalk(text: str) -> None:
+    assert detect_smalltalk(text) is None

@@ -54,6 +54,10 @@ async def test_off_topic_gets_what_the_bot_can_do_not_a_queue(shop: Admin, text:
     ("not happy with this at all", ""),
     ("I'll report you to the consumer association", "threatens to report to the consumer association"),
     ("承诺的优惠券到现在都没发给我", ""),
+    ("上周说周三发货，后来又说周五，到现在还没发", 'says a promise was broken ("上周说周三发货，后来又说周五，到现在还没发")'),
+    ("because of your late delivery i missed my flight", "holds the company responsible for a loss"),
+    ("服务真好，又给我发错了", "is sarcastic"),
+    ("WHERE IS MY REFUND!!!", ""),
 ])
 async def test_complaints_are_handed_off_with_a_readable_reason(shop: Admin, text: str, words: str) -> None:
     data = await say(shop, text, "complaint")
@@ -67,6 +71,7 @@ async def test_complaints_are_handed_off_with_a_readable_reason(shop: Admin, tex
 @pytest.mark.parametrize(("text", "entry"), [
     ("退款多久到账", "refund-time"), ("how long does a refund take", "refund-time"),
     ("退款还没到账怎么办", "refund-missing"),
+    ("退款一般几天能到账", "refund-time"),
 ])
 async def test_a_refund_question_still_gets_the_refund_answer(shop: Admin, text: str, entry: str) -> None:
     data = await say(shop, text, "refund")
@@ -83,6 +88,13 @@ async def test_a_disputed_answer_goes_on_the_review_list_next_to_its_entry(shop:
     clusters = (await shop.client.get("/api/admin/unanswered")).json()["clusters"]
     [mine] = [c for c in clusters if c["label"] == "退款多久到账"]
     assert mine["reasons"] == {"disputed": 1} and mine["suggested_entry"] == answered["decision"]["entry_id"]
+
+
+@pytest.mark.parametrize("text", ["great service, thanks a lot!", "你们服务真好，我发了朋友圈推荐", "消费者权益日是几号",
+                                  "看一下今天早上新闻"])
+async def test_praise_and_look_alikes_are_never_taken_for_complaints(shop: Admin, text: str) -> None:
+    data = await say(shop, text, "lookalike")
+    assert data["handoff"] is None or data["handoff"]["reason"] not in ("complaint", "human_request"), data
 
 
 async def test_thumbs_down_on_a_confident_answer_goes_on_the_review_list(shop: Admin) -> None:

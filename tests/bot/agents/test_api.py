@@ -16,6 +16,7 @@ from bot.agents.desk import HumanDesk
 from bot.config import AgentsConfig, AgentUserConfig, Config
 from bot.server import exception_handlers
 from bot.storage.conversations import Store
+from bot.types import Conversation, InboundMessage, Role, TranscriptLine
 from tests.bot.agents.conftest import Clock, RecordingChannel, hand_off
 
 PASSWORD = "s3cret-密码"
@@ -143,6 +144,41 @@ async def test_bad_bodies_are_clear_400s(client: httpx.AsyncClient, console: Age
         r = await client.post(f"/api/agent/tickets/{ticket_id}/{path}", json=body, headers=csrf)
         assert r.status_code == 400, (path, body, r.text)
     assert (await client.get("/api/agent/tickets/nope")).status_code == 404
+
+
+async def test_an_agent_marks_the_bots_wrong_answer_for_the_admins_review(
+        client: httpx.AsyncClient, console: AgentConsole, store: Store) -> None:
+    """The bot answered "怎么退货" with the return entry, the customer then asked for a human: the
+    agent sees which bot line was an answer and marks it wrong; it joins the admin review list."""
+    csrf = await login(client)
+    now = console.desk.clock()
+    asked = InboundMessage("web", "u-c1", "c1", "怎么退货", "m-0", now)
+    await store.save_conversation(Conversation.start(asked), [
+        TranscriptLine(Role.CUSTOMER, "怎么退货", now, {"message_id": "m-0", "decision": {
+            "action": "answer", "entry_id": "return-policy", "confidence": 0.93}}),
+        TranscriptLine(Role.BOT, "七天无理由退货…", now)])
+    await hand_off(console.desk, "c1", ["不是这个，转人工"], reason="human_request")
+    ticket_id = (await client.get("/api/agent/tickets")).json()["queued"][0]["id"]
+    transcript = (await client.get(f"/api/agent/tickets/{ticket_id}")).json()["transcript"]
+    [answer] = [line for line in transcript if "answer_entry" in line]
+    assert (answer["text"], answer["answer_entry"], answer["seq"]) == ("七天无理由退货…", "return-policy", 2)
+
+    path = f"/api/agent/tickets/{ticket_id}/wrong-answers"
+    assert (await client.post(path, json={"seq": 2}, headers=csrf)).json() == {"recorded": True}
+    assert (await client.post(path, json={"seq": 2}, headers=csrf)).json() == {"recorded": False}  # once
+    [row] = await store.records.unanswered()
+    assert (row["text"], row["reason"], row["entry_id"]) == ("怎么退货", "agent_wrong", "return-policy")
+
+    for body, status, words in (({"seq": 99}, 404, "has no message #99"),  # a turn this conversation lacks
+                                ({"seq": 1}, 400, "is not an answer of the bot"),  # the customer's line
+                                ({"seq": 3}, 400, "is not an answer of the bot"),  # the handoff request
+                                ({"seq": "2"}, 400, "'seq' must be"), ({}, 400, "'seq' must be")):
+        r = await client.post(path, json=body, headers=csrf)
+        assert r.status_code == status and words in r.json()["error"], (body, r.text)
+        assert "\n" not in r.json()["error"]
+    assert (await client.post("/api/agent/tickets/nope/wrong-answers", json={"seq": 2},
+                              headers=csrf)).status_code == 404
+    assert (await client.post(path, json={"seq": 2})).status_code == 403  # a browser request without CSRF
 
 
 async def test_openapi_documents_every_route(client: httpx.AsyncClient, console: AgentConsole) -> None:

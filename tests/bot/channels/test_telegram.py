@@ -39,16 +39,20 @@ from bot.channels.telegram_send import (
     CALLBACK_PREFIX,
     MAX_CALLBACK_DATA,
     callback_data,
+    keyboard,
     payload_of,
+    rating_of,
     split_text,
     tg_length,
+    with_rating,
+    without_rating,
 )
 from bot.config import Config, TelegramConfig
 from bot.errors import ConfigError
 from bot.runtime import LiveKnowledge, Runtime, build_intent_layer, default_kb_path
 from bot.storage.client import connect
 from bot.storage.conversations import Store
-from bot.types import Choice, ConversationState, Reply
+from bot.types import Choice, ConversationState, Reply, Suggestion
 from handlers.texts import say
 from knowledge.schema import KnowledgeBase, load_kb, parse_kb
 from tests.bot.channels.telegram_standin import BOT_ID, BOT_USERNAME, TOKEN, BotApiStandIn, Served, free_socket
@@ -184,7 +188,8 @@ async def test_faq_answer_as_plain_text(kefu: Kefu) -> None:
     entry = kefu.runtime.knowledge.kb.get("return-policy")
     assert entry is not None and reply == entry.answer["zh"]
     [sent] = kefu.standin.sent()
-    assert int(sent["chat_id"]) == CHAT and "parse_mode" not in sent and "reply_markup" not in sent
+    assert int(sent["chat_id"]) == CHAT and "parse_mode" not in sent
+    assert [[b["text"] for b in row] for row in sent["reply_markup"]["inline_keyboard"]] == [["👍", "👎"]]
     stored = await kefu.runtime.store.load_conversation(f"telegram:{CHAT}")
     assert stored is not None and stored.user_id == str(CHAT) and stored.profile.name == "小明"
     assert [line.text for line in stored.transcript][:1] == ["怎么退货"]
@@ -213,6 +218,55 @@ async def test_clarify_buttons_then_press(kefu_small: Kefu) -> None:
     # a button of an old question (still on screen in another client): its words are the question
     [late] = await kefu_small.press(sent, "fee-domestic")
     assert late == "国内订单满99元包邮，不满收8元。"
+
+
+async def rate(kefu: Kefu, sent: dict[str, Any], vote: str) -> dict[str, Any]:
+    """Press 👍 or 👎 under ``sent``; the notice Telegram shows the customer (no new message)."""
+    [data] = [b["callback_data"] for row in sent["reply_markup"]["inline_keyboard"] for b in row if b["text"] == vote]
+    methods = ("answerCallbackQuery", "editMessageReplyMarkup")  # the notice, then the rating row taken away
+    before = [len(kefu.standin.called(method)) for method in methods]
+    await kefu.send(kefu.standin.button_update(sent, data))
+    async with asyncio.timeout(20):
+        while any(len(kefu.standin.called(method)) == count for method, count in zip(methods, before, strict=True)):
+            await asyncio.sleep(0.02)
+    return kefu.standin.called("answerCallbackQuery")[-1]
+
+
+async def test_thumbs_down_under_an_answer_puts_it_on_the_admin_review_list(kefu: Kefu) -> None:
+    await kefu.say("怎么退货", chat_id=CHAT)
+    answered = kefu.standin.sent()[-1]
+    notice = await rate(kefu, answered, "👎")
+    assert notice["text"] == say("telegram_rated_wrong", "zh")  # a notice, not another chat message
+    edit = kefu.standin.called("editMessageReplyMarkup")[-1]
+    assert int(edit["chat_id"]) == CHAT and "reply_markup" not in edit  # rated once: the row goes
+    records = kefu.runtime.store.records
+    [row] = await records.unanswered()
+    assert (row["text"], row["reason"], row["entry_id"]) == ("怎么退货", "thumbs_down", "return-policy")
+
+    await rate(kefu, answered, "👎")  # the same buttons pressed again in another client
+    assert len(await records.unanswered()) == 1
+    before = len(kefu.standin.sent())
+    await kefu.say("退款多久到账", chat_id=CHAT)
+    assert (await rate(kefu, kefu.standin.sent()[-1], "👍"))["text"] == say("telegram_rated", "zh")
+    assert len(kefu.standin.sent()) == before + 1  # the vote itself sends nothing into the chat
+    [day] = await records.daily_counters([time.strftime("%Y-%m-%d", time.gmtime())])
+    assert day["thumbs_up"] == 1 and day["thumbs_down"] == 1
+    stale = await rate(kefu, {**answered, "reply_markup": {"inline_keyboard": [[
+        {"text": "👎", "callback_data": "kefu!999999:0"}]]}}, "👎")  # an answer this chat never had
+    assert stale["text"] == say("telegram_rated_wrong", "zh") and len(await records.unanswered()) == 1
+
+
+async def test_rating_buttons_go_under_an_answer_only_and_leave_related_questions(kefu_small: Kefu) -> None:
+    await kefu_small.say("运费怎么算", chat_id=CHAT)  # a clarify: nothing to rate yet
+    question = kefu_small.standin.sent()[-1]
+    assert all(b["text"] not in ("👍", "👎") for row in question["reply_markup"]["inline_keyboard"] for b in row)
+    markup = with_rating(await keyboard(kefu_small.runtime.store, (Suggestion("相关问题", "fee-domestic"),)), "77")
+    assert [[b.text for b in row] for row in markup.inline_keyboard] == [["相关问题"], ["👍", "👎"]]
+    assert rating_of("kefu!77:0") == ("77", False) and rating_of("kefu!77:1") == ("77", True)
+    assert rating_of("fee-domestic") is None and rating_of("kefu!77:x") is None
+    kept = without_rating(markup)
+    assert kept is not None and [[b.text for b in row] for row in kept.inline_keyboard] == [["相关问题"]]
+    assert await callback_data(kefu_small.runtime.store, "kefu!77:0") != "kefu!77:0"  # a payload can't pose as a vote
 
 
 def test_a_pressed_button_is_a_typed_choice() -> None:
