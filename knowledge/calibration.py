@@ -46,7 +46,7 @@ DECISION_WEIGHTS = (0.5, 0.0, 0.25)
 TOP = 48  # labels kept per held-out text while fitting (the rest carry no probability)
 SHARPER = (1.5, 2.0, 3.0)  # scales of the fit also tried: a likelihood fit is often too unsure to answer
 WRONG_COST = 3.0  # a wrong answer costs three right ones (the customer acts on it)
-ANSWER, MARGIN = 0.3, 0.2  # the default intents.thresholds answer / clarify_margin the fit is judged at
+ANSWER, MARGIN = 0.35, 0.2  # the default intents.thresholds answer / clarify_margin the fit is judged at
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,18 @@ def test_a_runner_up_within_the_margin_makes_it_a_choice() -> None:
     assert match(("a", 0.55), ("b", 0.34)).outcome == "answer"  # 0.21 ahead
 
 
+def test_a_likely_complaint_without_a_confident_answer_is_a_complaint() -> None:
+    """Complaint kinds more likely than not, and the FAQ unsure: a person, not a list of choices
+    ("因为你们发货晚了，我送人的礼物都没赶上" had damaged-item at 0.31); a confident answer still answers."""
+    matcher = FaqMatcher(cast(Retriever, None), THRESHOLDS)
+    unsure = (Candidate("damaged-item", 0.31, ""), Candidate("delivery-delay", 0.02, ""))
+    result = matcher.decide(Analysis(unsure, complaint=0.76, complaint_kind="loss", none=0.6))
+    assert (result.outcome, result.complaint_kind, result.entry_id) == ("complaint", "loss", None)
+    sure = (Candidate("refund-time", 0.9, ""), Candidate("delivery-delay", 0.02, ""))
+    assert matcher.decide(Analysis(sure, complaint=0.76, none=0.05)).outcome == "answer"
+    assert matcher.decide(Analysis(unsure, complaint=0.3, none=0.6)).outcome == "clarify"
+
+
 def test_three_plausible_entries_clarify_even_if_each_is_low() -> None:
     result = match(("a", 0.2), ("b", 0.18), ("c", 0.15), ("d", 0.1))
     assert result.outcome == "clarify"
