@@ -208,7 +208,7 @@ class ThresholdConfig(Section):
     """Decision thresholds on the calibrated FAQ confidence (0..1)."""
 
     answer: Real = 0.35  # answer when the best entry reaches this (and leads by clarify_margin)
-    clarify: Real = 0.3  # offer choices when the top max_suggestions together reach this; below: none
+    clarify: Real = 0.15  # offer choices when the top max_suggestions together reach this; below: none
     clarify_margin: Real = 0.2  # offer a choice when the runner-up is this close
     max_suggestions: Whole = 3
     suggestion_min: Real = 0.05  # a clarify lists only entries at least this likely (min. 2)
