@@ -7,8 +7,10 @@ of :func:`knowledge.search.combine` by maximum likelihood — the target is the 
 or "none / out-of-scope" for out-of-scope cases, in-scope and out-of-scope weighted equally per
 set — on three development sets of very different shape (40 bilingual entries with 3 phrasings;
 150 intents with 100; 77 confusable banking intents with 10% of their training phrasings held
-out).  Then prints answered-correct / answered-wrong / out-of-scope-answered for a grid of
-``ThresholdConfig`` values through the real :class:`FaqMatcher`.  Never touches a test set.
+out).  Then builds each set's retriever as ``kefu serve`` does (built-in examples, calibrated
+to the knowledge base) and prints answered-correct / answered-wrong / clarify / handed off /
+out-of-scope-answered for a grid of ``ThresholdConfig`` values through the real
+:meth:`FaqMatcher.decide`.  Never touches a test set.
 """
 
 from __future__ import annotations
@@ -25,13 +27,12 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 from tqdm import tqdm
 
-from bench.intents import CACHE, DATA, Case
+from bench.intents import CACHE, DATA, Case, hybrid
 from bot.config import ThresholdConfig
-from bot.types import Candidate
 from intents.faq import FaqMatcher
 from knowledge import search
 from knowledge.schema import Entry, KnowledgeBase, build_kb, load_kb
-from knowledge.search import OUT_OF_SCOPE, Retriever, build_retriever, combine
+from knowledge.search import OUT_OF_SCOPE, Analysis, Retriever, build_retriever, combine
 
 
 @dataclass
@@ -81,38 +82,31 @@ def nll(params: Sequence[float], sets: Sequence[Signals]) -> float:
     return total
 
 
-class _Fixed:
-    def __init__(self, cands: list[Candidate]) -> None:
-        self.cands = cands
-
-    def search(self, text: str, k: int = 5) -> list[Candidate]:
-        return self.cands[:k]
-
-
-def sweep(s: Signals, grid: Sequence[ThresholdConfig]) -> None:
-    p = probabilities(s, (search.ALPHA, search.TAU, search.BETA))
-    ranked = []
-    for row in p:
-        order = [i for i in np.argsort(-row[:-1]) if s.labels[i] != OUT_OF_SCOPE][:5]
-        ranked.append([Candidate(s.labels[i], float(row[i])) for i in order])
-    inside = s.target >= 0
+def sweep(name: str, kb: KnowledgeBase, cases: Sequence[Case], grid: Sequence[ThresholdConfig],
+          out_of_scope: Sequence[str] = ()) -> None:
+    """The decisions of the served retriever (calibrated to ``kb``) at every point of ``grid``."""
+    retriever = hybrid(kb, CACHE, out_of_scope)
+    c = retriever.calibration
+    print(f"  {name}: calibration alpha={c.alpha:.1f} tau={c.tau:.3f} beta={c.beta:.2f} ({c.held_out} held out)")
+    kept = [case for case in cases if case.expect != "handoff"]
+    analyses: list[Analysis] = [retriever.analyze(case.text, k=5) for case in tqdm(kept, desc=name, leave=False)]
+    n_in = sum(case.expect != "no-answer" for case in kept)
+    n_out = len(kept) - n_in
     for t in grid:
-        ok = wrong = oos_answered = clarify = 0
-        for cands, target in zip(ranked, s.target, strict=True):
-            m = FaqMatcher(cast(Retriever, _Fixed(cands)), t).match("")
-            clarify += m.outcome == "clarify"
-            if m.outcome != "answer":
+        matcher = FaqMatcher(cast(Retriever, None), t)
+        ok = wrong = oos_answered = clarify = none = 0
+        for case, analysis in zip(kept, analyses, strict=True):
+            m = matcher.decide(analysis)
+            if case.expect == "no-answer":
+                oos_answered += m.outcome == "answer"
                 continue
-            if target < 0:
-                oos_answered += 1
-            elif m.entry_id == s.labels[target]:
-                ok += 1
-            else:
-                wrong += 1
-        n_in, n_out = int(inside.sum()), int((~inside).sum())
-        print(f"  {s.name:10} answer={t.answer:.2f} margin={t.clarify_margin:.2f} clarify={t.clarify:.2f}: "
+            clarify += m.outcome == "clarify"
+            none += m.outcome == "none"
+            ok += m.outcome == "answer" and m.entry_id == case.expect
+            wrong += m.outcome == "answer" and m.entry_id != case.expect
+        print(f"  {name:10} answer={t.answer:.2f} margin={t.clarify_margin:.2f} clarify={t.clarify:.2f}: "
               f"answered-correct {100 * ok / n_in:5.1f}%  answered-wrong {100 * wrong / n_in:4.1f}%  "
-              f"clarify {100 * clarify / len(s.target):4.1f}%  "
+              f"clarify {100 * clarify / n_in:4.1f}%  none {100 * none / n_in:4.1f}%  "
               + (f"oos answered {100 * oos_answered / n_out:4.1f}%" if n_out else ""))
 
 
@@ -121,10 +115,9 @@ def _cases(path: Path) -> list[Case]:
 
 
 def main() -> int:
-    shop = collect("shop-dev", load_kb(DATA / "eval/shop-kb.yaml"), _cases(DATA / "eval/shop-dev-cases.jsonl"))
+    shop_kb, shop_cases = load_kb(DATA / "eval/shop-kb.yaml"), _cases(DATA / "eval/shop-dev-cases.jsonl")
     oos = [t.strip() for t in (DATA / "public/clinc150/oos-train.txt").read_text().splitlines() if t.strip()]
-    clinc = collect("clinc-val", load_kb(DATA / "public/clinc150/kb.yaml"),
-                    _cases(DATA / "public/clinc150/val-cases.jsonl"), oos)
+    clinc_kb, clinc_cases = load_kb(DATA / "public/clinc150/kb.yaml"), _cases(DATA / "public/clinc150/val-cases.jsonl")
     rng = random.Random(0)
     train, held = [], []
     for e in load_kb(DATA / "public/banking77/kb.yaml").entries:
@@ -133,16 +126,18 @@ def main() -> int:
         k = max(1, len(qs) // 10)
         held += [Case(q, e.id) for q in qs[:k]]
         train.append(Entry(e.id, tuple(qs[k:]), e.answer))
-    banking = collect("b77-split", build_kb(train), held)
-    sets = [shop, clinc, banking]
+    banking_kb = build_kb(train)
+    sets = [collect("shop-dev", shop_kb, shop_cases), collect("clinc-val", clinc_kb, clinc_cases, oos),
+            collect("b77-split", banking_kb, held)]
     fit = minimize(nll, (search.ALPHA, search.TAU, search.BETA), args=(sets,), method="Nelder-Mead")
-    print(f"fitted ALPHA={fit.x[0]:.2f} TAU={fit.x[1]:.3f} BETA={fit.x[2]:.2f} (nll {fit.fun:.4f}); "
+    print(f"default constants: fitted ALPHA={fit.x[0]:.2f} TAU={fit.x[1]:.3f} BETA={fit.x[2]:.2f} (nll {fit.fun:.4f}); "
           f"in use ALPHA={search.ALPHA} TAU={search.TAU} BETA={search.BETA} "
           f"(nll {nll((search.ALPHA, search.TAU, search.BETA), sets):.4f})")
-    grid = [ThresholdConfig(answer=a, clarify=c, clarify_margin=m)
-            for a in (0.4, 0.5, 0.6, 0.7) for m in (0.1, 0.35) for c in (0.3,)]
-    for s in sets:
-        sweep(s, grid)
+    grid = [ThresholdConfig(answer=a, clarify_margin=m) for a in (0.3, 0.35, 0.4, 0.5) for m in (0.2, 0.3)]
+    print("decisions of the calibrated retrievers:")
+    sweep("shop-dev", shop_kb, shop_cases, grid)
+    sweep("clinc-val", clinc_kb, clinc_cases, grid, oos)
+    sweep("b77-split", banking_kb, held, grid)
     return 0
 
 

@@ -207,14 +207,15 @@ class KnowledgeConfig(Section):
 class ThresholdConfig(Section):
     """Decision thresholds on the calibrated FAQ confidence (0..1)."""
 
-    answer: Real = 0.4  # answer when the best entry reaches this (and leads by clarify_margin)
-    clarify: Real = 0.3  # offer choices when the top max_suggestions together reach this; below: none
-    clarify_margin: Real = 0.3  # offer a choice when the runner-up is this close
+    answer: Real = 0.35  # answer when the best entry reaches this (and leads by clarify_margin)
+    clarify: Real = 0.15  # offer choices when the top max_suggestions together reach this; below: none
+    clarify_margin: Real = 0.2  # offer a choice when the runner-up is this close
     max_suggestions: Whole = 3
     suggestion_min: Real = 0.05  # a clarify lists only entries at least this likely (min. 2)
     related_min: Real = 0.1  # next to an answer, runners-up this likely are offered as related questions
     off_topic: Real = 0.5  # the off-topic class this likely (and no confident entry): "here is what I can do"
     complaint: Real = 0.8  # the complaint kinds together this likely: hand off as a complaint
+    complaint_unsure: Real = 0.5  # ... this likely and no confident answer: hand off as a complaint too
 
 
 @dataclass(frozen=True)

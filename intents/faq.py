@@ -11,6 +11,9 @@ base it serves, which makes the rules simple and independent of its size:
   by ``clarify_margin``.  Close runners-up (at least ``related_min``) are offered next to the
   answer as "related questions": the customer gets the answer at once, and one tap if it was
   the neighbour they meant.
+* **complaint, by the balance** — no confident entry, and the complaint kinds are more likely
+  than not (``thresholds.complaint_unsure``): a wrong FAQ answer or a list of choices would
+  be the worst reply to an unhappy customer, so a person takes it ("因为你们发货晚了，我送人的礼物都没赶上").
 * **off_topic** — no confident entry, and the off-topic class reaches ``thresholds.off_topic``
   (weather, poems, arithmetic): the bot says what it can help with; nobody is queued.
 * **clarify** — otherwise, if the probability that *one of* the top ``max_suggestions`` entries
@@ -64,6 +67,8 @@ class FaqMatcher:
         if top.score >= t.answer and top.score - runner_up >= t.clarify_margin:
             related = tuple(c.entry_id for c in candidates[1:t.max_suggestions] if c.score >= t.related_min)
             return FaqMatch("answer", top.score, candidates, top.entry_id, related)
+        if analysis.complaint >= t.complaint_unsure:
+            return FaqMatch("complaint", analysis.complaint, candidates, None, (), analysis.complaint_kind)
         if analysis.off_topic >= t.off_topic:
             return FaqMatch("off_topic", top_score, candidates, None, ())
         offered = candidates[: max(2, t.max_suggestions)]

@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 
 from bot.types import Candidate
 from knowledge.builtin import ComplaintKind, Examples
+from knowledge.calibration import VERSION as CALIBRATION_VERSION
 from knowledge.calibration import Calibration, HeldOut, fit
 from knowledge.embeddings import Embedder, build_threads, get_embedder
 from knowledge.index_cache import EmbeddingCache, atomic_write_npz, atomic_write_text
@@ -228,7 +229,8 @@ class Retriever:
         if self._embedder is None or self._index.classifier is None:
             return DEFAULT_CALIBRATION
         digest = _digest(self._items, self._index.labels, self._embedder)
-        path = Path(self._cache_dir).expanduser() / f"calibration-{digest}.json" if self._cache_dir else None
+        name = f"calibration-{CALIBRATION_VERSION}-{digest}.json"
+        path = Path(self._cache_dir).expanduser() / name if self._cache_dir else None
         if path is not None and path.exists():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -243,7 +245,7 @@ class Retriever:
         return result
 
     def _held_out(self) -> HeldOut | None:
-        """Hold out one phrasing of most entries, a few whole entries and a fifth of the special
+        """Hold out a tenth of the phrasings of most entries, a few whole entries and a fifth of the special
         examples; score them against an index (and classifier) built from the rest."""
         rng = random.Random(0)
         entries = [label for label in self._items if not is_special(label)]
@@ -262,7 +264,9 @@ class Retriever:
                 out = set(rng.sample(searchable, len(searchable) // 5)) if len(searchable) >= 5 else set()
                 target, group = label, 2
             else:
-                out = {rng.choice(searchable[1:])} if len(searchable) >= 2 else set()
+                # a tenth of an entry's phrasings (at least one; never its first): with 100
+                # phrasings, one held out said too little about how confusable the entries are
+                out = set(rng.sample(searchable[1:], max(1, len(searchable) // 10))) if len(searchable) >= 2 else set()
                 target, group = label, 0
             for i in sorted(out):
                 queries.append((len(query_vectors), target, group))
