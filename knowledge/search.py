@@ -1,6 +1,6 @@
 """FAQ retrieval: which knowledge entries a customer message is about, with a calibrated confidence.
 
-Three signals, combined into one probability per entry:
+Four signals, combined into one probability per entry:
 
 * **dense nearest neighbour** — cosine between the message and each stored phrasing, both
   embedded with e5's ``query:`` prefix (symmetric question↔question matching), best phrasing
@@ -11,6 +11,9 @@ Three signals, combined into one probability per entry:
   cannot: measured +7 points top-1 on CLINC150 val, +2 on Banking77, +4 on the shop FAQ.
   The deployment's out-of-scope examples are one more class, so messages like them lose
   probability.
+* **answer passage** — cosine between the message and each entry's answer text, added to the
+  best-phrasing cosine relative to the best answer (see :data:`GAMMA`); calibration turns it on
+  for knowledge bases whose held-out phrasings it ranks better (real answers, not placeholders).
 * **lexical** (TF-IDF over character/word n-grams, :mod:`knowledge.lexical`) — used when
   embeddings are off.  With embeddings on it cost accuracy on the bilingual shop FAQ in every
   weighting tried, so the hybrid does not use it there (see docs/benchmarks.md).
