@@ -69,10 +69,10 @@ CLF_VERSION = "adam3"
 # similar answer loses ``weight`` times the difference from its best-phrasing cosine.  A KB's 3–4
 # phrasings miss wordings its answer has ("download invoice" -> "Download the PDF from…");
 # centring on the best answer leaves the top entry's cosine, and so the "none of these" level,
-# as it was.  Whether it helps depends on the answers (real text: shop
-# +0.8 top-1; placeholders like Banking77's: -0.1 to -0.6), so calibration picks the weight per
-# knowledge base on its held-out phrasings: ``GAMMA`` if it ranks at least 1% of them better,
-# else 0 (and 0 without calibration).  See docs/benchmarks.md, issue 14 encoder comparison.
+# as it was.  Whether it helps depends on the answers (real text: shop +0.8 top-1; placeholders
+# like Banking77's: -0.1 to -0.6), so calibration picks the weight per knowledge base on its
+# held-out phrasings: ``GAMMA`` if it ranks at least 1% of them better, else 0 (and 0 without
+# calibration).  See docs/benchmarks.md, "Issue 14 — encoder and ranking comparison".
 GAMMA = 1.0
 # An off-topic example this close (cosine) to one of the knowledge base's own phrasings is
 # left out for that knowledge base: a FAQ that really is about the weather keeps its questions.
