@@ -1,6 +1,6 @@
 """FAQ retrieval: which knowledge entries a customer message is about, with a calibrated confidence.
 
-Three signals, combined into one probability per entry:
+Four signals, combined into one probability per entry:
 
 * **dense nearest neighbour** — cosine between the message and each stored phrasing, both
   embedded with e5's ``query:`` prefix (symmetric question↔question matching), best phrasing
@@ -11,6 +11,9 @@ Three signals, combined into one probability per entry:
   cannot: measured +7 points top-1 on CLINC150 val, +2 on Banking77, +4 on the shop FAQ.
   The deployment's out-of-scope examples are one more class, so messages like them lose
   probability.
+* **answer passage** — cosine between the message and each entry's answer text, added to the
+  best-phrasing cosine relative to the best answer (see :data:`GAMMA`); calibration turns it on
+  for knowledge bases whose held-out phrasings it ranks better (real answers, not placeholders).
 * **lexical** (TF-IDF over character/word n-grams, :mod:`knowledge.lexical`) — used when
   embeddings are off.  With embeddings on it cost accuracy on the bilingual shop FAQ in every
   weighting tried, so the hybrid does not use it there (see docs/benchmarks.md).
@@ -63,6 +66,15 @@ BETA = 1.78  # weight of the classifier's log-probability
 LEX_ALPHA = 14.0  # lexical-only mode: weight of the best-phrasing TF-IDF cosine
 LEX_TAU = 0.53  # lexical-only mode: cosine level of the "none of these" option
 CLF_VERSION = "adam3"
+# Answer-passage signal: an entry whose answer text is less similar to the message than the most
+# similar answer loses ``weight`` times the difference from its best-phrasing cosine.  A KB's 3–4
+# phrasings miss wordings its answer has ("download invoice" -> "Download the PDF from…");
+# centring on the best answer leaves the top entry's cosine, and so the "none of these" level,
+# as it was.  Whether it helps depends on the answers (real text: shop +0.8 top-1; placeholders
+# like Banking77's: -0.1 to -0.6), so calibration picks the weight per knowledge base on its
+# held-out phrasings: ``GAMMA`` if it ranks at least 1% of them better, else 0 (and 0 without
+# calibration).  See docs/benchmarks.md, "Issue 14 — encoder and ranking comparison".
+GAMMA = 1.0
 # An off-topic example this close (cosine) to one of the knowledge base's own phrasings is
 # left out for that knowledge base: a FAQ that really is about the weather keeps its questions.
 OFF_TOPIC_MAX_SIMILARITY = 0.9
@@ -117,7 +129,9 @@ class _Index:
     rows: tuple[_Item, ...]  # searchable texts, grouped by label in ``labels`` order
     starts: NDArray[np.int64]  # first row of each label
     entries: int  # labels[:entries] are knowledge entries, the rest special classes
-    matrix: Vectors  # (rows, 384) in dense mode
+    matrix: Vectors  # (rows, embedding dimensions) in dense mode
+    answers: Vectors  # dense mode: the entries' answer texts (a zero row for an entry without)
+    answer_starts: NDArray[np.int64]  # first row of each entry in ``answers``
     lexical: LexicalIndex | None  # lexical mode
     classifier: _Classifier | None  # dense mode, 2+ labels
 
@@ -152,6 +166,7 @@ class Retriever:
         self._items: dict[str, list[_Item]] = {}
         self._vectors: dict[str, Vectors] = {}
         self.embedded_texts = 0  # texts sent to the model by this retriever (tests, benchmarks)
+        self._dim = int(getattr(embedder, "dim", 384))  # vector length; the vectors themselves decide
         for entry in entries:
             if entry.enabled:
                 self._items[entry.id] = _items_of(entry)
@@ -164,6 +179,7 @@ class Retriever:
         self._vectors = self._embed_labels(self._items, list(self._items))
         self._drop_off_topic_near_entries(set(out_of_scope))
         self._index = self._build_index(self._items, self._vectors, warm=None)
+        self.answer_weight = 0.0  # the answer-passage signal's weight, chosen by calibration
         self.calibration = self._calibrated() if calibrate else DEFAULT_CALIBRATION
         complaints = examples.complaints if examples is not None and embedder is not None else {}
         self._complaints = self._complaint_model(complaints, examples.routine if examples else ()) \
@@ -174,7 +190,7 @@ class Retriever:
         report) or one of the complaint kinds.  Kept apart from the entries' classifier so a
         complaint example never takes probability away from an entry: it only overrides when sure."""
         own = [v for v in self._vectors.values()] + ([self._embed_texts(list(reports))] if reports else [])
-        routine = np.vstack(own) if own else np.zeros((0, 384), np.float32)
+        routine = np.vstack(own) if own else np.zeros((0, self._dim), np.float32)
         if len(routine) > 20_000:  # plenty to learn "not a complaint"; keeps a huge KB's build flat
             routine = routine[np.random.default_rng(0).choice(len(routine), 20_000, replace=False)]
         names = tuple(kinds)
@@ -229,24 +245,32 @@ class Retriever:
         if self._embedder is None or self._index.classifier is None:
             return DEFAULT_CALIBRATION
         digest = _digest(self._items, self._index.labels, self._embedder)
-        name = f"calibration-{CALIBRATION_VERSION}-{digest}.json"
+        name = f"calibration-{CALIBRATION_VERSION}-{digest}-a{GAMMA:g}.json"  # with the answer weight it chose
         path = Path(self._cache_dir).expanduser() / name if self._cache_dir else None
         if path is not None and path.exists():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
+                self.answer_weight = float(data.get("answer_weight", 0.0))
                 return Calibration(float(data["alpha"]), float(data["tau"]), float(data["beta"]), int(data["held_out"]))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("calibration cache %s is unreadable (%s); refitting", path, exc)
-        held = self._held_out()
+        by_weight = self._held_out((0.0, GAMMA))
+        held = None
+        if by_weight is not None:
+            self.answer_weight = _pick_answer_weight(by_weight)
+            # fitted without the answer term: fitted with it, the shop FAQ's constants moved to the
+            # defaults and answered 70% instead of 84% of dev cases; without it, 83%, top-1 up
+            held = by_weight[0.0]
         result = fit(held, DEFAULT_CALIBRATION) if held is not None else DEFAULT_CALIBRATION
         if path is not None:
-            atomic_write_text(path, json.dumps(result.__dict__))
+            atomic_write_text(path, json.dumps({**result.__dict__, "answer_weight": self.answer_weight}))
             _prune(path.parent, "calibration-*.json")
         return result
 
-    def _held_out(self) -> HeldOut | None:
+    def _held_out(self, weights: Sequence[float]) -> dict[float, HeldOut] | None:
         """Hold out a tenth of the phrasings of most entries, a few whole entries and a fifth of the special
-        examples; score them against an index (and classifier) built from the rest."""
+        examples; score them against an index (and classifier) built from the rest, once per
+        answer-passage weight."""
         rng = random.Random(0)
         entries = [label for label in self._items if not is_special(label)]
         if len(entries) < 6:
@@ -286,19 +310,24 @@ class Retriever:
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         position = {label: i for i, label in enumerate(index.labels)}
         targets = np.array([position[t] if t is not None else -1 for _, t, _ in queries], dtype=np.int64)
-        return HeldOut(best.astype(np.float32), logp.astype(np.float64), targets,
-                       np.array([g for _, _, g in queries], dtype=np.int64))
+        groups = np.array([g for _, _, g in queries], dtype=np.int64)
+        return {w: HeldOut(_with_answers(best, index, q, w).astype(np.float32), logp.astype(np.float64), targets,
+                           groups) for w in weights}
 
     def _embed_texts(self, texts: list[str]) -> Vectors:
         """Vectors for ``texts``: from the cache where possible, the model for the rest."""
         assert self._embedder is not None
         found, missing = self._cache.get(texts) if self._cache is not None else ({}, list(range(len(texts))))
-        out = np.zeros((len(texts), 384), dtype=np.float32)
+        todo = list(dict.fromkeys(texts[i] for i in missing))  # the same text once
+        vectors = self._run_model(todo) if todo else None
+        if vectors is not None:
+            self._dim = vectors.shape[1]
+        elif found:
+            self._dim = len(next(iter(found.values())))
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for i, vec in found.items():
             out[i] = vec
-        if missing:
-            todo = list(dict.fromkeys(texts[i] for i in missing))  # the same text once
-            vectors = self._run_model(todo)
+        if vectors is not None:
             row = {text: i for i, text in enumerate(todo)}
             out[missing] = vectors[[row[texts[i]] for i in missing]]
             self.embedded_texts += len(todo)
@@ -351,17 +380,26 @@ class Retriever:
         for label in labels:
             starts.append(len(rows))
             rows.extend(item for item in items[label] if item.searchable)
-        matrix = np.zeros((0, 384), dtype=np.float32)
+        matrix = answers = np.zeros((0, self._dim), dtype=np.float32)
+        answer_starts: list[int] = []
         lexical: LexicalIndex | None = None
         classifier: _Classifier | None = None
         if rows and self._embedder is not None:
             matrix = np.vstack([vectors[label][[i for i, it in enumerate(items[label]) if it.searchable]]
                                 for label in labels])
+            parts: list[Vectors] = []
+            for label in labels:
+                if not is_special(label):
+                    answer_starts.append(answer_starts[-1] + len(parts[-1]) if parts else 0)
+                    own = vectors[label][[i for i, it in enumerate(items[label]) if not it.searchable]]
+                    parts.append(own if len(own) else np.zeros((1, self._dim), np.float32))
+            answers = np.vstack(parts) if parts else answers
             classifier = self._train_classifier(items, vectors, labels, warm, focus)
         elif rows:
             lexical = LexicalIndex([item.text for item in rows])
         entries = sum(1 for label in labels if not is_special(label))
-        return _Index(labels, tuple(rows), np.array(starts, dtype=np.int64), entries, matrix, lexical, classifier)
+        return _Index(labels, tuple(rows), np.array(starts, dtype=np.int64), entries, matrix,
+                      answers, np.array(answer_starts, dtype=np.int64), lexical, classifier)
 
     def _train_classifier(self, items: dict[str, list[_Item]], vectors: dict[str, Vectors],
                           labels: tuple[str, ...], warm: _Warm | None, focus: Sequence[str]) -> _Classifier | None:
@@ -440,11 +478,12 @@ class Retriever:
             query = self._embedder.query([text])[0]
             sims = ix.matrix @ query
             logp = ix.classifier.log_proba(query) if ix.classifier is not None else None
-        else:
-            assert ix.lexical is not None
-            sims = ix.lexical.scores(text)
-            logp = None
-        return np.maximum.reduceat(sims, ix.starts), logp, _argmax_segments(sims, ix.starts)
+            best = _with_answers(np.maximum.reduceat(sims, ix.starts)[None, :], ix, query[None, :],
+                                 self.answer_weight)[0]
+            return best, logp, _argmax_segments(sims, ix.starts)
+        assert ix.lexical is not None
+        sims = ix.lexical.scores(text)
+        return np.maximum.reduceat(sims, ix.starts), None, _argmax_segments(sims, ix.starts)
 
     def _scores(self, text: str, index: _Index) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """Per-label confidences (last value: "none of these") and each label's best row."""
@@ -496,6 +535,30 @@ def combine(best: NDArray[np.float32], logp: NDArray[np.float64] | None, *, dens
     probs = np.exp(logits)
     result: NDArray[np.float64] = probs / probs.sum()
     return result
+
+
+def _with_answers(best: NDArray[np.float32], index: _Index, queries: Vectors, weight: float) -> NDArray[np.float32]:
+    """``best`` (queries x labels) with the answer-passage signal of ``weight`` on the entries."""
+    if not weight or not len(index.answer_starts):
+        return best
+    answer = np.maximum.reduceat(queries @ index.answers.T, index.answer_starts, axis=1)
+    out = best.copy()
+    out[:, :index.entries] += np.float32(weight) * (answer - answer.max(axis=1, keepdims=True))
+    return out
+
+
+def _pick_answer_weight(by_weight: Mapping[float, HeldOut]) -> float:
+    """The answer weight whose held-out entry phrasings rank their entry first most often (with
+    the default constants); a nonzero weight must beat 0 by 1% of them, or the signal stays off."""
+    c = DEFAULT_CALIBRATION
+    hits: dict[float, int] = {}
+    for weight, held in by_weight.items():
+        own = held.group == 0
+        z = c.alpha * held.best[own] + c.beta * held.logp[own]
+        hits[weight] = int((z.argmax(axis=1) == held.target[own]).sum())
+    need = max(1, math.ceil(0.01 * int((next(iter(by_weight.values())).group == 0).sum())))
+    best = max(hits, key=lambda w: hits[w])
+    return best if best and hits[best] - hits.get(0.0, 0) >= need else 0.0
 
 
 def _argmax_segments(values: NDArray[np.float32], starts: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -312,3 +312,86 @@ def test_a_thousand_entry_faq_answers_real_questions(tmp_path_factory: pytest.Te
     wrong = sum(m.outcome == "answer" and m.entry_id != e for m, e in results)
     top1 = sum(m.candidates[0].entry_id == e for m, e in results)
     assert correct >= 50 and wrong <= 2 and top1 >= 80, (correct, wrong, top1)
+
+
+# ---------------------------------------------------------------- the answer-passage signal
+
+
+class TableEmbedder(CountingEmbedder):
+    """Fixed vectors for the texts of a test (any length), random ones for the rest."""
+
+    model_id = "table-1"
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self.table: dict[str, np.ndarray] = {text: (v / np.linalg.norm(v)).astype(np.float32)
+                                             for text, v in table.items()}
+
+    def _vec(self, text: str) -> np.ndarray:  # type: ignore[override]
+        dim = len(next(iter(self.table.values())))
+        v: np.ndarray = self.table.get(text, CountingEmbedder._vec(text)[:dim])
+        out: np.ndarray = v / np.linalg.norm(v)
+        return out
+
+
+def test_answer_signal_lowers_entries_whose_answer_is_further_from_the_message() -> None:
+    """best_e = phrasing cosine + GAMMA * (answer cosine - the best answer cosine): the entry with
+    the most similar answer keeps its cosine (so the none level means what it did), others drop."""
+    dim = 8
+    axes = np.eye(dim, dtype=np.float32)
+    message = axes[0] + axes[1]
+    table = {"message": message, "phrasing a": axes[0] + 0.8 * axes[2], "phrasing b": axes[0] + axes[1] * 0.9,
+             "answer a": axes[1], "answer b": axes[3] + 0.2 * axes[1]}
+    kb = build_kb([Entry("a", ("phrasing a",), {"en": "answer a"}), Entry("b", ("phrasing b",), {"en": "answer b"})])
+    embedder = TableEmbedder(table)
+    retriever = build_retriever(kb, cache_dir=None, embedder=embedder)
+    assert retriever.answer_weight == 0.0  # off unless calibration chose it
+    retriever.answer_weight = search.GAMMA
+    unit = embedder.table
+    cos = {t: float(unit["message"] @ unit[t]) for t in unit}
+    best, _, _ = retriever.signals("message")
+    labels = retriever.labels
+    assert cos["answer a"] > cos["answer b"]
+    assert best[labels.index("a")] == pytest.approx(cos["phrasing a"], abs=1e-5)
+    assert best[labels.index("b")] == pytest.approx(
+        cos["phrasing b"] + search.GAMMA * (cos["answer b"] - cos["answer a"]), abs=1e-5)
+
+
+def test_vectors_of_any_length_index_and_search() -> None:
+    """The index takes its width from the vectors (a 896-dimension e5+USE concatenation works)."""
+
+    class Wide(CountingEmbedder):
+        @staticmethod
+        def _vec(text: str) -> np.ndarray:
+            seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")
+            v = np.random.default_rng(seed).standard_normal(896).astype(np.float32)
+            return v / np.linalg.norm(v)
+
+    retriever = build_retriever(small_kb(), cache_dir=None, embedder=Wide())
+    assert retriever.search("退款多久到账")[0].entry_id == "refund-time"
+    assert retriever._index.matrix.shape[1] == 896 and retriever._index.answers.shape[1] == 896
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> search.Retriever:
+    from knowledge.builtin import builtin_examples
+    from knowledge.schema import load_kb
+    from tests.conftest import SHARED
+
+    return build_retriever(load_kb(SHARED / "eval/shop-kb.yaml"), cache_dir=tmp_path_factory.mktemp("shop"),
+                           examples=builtin_examples(), calibrate=True)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # "invoice" (怎么开发票) has the closer phrasings; only invoice-download's answer says "Download the PDF"
+    ("download invoice", "invoice-download"),
+])
+def test_far_paraphrase_is_ranked_right_on_the_shop_kb(shop: search.Retriever, text: str, expected: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages far from every stored phrasing of the shop FAQ that its answers cover: ranked
+    first with the answer-passage signal (which calibration turns on for this FAQ, its answers
+    being real text), and not without it (what the signal is for)."""
+    assert shop.answer_weight == search.GAMMA
+    assert shop.search(text)[0].entry_id == expected
+    monkeypatch.setattr(shop, "answer_weight", 0.0)
+    assert shop.search(text)[0].entry_id != expected
