@@ -7,7 +7,6 @@ complaints / human requests handed off, ≤ 3 % of routine questions wrongly han
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -447,19 +446,6 @@ def test_not_cancel_requests(text: str) -> None:
 def test_empty_and_symbol_only_messages() -> None:
     for text in ("", "   ", "1", "👍", "???", "！！！"):
         assert detect_escalation(text) is None
-
-
-def test_fast_enough_for_every_message() -> None:
-    """≪ 1 ms per message; best of several rounds, so a busy CI machine does not make it flaky."""
-    texts = HELD_OUT_ROUND_1_HANDOFF + HELD_OUT_ROUND_1_ROUTINE
-    history = ("退款什么时候到账", "怎么退货", "运费多少", "在吗")
-    rounds = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for text in texts:
-            detect_escalation(text, history)
-        rounds.append((time.perf_counter() - start) / len(texts))
-    assert min(rounds) < 0.001
 
 
 # --- complaints without keywords: broken promises, blamed losses, shouted questions, sarcasm -------
