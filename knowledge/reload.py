@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from knowledge.repository import KnowledgeRepository, knowledge_base
+from knowledge.repository import KnowledgeRepository
+from knowledge.repository import knowledge_base as knowledge_base  # looked up at call time (tests spy on it)
 from knowledge.schema import KnowledgeBase
 from knowledge.search import Retriever
 
