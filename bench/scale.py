@@ -73,9 +73,16 @@ def _intents() -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
 def generate(size: int, seed: int = 0) -> tuple[KnowledgeBase, list[tuple[str, str]]]:
     """The first ``size`` entries of the 20,000-entry knowledge base, and the cases (the same
     300 at every size: three test phrasings of each of the first 100 entries)."""
+    from knowledge.schema import normalized_question
+
     names, train, test = _intents()
     rng = random.Random(seed)
-    pools = {name: rng.sample(train[name], len(train[name])) for name in names}
+    owner: dict[str, str] = {}  # a phrasing two intents share (a few do) stays with the first
+    for name in names:
+        for q in train[name]:
+            owner.setdefault(normalized_question(q), name)
+    pools = {name: rng.sample(kept, len(kept)) for name in names
+             for kept in [list(dict.fromkeys(q for q in train[name] if owner[normalized_question(q)] == name))]}
     cursor = dict.fromkeys(names, 0)
     entries: list[Entry] = []
     for number in range(size):
@@ -123,15 +130,136 @@ def prime(size: int, cache_dir: Path, chunk: int = 2048) -> None:
         print(f"{done}/{len(todo)} embedded, {rate:.1f} ms/text (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
+def fill(size: int, cache_dir: Path) -> None:
+    """Stand-in vectors for every text of the ``size`` knowledge base, for the sizes this box
+    cannot embed in a session (20,000 entries = 150,000 texts = ~85 CPU-minutes of e5): an
+    intent direction plus a branch direction plus per-text noise, unit length, stored under the
+    real model's id so ``kefu serve`` takes them from the cache.  Build, memory, edit and turn
+    costs do not depend on what the vectors say; accuracy on them means nothing and is not reported."""
+    import numpy as np
+
+    from knowledge.embeddings import get_embedder
+    from knowledge.index_cache import EmbeddingCache
+
+    kb, _ = generate(size)
+    cache = EmbeddingCache(cache_dir, get_embedder().model_id)
+    rng = np.random.default_rng(1)
+    names = sorted({e.id.split("@")[0] for e in kb.entries})
+    intent = dict(zip(names, rng.standard_normal((len(names), 384)), strict=True))
+    branch = dict(zip(BRANCHES, rng.standard_normal((len(BRANCHES), 384)), strict=True))
+    texts, rows = [], []
+    for e in kb.entries:
+        name, place = e.id.split("@")[0], next(b for b in BRANCHES if e.id.endswith("@" + b.lower().replace(" ", "-")))
+        for text in (*e.questions, *e.answer.values()):
+            texts.append(text)
+            rows.append(intent[name] + 0.6 * branch[place] + 0.5 * rng.standard_normal(384))
+    vectors = np.asarray(rows, dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    missing = cache.get(texts)[1]
+    cache.put([texts[i] for i in missing], vectors[missing])
+    cache.save()
+    print(f"{len(missing)} stand-in vectors written ({len(texts)} texts)")
+
+
+def build(size: int, cache_dir: Path) -> dict[str, float]:
+    """One index build as ``kefu serve`` does it (built-in examples, calibration), in a fresh
+    process so its peak RSS is its own; prints and returns the numbers."""
+    import subprocess
+
+    code = (f"import json, time, os; from bench.scale import build_here; "
+            f"print(json.dumps(build_here({size}, {str(cache_dir)!r})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps({"size": size, **result}), flush=True)
+    return result
+
+
+def build_here(size: int, cache_dir: str) -> dict[str, float]:
+    from knowledge.builtin import builtin_examples
+    from knowledge.search import build_retriever
+
+    kb, _ = generate(size)
+    begun, cpu = time.perf_counter(), time.process_time()
+    retriever = build_retriever(kb, cache_dir=Path(cache_dir), examples=builtin_examples(), calibrate=True)
+    return {"entries": len(retriever), "texts": texts_of(kb), "embedded": retriever.embedded_texts,
+            "seconds": round(time.perf_counter() - begun, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
+            "peak_rss_mb": round(peak_rss_mb()), "load": round(os.getloadavg()[0], 1)}
+
+
+def embed_rate(samples: int = 128) -> float:
+    """CPU ms per text of the model on this box (``build_threads`` cores), on fresh texts."""
+    from knowledge.embeddings import build_threads, get_embedder
+
+    model = get_embedder()
+    kb, _ = generate(300)
+    texts = [f"{q} ({i})" for i, q in enumerate(q for e in kb.entries for q in e.questions)][:samples]
+    model.embed_batch(texts[:4])
+    cpu = time.process_time()
+    model.embed_batch(texts, threads=build_threads())
+    return (time.process_time() - cpu) / len(texts) * 1000
+
+
+def parse_speed(size: int) -> None:
+    """Seconds to parse the ``size`` knowledge base's YAML (``kefu`` start, ``kb import``)."""
+    from knowledge.schema import dump_kb, parse_kb
+
+    kb, _ = generate(size)
+    text = dump_kb(kb)
+    begun = time.process_time()
+    parsed = parse_kb(text)
+    assert parsed == kb
+    print(f"{size} entries: YAML ({len(text) / 1e6:.1f} MB) parsed in {time.process_time() - begun:.2f} CPU s")
+
+
+def accuracy(size: int, cache_dir: Path) -> dict[str, float]:
+    """The 300 cases against the ``size`` knowledge base, decided as ``kefu`` decides (FaqMatcher)."""
+    from bot.config import ThresholdConfig
+    from intents.faq import FaqMatcher
+    from knowledge.builtin import builtin_examples
+    from knowledge.search import build_retriever
+
+    kb, cases = generate(size)
+    retriever = build_retriever(kb, cache_dir=cache_dir, examples=builtin_examples(), calibrate=True)
+    matcher = FaqMatcher(retriever, ThresholdConfig())
+    results = [(matcher.match(text), expected) for text, expected in cases]
+    n = len(results)
+    out = {"size": size, "cases": n,
+           "top1": round(sum(m.candidates[0].entry_id == e for m, e in results if m.candidates) / n, 3),
+           "answered_right": round(sum(m.outcome == "answer" and m.entry_id == e for m, e in results) / n, 3),
+           "answered_wrong": round(sum(m.outcome == "answer" and m.entry_id != e for m, e in results) / n, 3)}
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("prime",))
+    parser.add_argument("stage", choices=("prime", "fill", "build", "rate", "parse", "accuracy", "serve"))
     parser.add_argument("--size", type=int, nargs="+", default=[1000])
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--edits", type=int, default=6)
+    parser.add_argument("--turns", type=int, default=200)
     args = parser.parse_args(argv)
+    if args.stage == "rate":
+        print(f"embedding: {embed_rate():.1f} CPU ms per text (load {os.getloadavg()[0]:.1f})")
+        return 0
     for size in args.size:
         if args.stage == "prime":
             prime(size, args.cache_dir)
+        elif args.stage == "fill":
+            fill(size, args.cache_dir)
+        elif args.stage == "build":
+            build(size, args.cache_dir)
+        elif args.stage == "parse":
+            parse_speed(size)
+        elif args.stage == "accuracy":
+            accuracy(size, args.cache_dir)
+        else:
+            from bench.scale_serve import serve
+
+            serve(size, args.cache_dir, args.redis, args.edits, args.turns)
     return 0
 
 
