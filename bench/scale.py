@@ -233,9 +233,38 @@ def accuracy(size: int, cache_dir: Path) -> dict[str, float]:
     return out
 
 
+def edit_cost(size: int, cache_dir: Path, edits: int) -> None:
+    """CPU seconds of the two halves of a worker's reload at ``size`` entries, in-process (robust
+    to the box's load, unlike wall time): decoding and diffing the stored entries, and patching
+    the index for one edited entry (its new phrasing embedded)."""
+    from knowledge.builtin import builtin_examples
+    from knowledge.reload import _compared
+    from knowledge.repository import encode
+    from knowledge.search import build_retriever
+
+    kb, _ = generate(size)
+    raw = {e.id: encode(e, i) for i, e in enumerate(kb.entries)}
+    cpu = time.process_time()
+    compared = _compared(kb, raw, 2)
+    assert compared is not None and compared[1:] == ([], [])
+    diff = time.process_time() - cpu
+    retriever = build_retriever(kb, cache_dir=cache_dir, examples=builtin_examples(), calibrate=True)
+    costs = []
+    for n in range(edits):
+        entry = kb.entries[(n * 7919) % len(kb)]
+        edited = Entry(entry.id, (*entry.questions, f"{entry.questions[0]} - reworded {n} {time.time()}"), entry.answer)
+        cpu, begun = time.process_time(), time.perf_counter()
+        retriever = retriever.updated([edited], [])
+        costs.append((time.process_time() - cpu, time.perf_counter() - begun))
+        assert retriever.search(edited.questions[-1])[0].entry_id == entry.id
+    print(json.dumps({"size": size, "decode_and_diff_cpu_s": round(diff, 2),
+                      "edit_cpu_s": [round(c, 2) for c, _ in costs], "edit_wall_s": [round(w, 2) for _, w in costs],
+                      "load": round(os.getloadavg()[0], 1)}), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("prime", "fill", "build", "rate", "parse", "accuracy", "serve"))
+    parser.add_argument("stage", choices=("prime", "fill", "build", "rate", "parse", "accuracy", "edit", "serve"))
     parser.add_argument("--size", type=int, nargs="+", default=[1000])
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
@@ -254,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             build(size, args.cache_dir)
         elif args.stage == "parse":
             parse_speed(size)
+        elif args.stage == "edit":
+            edit_cost(size, args.cache_dir, args.edits)
         elif args.stage == "accuracy":
             accuracy(size, args.cache_dir)
         else:
