@@ -4,6 +4,10 @@
     python -m bench.scale build --size 5000           # index build: time, embed time, peak RSS
     python -m bench.scale serve --size 5000           # 2 x kefu serve: warm start, edits, loop lag, turns
     python -m bench.scale accuracy --size 100 1000    # the same cases against each size
+    python -m bench.scale edit --size 1000            # CPU of a reload's decode+diff and of one edit
+    python -m bench.scale edit-arithmetic --size 20000  # the same at 20,000 on random vectors (no fit)
+
+Run the in-process stages with OPENBLAS_NUM_THREADS=1, as kefu serve's workers run.
 
 The knowledge bases are synthetic but made of real customer phrasings: entry = (intent, branch),
 an intent of Banking77 or CLINC150 (227 in all) asked about one of 90 city branches ("Tokyo
@@ -262,9 +266,52 @@ def edit_cost(size: int, cache_dir: Path, edits: int) -> None:
                       "load": round(os.getloadavg()[0], 1)}), flush=True)
 
 
+def edit_without_fit(size: int, edits: int) -> None:
+    """The arithmetic of an edit and of a search at ``size`` entries without the hour of
+    embedding and the minutes of a full fit: random unit vectors and a random classifier of the
+    real shapes (20,000 labels, 130,000 searchable rows); the query is a fake embedder's."""
+    import numpy as np
+
+    from knowledge import search
+    from tests.knowledge.test_search import CountingEmbedder
+
+    kb, _ = generate(size)
+    rng = np.random.default_rng(0)
+    retriever = search.Retriever([], embedder=CountingEmbedder(), cache=None)
+    items = {e.id: search._items_of(e) for e in kb.entries}
+    vectors = {}
+    for label, its in items.items():
+        v = rng.standard_normal((len(its), 384)).astype(np.float32)
+        vectors[label] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    labels = tuple(items)
+    rows: list[search._Item] = []
+    starts = []
+    for label in labels:
+        starts.append(len(rows))
+        rows.extend(i for i in items[label] if i.searchable)
+    matrix = np.vstack([vectors[lb][[i for i, it in enumerate(items[lb]) if it.searchable]] for lb in labels])
+    clf = search._Classifier(rng.standard_normal((len(labels), 384)).astype(np.float32),
+                             np.zeros(len(labels), np.float32))
+    retriever._items, retriever._vectors = items, vectors
+    retriever._index = search._Index(labels, tuple(rows), np.array(starts, dtype=np.int64), len(labels), matrix,
+                                     None, clf)
+    costs = []
+    for n in range(edits):
+        e = kb.entries[(n * 4999) % len(kb)]
+        cpu = time.process_time()
+        retriever.apply([Entry(e.id, (*e.questions, f"reworded {n}"), e.answer)], [])
+        costs.append(round(time.process_time() - cpu, 2))
+    cpu = time.process_time()
+    for t in range(20):
+        retriever.analyze(f"Tokyo branch: a new question {t}")
+    print(json.dumps({"size": size, "rows": len(rows), "edit_cpu_s": costs,
+                      "search_cpu_ms": round((time.process_time() - cpu) / 20 * 1000, 1),
+                      "load": round(os.getloadavg()[0], 1)}), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("prime", "fill", "build", "rate", "parse", "accuracy", "edit", "serve"))
+    parser.add_argument("stage", choices=("prime", "fill", "build", "rate", "parse", "accuracy", "edit", "edit-arithmetic", "serve"))
     parser.add_argument("--size", type=int, nargs="+", default=[1000])
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
@@ -285,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             parse_speed(size)
         elif args.stage == "edit":
             edit_cost(size, args.cache_dir, args.edits)
+        elif args.stage == "edit-arithmetic":
+            edit_without_fit(size, args.edits)
         elif args.stage == "accuracy":
             accuracy(size, args.cache_dir)
         else:
