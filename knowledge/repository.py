@@ -9,6 +9,7 @@ announcement around it belong to :class:`knowledge.service.KnowledgeService`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,8 +61,9 @@ class KnowledgeRepository:
         return int(await self.redis.get(keys.kb_version()) or 0)
 
     async def documents(self) -> dict[str, Document]:
-        """Every stored document by entry id (positions included), for planning a write."""
-        return parse_documents(await self.raw_documents())
+        """Every stored document by entry id (positions included), for planning a write.
+        Decoded in a thread: 20,000 JSON documents are a stall of the event loop."""
+        return await asyncio.to_thread(parse_documents, await self.raw_documents())
 
     async def raw_documents(self) -> dict[str, str]:
         """Every stored entry as its JSON text, undecoded: decoding 20,000 of them takes a
@@ -70,8 +72,9 @@ class KnowledgeRepository:
         return {str(k): str(v) for k, v in stored.items()}
 
     async def entries(self) -> list[Entry]:
-        """Every entry, in the knowledge base's order."""
-        return [decode(d) for d in in_order(await self.documents())]
+        """Every entry, in the knowledge base's order (decoded in a thread, as :meth:`documents`)."""
+        raw = await self.raw_documents()
+        return await asyncio.to_thread(lambda: [decode(d) for d in in_order(parse_documents(raw))])
 
     async def load(self) -> KnowledgeBase | None:
         """The stored knowledge base, or None if nothing was ever stored.
@@ -79,7 +82,8 @@ class KnowledgeRepository:
         A store whose entries were all removed (``kb import --replace-all`` of an empty file)
         has a version but no entries: that is an empty knowledge base, and it is never
         re-seeded from the shipped FAQ over the admins' wishes."""
-        return knowledge_base(await self.raw_documents(), await self.version())
+        raw = await self.raw_documents()
+        return await asyncio.to_thread(knowledge_base, raw, await self.version())
 
     async def get(self, entry_id: str) -> Entry | None:
         raw = await self.redis.hget(keys.kb_entries(), entry_id)
