@@ -1,21 +1,29 @@
 """On-disk cache of phrasing embeddings, keyed by (model id, hash of the phrasing text).
 
-Embedding 15,000 phrasings takes minutes; keying each vector by its own text (not by the whole
-knowledge base) means that after an admin edits one entry, a rebuild embeds only the new
-phrasings.  One ``.npz`` file per model: written to a temporary file and renamed into place so
-a crash never leaves half a file; a file that cannot be read (truncated, corrupted, another
-version) is logged and treated as empty, then rewritten — a cache must never take the bot down.
+Embedding 150,000 phrasings takes an hour on two cores; keying each vector by its own text (not
+by the whole knowledge base) means that after an admin edits one entry, a rebuild embeds only the
+new phrasings.  The cache is a folder of append-only *segments* per model: each save writes the
+new vectors as one more small ``.npy`` file (temp file + rename, so a crash never leaves half a
+file), never rewriting what is there — at 20,000 entries the whole cache is 230 MB, and every
+worker rewrote it on every edit.  Past :data:`MAX_SEGMENTS` files the segments are merged into one
+(under a file lock, so two workers do not merge at once): the folder stays bounded however many
+edits are made.  Segments are memory-mapped, so the workers of one machine share their pages.
+A segment that cannot be read (truncated, corrupted, another version) is logged and removed, its
+vectors re-embedded — a cache must never take the bot down.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import re
 import tempfile
+import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,7 +32,9 @@ from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
 
-MAX_VECTORS = 500_000  # ~770 MB at 384 floats; beyond this the oldest vectors are dropped
+MAX_VECTORS = 500_000  # ~770 MB at 384 floats; beyond this the oldest vectors are dropped (when merging)
+MAX_SEGMENTS = 16  # more segment files than this: merge them into one
+KEY_BYTES = 20
 
 
 def text_key(text: str) -> bytes:
@@ -32,51 +42,102 @@ def text_key(text: str) -> bytes:
     return hashlib.sha1(text.encode("utf-8")).digest()
 
 
+def _segment_dtype(dims: int) -> np.dtype[Any]:
+    # keys are raw uint8 rows: numpy's bytes dtype would strip a digest's trailing NULs
+    return np.dtype([("key", np.uint8, (KEY_BYTES,)), ("vector", np.float32, (dims,))])
+
+
 class EmbeddingCache:
-    """Vectors by text for one model, persisted under ``cache_dir``."""
+    """Vectors by text for one model, persisted as segments under ``cache_dir``."""
 
     def __init__(self, cache_dir: Path, model_id: str) -> None:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)
-        self.path = Path(cache_dir).expanduser() / f"embeddings-{safe}.npz"
-        self._index: dict[bytes, int] = {}
-        self._vectors: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
-        self._dirty = False
-        self._load()
-
-    def _load(self) -> None:
-        if not self.path.exists():
-            return
-        try:
-            with np.load(self.path, allow_pickle=False) as data:
-                keys = np.asarray(data["keys"])
-                vectors = np.asarray(data["vectors"], dtype=np.float32)
-            # keys are raw uint8 rows: numpy's bytes dtype would strip a digest's trailing NULs
-            if keys.dtype != np.uint8 or keys.shape != (len(vectors), 20) or vectors.ndim != 2:
-                raise ValueError("keys and vectors do not line up")
-            index = {keys[i].tobytes(): i for i in range(len(keys))}
-            if len(index) != len(keys):
-                raise ValueError("duplicate keys")
-            self._index = index
-            self._vectors = vectors
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            log.warning("embedding cache %s is unreadable (%s); rebuilding it", self.path, exc)
-            self._index, self._vectors = {}, np.zeros((0, 0), dtype=np.float32)
-            self._dirty = True
+        self.folder = Path(cache_dir).expanduser() / f"embeddings-{safe}"
+        self.legacy = Path(cache_dir).expanduser() / f"embeddings-{safe}.npz"  # one-file format, read only
+        self._segments: list[NDArray[Any]] = []  # structured arrays (key, vector), memory-mapped once saved
+        self._index: dict[bytes, tuple[int, int]] = {}  # key -> (segment, row)
+        self._loaded: set[str] = set()  # segment file names already indexed
+        self._unsaved: list[int] = []  # segments put since the last save
+        self._load_legacy()
+        self.refresh()
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def segment_files(self) -> list[Path]:
+        """The segment files on disk, oldest first (names start with a nanosecond timestamp)."""
+        try:
+            return sorted(self.folder.glob("*.npy"))
+        except OSError:
+            return []
+
+    # ------------------------------------------------------------------ reading
+
+    def _load_legacy(self) -> None:
+        if not self.legacy.exists():
+            return
+        try:
+            with np.load(self.legacy, allow_pickle=False) as data:
+                keys = np.asarray(data["keys"])
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+            if keys.dtype != np.uint8 or keys.shape != (len(vectors), KEY_BYTES) or vectors.ndim != 2:
+                raise ValueError("keys and vectors do not line up")
+            segment = np.zeros(len(keys), dtype=_segment_dtype(vectors.shape[1]))
+            segment["key"], segment["vector"] = keys, vectors
+            self._add(segment)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("embedding cache %s is unreadable (%s); ignoring it", self.legacy, exc)
+
+    def refresh(self) -> None:
+        """Index segments written since (by this worker's peers): their vectors are not embedded again."""
+        for path in self.segment_files():
+            if path.name in self._loaded:
+                continue
+            try:
+                segment = np.load(path, mmap_mode="r", allow_pickle=False)
+                names = segment.dtype.names or ()
+                if names != ("key", "vector") or segment.dtype["key"].shape != (KEY_BYTES,) or segment.ndim != 1:
+                    raise ValueError(f"not an embedding segment ({segment.dtype})")
+            except (OSError, ValueError, EOFError) as exc:
+                log.warning("embedding cache segment %s is unreadable (%s); removing it", path, exc)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            self._loaded.add(path.name)
+            self._add(segment)
+
+    def _add(self, segment: NDArray[Any]) -> int:
+        number = len(self._segments)
+        self._segments.append(segment)
+        raw = np.ascontiguousarray(segment["key"]).tobytes()
+        index = self._index
+        for row in range(len(segment)):
+            index.setdefault(raw[row * KEY_BYTES:(row + 1) * KEY_BYTES], (number, row))
+        return number
 
     def get(self, texts: Sequence[str]) -> tuple[dict[int, NDArray[np.float32]], list[int]]:
         """Cached vectors by position in ``texts``, and the positions that are missing."""
         found: dict[int, NDArray[np.float32]] = {}
         missing: list[int] = []
         for i, text in enumerate(texts):
-            row = self._index.get(text_key(text))
-            if row is None:
+            where = self._index.get(text_key(text))
+            if where is None:
                 missing.append(i)
             else:
-                found[i] = self._vectors[row]
+                found[i] = self._segments[where[0]]["vector"][where[1]]
+        if missing:
+            self.refresh()  # another worker may have embedded them a moment ago
+            still: list[int] = []
+            for i in missing:
+                where = self._index.get(text_key(texts[i]))
+                if where is None:
+                    still.append(i)
+                else:
+                    found[i] = self._segments[where[0]]["vector"][where[1]]
+            missing = still
         return found, missing
+
+    # ------------------------------------------------------------------ writing
 
     def put(self, texts: Sequence[str], vectors: NDArray[np.float32]) -> None:
         fresh: dict[bytes, NDArray[np.float32]] = {}
@@ -84,29 +145,72 @@ class EmbeddingCache:
             key = text_key(text)
             if key not in self._index:
                 fresh.setdefault(key, vector)
-        new = list(fresh.items())
-        if not new:
+        if not fresh:
             return
-        block = np.asarray([v for _, v in new], dtype=np.float32)
-        base = len(self._index)
-        self._vectors = block if base == 0 else np.vstack([self._vectors, block])
-        for offset, (key, _) in enumerate(new):
-            self._index[key] = base + offset
-        if len(self._index) > MAX_VECTORS:
-            drop = len(self._index) - MAX_VECTORS
-            self._vectors = self._vectors[drop:]
-            self._index = {k: r - drop for k, r in self._index.items() if r >= drop}
-        self._dirty = True
+        segment = np.zeros(len(fresh), dtype=_segment_dtype(vectors.shape[1]))
+        segment["key"] = np.frombuffer(b"".join(fresh), dtype=np.uint8).reshape(-1, KEY_BYTES)
+        segment["vector"] = np.asarray(list(fresh.values()), dtype=np.float32)
+        self._unsaved.append(self._add(segment))
 
     def save(self) -> None:
-        """Write atomically (temp file + rename); errors are logged, not raised."""
-        if not self._dirty:
+        """Write what was put since the last save as one new segment; merge past MAX_SEGMENTS.
+        Errors are logged, not raised."""
+        if not self._unsaved:
             return
-        keys = np.zeros((len(self._index), 20), dtype=np.uint8)
-        for key, row in self._index.items():
-            keys[row] = np.frombuffer(key, dtype=np.uint8)
-        if atomic_write_npz(self.path, keys=keys, vectors=self._vectors):
-            self._dirty = False
+        block = np.concatenate([self._segments[i] for i in self._unsaved])
+        name = f"{time.time_ns():020d}-{os.getpid()}.npy"
+        if atomic_write_npy(self.folder / name, block):
+            self._loaded.add(name)
+            self._unsaved = []
+        if len(self.segment_files()) > MAX_SEGMENTS:
+            self.compact()
+
+    def compact(self) -> None:
+        """Merge every segment (and the one-file legacy cache) into one; the newest
+        :data:`MAX_VECTORS` vectors are kept.  Under a lock file: one worker merges at a time."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with _locked(self.folder / ".lock"):
+                self.refresh()
+                files = self.segment_files()
+                if len(files) <= 1 and not self.legacy.exists():
+                    return
+                merged = self._merged()
+                name = f"{time.time_ns():020d}-{os.getpid()}.npy"
+                if not atomic_write_npy(self.folder / name, merged):
+                    return
+                self._loaded.add(name)
+                for path in files:
+                    path.unlink(missing_ok=True)  # mapped pages stay readable until unmapped
+                self.legacy.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not merge embedding cache %s: %s", self.folder, exc)
+
+    def _merged(self) -> NDArray[Any]:
+        """Every indexed vector once, oldest first, the oldest beyond MAX_VECTORS dropped."""
+        by_segment: dict[int, list[int]] = {}
+        for number, row in self._index.values():
+            by_segment.setdefault(number, []).append(row)
+        parts = [self._segments[n][np.sort(np.array(rows))] for n, rows in sorted(by_segment.items())]
+        dims = {p.dtype["vector"].shape for p in parts}
+        parts = [p for p in parts if p.dtype["vector"].shape == max(dims)] if len(dims) > 1 else parts
+        merged = np.concatenate(parts) if parts else np.zeros(0, dtype=_segment_dtype(384))
+        return merged[-MAX_VECTORS:]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def atomic_write_npy(path: Path, array: NDArray[Any]) -> bool:
+    """Write one array to ``path`` (``.npy``) via a temp file + rename; log (not raise) on failure."""
+    return _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def atomic_write_npz(path: Path, **arrays: NDArray[Any]) -> bool:

@@ -9,6 +9,7 @@ announcement around it belong to :class:`knowledge.service.KnowledgeService`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,6 +38,19 @@ def in_order(documents: Mapping[str, Document]) -> list[Document]:
     return sorted(documents.values(), key=lambda d: int(d.get("_pos", 0)))
 
 
+def parse_documents(raw: Mapping[str, str]) -> dict[str, Document]:
+    return {str(k): json.loads(v) for k, v in raw.items()}
+
+
+def knowledge_base(raw: Mapping[str, str], version: int) -> KnowledgeBase | None:
+    """What :meth:`KnowledgeRepository.load` returns, from :meth:`KnowledgeRepository.raw_documents`
+    and the version (pure: safe to run in a thread)."""
+    entries = [decode(d) for d in in_order(parse_documents(raw))]
+    if not entries:
+        return KnowledgeBase(()) if version > 0 else None
+    return build_kb(entries, "store")
+
+
 class KnowledgeRepository:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -47,13 +61,20 @@ class KnowledgeRepository:
         return int(await self.redis.get(keys.kb_version()) or 0)
 
     async def documents(self) -> dict[str, Document]:
-        """Every stored document by entry id (positions included), for planning a write."""
+        """Every stored document by entry id (positions included), for planning a write.
+        Decoded in a thread: 20,000 JSON documents are a stall of the event loop."""
+        return await asyncio.to_thread(parse_documents, await self.raw_documents())
+
+    async def raw_documents(self) -> dict[str, str]:
+        """Every stored entry as its JSON text, undecoded: decoding 20,000 of them takes a
+        second of CPU, which a reload does in a thread (:func:`knowledge_base`), not on the loop."""
         stored = await self.redis.hgetall(keys.kb_entries())
-        return {str(k): json.loads(v) for k, v in stored.items()}
+        return {str(k): str(v) for k, v in stored.items()}
 
     async def entries(self) -> list[Entry]:
-        """Every entry, in the knowledge base's order."""
-        return [decode(d) for d in in_order(await self.documents())]
+        """Every entry, in the knowledge base's order (decoded in a thread, as :meth:`documents`)."""
+        raw = await self.raw_documents()
+        return await asyncio.to_thread(lambda: [decode(d) for d in in_order(parse_documents(raw))])
 
     async def load(self) -> KnowledgeBase | None:
         """The stored knowledge base, or None if nothing was ever stored.
@@ -61,10 +82,8 @@ class KnowledgeRepository:
         A store whose entries were all removed (``kb import --replace-all`` of an empty file)
         has a version but no entries: that is an empty knowledge base, and it is never
         re-seeded from the shipped FAQ over the admins' wishes."""
-        entries = await self.entries()
-        if not entries:
-            return KnowledgeBase(()) if await self.version() > 0 else None
-        return build_kb(entries, "store")
+        raw = await self.raw_documents()
+        return await asyncio.to_thread(knowledge_base, raw, await self.version())
 
     async def get(self, entry_id: str) -> Entry | None:
         raw = await self.redis.hget(keys.kb_entries(), entry_id)

@@ -178,7 +178,7 @@ class Retriever:
         self._items.update(specials)
         self._vectors = self._embed_labels(self._items, list(self._items))
         self._drop_off_topic_near_entries(set(out_of_scope))
-        self._index = self._build_index(self._items, self._vectors, warm=None)
+        self._index = self._build_index(self._items, self._vectors)
         self.answer_weight = 0.0  # the answer-passage signal's weight, chosen by calibration
         self.calibration = self._calibrated() if calibrate else DEFAULT_CALIBRATION
         complaints = examples.complaints if examples is not None and embedder is not None else {}
@@ -300,7 +300,7 @@ class Retriever:
                 items[label], vectors[label] = [its[i] for i in kept], self._vectors[label][kept]
         if len(queries) > 3000:  # enough to fit three numbers; keeps the cost flat on huge KBs
             queries = rng.sample(queries, 3000)
-        index = self._build_index(items, vectors, warm=None)
+        index = self._build_index(items, vectors)
         if index.classifier is None or not queries:
             return None
         q = np.vstack([query_vectors[row] for row, _, _ in queries])
@@ -371,8 +371,7 @@ class Retriever:
             start += n
         return out
 
-    def _build_index(self, items: dict[str, list[_Item]], vectors: dict[str, Vectors],
-                     warm: _Warm | None, focus: Sequence[str] = ()) -> _Index:
+    def _build_index(self, items: dict[str, list[_Item]], vectors: dict[str, Vectors]) -> _Index:
         """The flat search arrays and the classifier for ``items``."""
         labels = tuple(items)
         rows: list[_Item] = []
@@ -381,47 +380,48 @@ class Retriever:
             starts.append(len(rows))
             rows.extend(item for item in items[label] if item.searchable)
         matrix = answers = np.zeros((0, self._dim), dtype=np.float32)
-        answer_starts: list[int] = []
+        answer_starts = np.zeros(0, dtype=np.int64)
         lexical: LexicalIndex | None = None
         classifier: _Classifier | None = None
         if rows and self._embedder is not None:
             matrix = np.vstack([vectors[label][[i for i, it in enumerate(items[label]) if it.searchable]]
                                 for label in labels])
-            parts: list[Vectors] = []
-            for label in labels:
-                if not is_special(label):
-                    answer_starts.append(answer_starts[-1] + len(parts[-1]) if parts else 0)
-                    own = vectors[label][[i for i, it in enumerate(items[label]) if not it.searchable]]
-                    parts.append(own if len(own) else np.zeros((1, self._dim), np.float32))
-            answers = np.vstack(parts) if parts else answers
-            classifier = self._train_classifier(items, vectors, labels, warm, focus)
+            answers, answer_starts = self._answers(items, vectors, labels)
+            classifier = self._train_classifier(items, vectors, labels)
         elif rows:
             lexical = LexicalIndex([item.text for item in rows])
         entries = sum(1 for label in labels if not is_special(label))
         return _Index(labels, tuple(rows), np.array(starts, dtype=np.int64), entries, matrix,
-                      answers, np.array(answer_starts, dtype=np.int64), lexical, classifier)
+                      answers, answer_starts, lexical, classifier)
+
+    def _answers(self, items: dict[str, list[_Item]], vectors: dict[str, Vectors],
+                 labels: tuple[str, ...]) -> tuple[Vectors, NDArray[np.int64]]:
+        """The entries' answer vectors (a zero row for an entry without one) and each entry's first row."""
+        parts: list[Vectors] = []
+        answer_starts: list[int] = []
+        for label in labels:
+            if not is_special(label):
+                answer_starts.append(answer_starts[-1] + len(parts[-1]) if parts else 0)
+                own = vectors[label][[i for i, it in enumerate(items[label]) if not it.searchable]]
+                parts.append(own if len(own) else np.zeros((1, self._dim), np.float32))
+        answers = np.vstack(parts) if parts else np.zeros((0, self._dim), dtype=np.float32)
+        return answers, np.array(answer_starts, dtype=np.int64)
 
     def _train_classifier(self, items: dict[str, list[_Item]], vectors: dict[str, Vectors],
-                          labels: tuple[str, ...], warm: _Warm | None, focus: Sequence[str]) -> _Classifier | None:
+                          labels: tuple[str, ...]) -> _Classifier | None:
         if len(labels) < 2:
             return None
-        if len(focus) > max(5, len(labels) // 10):  # a large batch of edits: fit afresh
-            warm = None
         x = np.vstack([vectors[label] for label in labels])
         y = np.array([i for i, label in enumerate(labels) for _ in items[label]])
         digest = _digest(items, labels, self._embedder)
         cached = _Classifier.load(self._cache_dir, digest, len(labels)) if self._cache_dir else None
         if cached is not None:
             return cached
-        clf = _Classifier.fit(x, y, labels, warm=warm, focus=focus)
+        clf = _Classifier.fit(x, y, labels)
         if self._cache_dir is not None:
             clf.save(self._cache_dir, digest)
             _prune(Path(self._cache_dir).expanduser(), "classifier-*.npz")
         return clf
-
-    def _warm(self) -> _Warm | None:
-        index = self._index
-        return (index.classifier, index.labels) if index.classifier is not None else None
 
     def upsert(self, entry: Entry) -> None:
         """Add or replace one entry; only its new phrasings are embedded (disabled = removed)."""
@@ -432,7 +432,10 @@ class Retriever:
         self.apply([], [entry_id])
 
     def apply(self, upserts: Sequence[Entry], removals: Sequence[str]) -> None:
-        """Re-index several edited entries with one index build; only new phrasings are embedded."""
+        """Re-index several edited entries; only new phrasings are embedded.  In dense mode the
+        index is patched, not rebuilt: the other entries' rows are copied as blocks and only the
+        edited labels' classifier rows are refitted (:meth:`_Classifier.refreshed`), so an edit
+        costs milliseconds of arithmetic at 20,000 entries where a refit took many seconds."""
         with self._write_lock:
             gone = {entry_id for entry_id in removals if not is_special(entry_id)}
             gone |= {entry.id for entry in upserts if not entry.enabled}
@@ -445,8 +448,74 @@ class Retriever:
                 items[label] = items.pop(label)
             vectors = {label: v for label, v in self._vectors.items() if label not in gone}
             vectors.update(self._embed_labels(items, list(fresh)))
-            index = self._build_index(items, vectors, self._warm(), focus=list(fresh))
+            old = self._index
+            if self._embedder is None or old.classifier is None or len(items) < 2 \
+                    or len(fresh) > max(5, len(items) // 10):  # a large batch of edits: fit afresh
+                index = self._build_index(items, vectors)
+            else:
+                index = self._patched_index(old, items, vectors, set(fresh))
             self._items, self._vectors, self._index = items, vectors, index
+            if index is not old and index.classifier is not old.classifier and self._cache_dir is not None:
+                self._remember(index)
+
+    def _patched_index(self, old: _Index, items: dict[str, list[_Item]], vectors: dict[str, Vectors],
+                       fresh: set[str]) -> _Index:
+        """``old`` with the ``fresh`` labels' rows replaced and the labels not in ``items`` dropped:
+        unchanged labels are copied as contiguous runs of rows (one copy of the matrix, no
+        per-label work), and the classifier keeps every row but the edited ones."""
+        assert old.classifier is not None
+        labels = tuple(items)
+        position = {label: j for j, label in enumerate(old.labels)}
+        ends = np.append(old.starts[1:], len(old.rows))
+        blocks: list[Vectors] = []
+        row_blocks: list[tuple[_Item, ...]] = []
+        counts: list[int] = []
+        run: list[int] = []  # [first, end) of a run of old rows still to copy
+
+        def flush() -> None:
+            if run:
+                blocks.append(old.matrix[run[0]:run[1]])
+                row_blocks.append(old.rows[run[0]:run[1]])
+                run.clear()
+
+        for label in labels:
+            j = None if label in fresh else position.get(label)
+            if j is not None:
+                first, end = int(old.starts[j]), int(ends[j])
+                counts.append(end - first)
+                if run and run[1] == first:
+                    run[1] = end
+                else:
+                    flush()
+                    run.extend((first, end))
+                continue
+            flush()
+            searchable = [i for i, item in enumerate(items[label]) if item.searchable]
+            blocks.append(vectors[label][searchable])
+            row_blocks.append(tuple(items[label][i] for i in searchable))
+            counts.append(len(searchable))
+        flush()
+        matrix = np.concatenate(blocks) if blocks else np.zeros((0, self._dim), dtype=np.float32)
+        rows = tuple(item for block in row_blocks for item in block)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        classifier = old.classifier.refreshed(old.labels, labels, [label for label in labels if label in fresh],
+                                              vectors)
+        entries = sum(1 for label in labels if not is_special(label))
+        answers, answer_starts = self._answers(items, vectors, labels)
+        return _Index(labels, rows, starts, entries, matrix, answers, answer_starts, None, classifier)
+
+    def _remember(self, index: _Index) -> None:
+        """Save an edited index's classifier (and the calibration it is used with) under the
+        digest a restart computes, so a restart after edits loads them instead of refitting."""
+        assert self._cache_dir is not None and index.classifier is not None
+        folder = Path(self._cache_dir).expanduser()
+        digest = _digest(self._items, index.labels, self._embedder)
+        if not (folder / f"classifier-{digest}.npz").exists():  # another worker may have saved it
+            index.classifier.save(folder, digest)
+            _prune(folder, "classifier-*.npz")
+        if self.calibration.held_out and not (folder / f"calibration-{digest}.json").exists():
+            atomic_write_text(folder / f"calibration-{digest}.json", json.dumps(self.calibration.__dict__))
+            _prune(folder, "calibration-*.json")
 
     def updated(self, upserts: Sequence[Entry], removals: Sequence[str]) -> Retriever:
         """A copy with the edits applied; this retriever stays as it is, so turns still
@@ -586,8 +655,12 @@ CLF_FLOP_BUDGET = 2e12
 CLF_BATCH = 256
 CLF_LR = 0.02
 CLF_WEIGHT_DECAY = 1e-4  # a little L2: near-duplicate entries share probability, none wins by chance
-CLF_REFRESH_STEPS = 60  # after an edit: a warm start plus this many steps, half on the edited labels
+CLF_REFRESH_STEPS = 150  # after an edit: full-batch steps on the edited labels' rows against their rivals
+REFRESH_RIVALS = 16  # per edited text: the labels scoring it highest are its rivals ...
+REFRESH_RIVALS_MAX = 64  # ... up to this many in all
+REFRESH_RIVAL_TEXTS = 40  # texts of one rival used as negatives (a big special class is sampled)
 CLF_MIN_TRAIN_ACCURACY = 0.5  # below this on its own training texts, a fit has failed
+CLF_CHECK_TEXTS = 8192  # training texts the check above is made on (a sample on a big knowledge base)
 
 
 class _Classifier:
@@ -614,61 +687,98 @@ class _Classifier:
         return result
 
     @classmethod
-    def fit(cls, x: Vectors, y: NDArray[np.int64], labels: tuple[str, ...], warm: _Warm | None = None,
-            focus: Sequence[str] = (), label_weight: Sequence[float] | None = None) -> _Classifier:
-        """Fit on texts ``x`` with label indices ``y``.  With ``warm`` (the previous classifier
-        and its labels) only a short refresh runs, half of each batch drawn from the ``focus``
-        labels (the edited entries): an edit costs a fraction of a build."""
+    def fit(cls, x: Vectors, y: NDArray[np.int64], labels: tuple[str, ...],
+            label_weight: Sequence[float] | None = None) -> _Classifier:
+        """Fit on texts ``x`` with label indices ``y``.  Batches are centred and scaled as they
+        are drawn: a centred copy of every text would be one more copy of them all in memory."""
         n_labels, (n, dims) = len(labels), x.shape
         rng = np.random.default_rng(0)
         mean = x.mean(axis=0)
-        centred = (x - mean).astype(np.float32)
-        scale = np.float32(1.0 / max(1e-6, float(np.sqrt((centred ** 2).sum(axis=1).mean()))))
-        centred *= scale
+        spread = sum(float(((x[start:start + 8192] - mean) ** 2).sum()) for start in range(0, n, 8192))
+        scale = np.float32(1.0 / max(1e-6, math.sqrt(spread / max(1, n))))
         weights = np.zeros((n_labels, dims), dtype=np.float32)
         bias = np.zeros(n_labels, dtype=np.float32)
         batch = min(CLF_BATCH, n)
-        if warm is not None:
-            old, old_labels = warm
-            position = {label: j for j, label in enumerate(old_labels)}
-            for i, label in enumerate(labels):
-                j = position.get(label)
-                if j is not None:  # back from raw-vector space: W' = W / scale, b' = b + W·mean
-                    weights[i] = old.weights[j] / scale
-                    bias[i] = old.bias[j] + float(old.weights[j] @ mean)
-            steps = CLF_REFRESH_STEPS
-        else:
-            budget = int(CLF_FLOP_BUDGET / (4 * batch * n_labels * dims))
-            steps = max(CLF_MIN_STEPS, min(CLF_MAX_STEPS, budget, math.ceil(CLF_EPOCHS * n / batch)))
+        budget = int(CLF_FLOP_BUDGET / (4 * batch * n_labels * dims))
+        steps = max(CLF_MIN_STEPS, min(CLF_MAX_STEPS, budget, math.ceil(CLF_EPOCHS * n / batch)))
         # Every label weighs the same in the loss, however many texts it has: the 100 complaint
         # examples must not outvote an entry's three phrasings on the entry's own ground.
         counts = np.bincount(y, minlength=n_labels).astype(np.float32)
         totals = np.ones(n_labels, dtype=np.float32) if label_weight is None else np.asarray(label_weight, np.float32)
         sample_weight = (totals[y] / counts[y]).astype(np.float32)
         sample_weight *= n / sample_weight.sum()
-        focus_rows = np.flatnonzero(np.isin(y, [labels.index(f) for f in focus if f in labels]))
         moments = [np.zeros_like(weights), np.zeros_like(weights), np.zeros_like(bias), np.zeros_like(bias)]
         order, pos = rng.permutation(n), 0
         for step in range(1, steps + 1):
-            if warm is not None and len(focus_rows):
-                half = batch // 2
-                rows = np.concatenate([rng.choice(focus_rows, half), rng.integers(0, n, batch - half)])
-            else:
-                if pos + batch > n:
-                    order, pos = rng.permutation(n), 0
-                rows, pos = order[pos:pos + batch], pos + batch
+            if pos + batch > n:
+                order, pos = rng.permutation(n), 0
+            rows, pos = order[pos:pos + batch], pos + batch
             rate = CLF_LR * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay: settle, don't hover
-            _adam_step(weights, bias, moments, centred[rows], y[rows], sample_weight[rows], step, rate)
+            centred = ((x[rows] - mean) * scale).astype(np.float32)
+            _adam_step(weights, bias, moments, centred, y[rows], sample_weight[rows], step, rate)
         weights *= scale  # fold the centring and scaling in: z = W·x + b on raw vectors
         bias -= weights @ mean
         if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
             raise IndexBuildError("the classifier fit diverged (non-finite weights)")
         model = cls(weights, bias)
-        accuracy = model.accuracy(x, y)
+        sample = rng.choice(n, CLF_CHECK_TEXTS, replace=False) if n > CLF_CHECK_TEXTS else np.arange(n)
+        accuracy = model.accuracy(x[sample], y[sample])  # a sample: all texts x all labels is a TFLOP at 20k
         if n_labels > 1 and accuracy < CLF_MIN_TRAIN_ACCURACY:
             raise IndexBuildError(f"the classifier fit failed: it recognises only {accuracy:.0%} of the knowledge "
                                   f"base's own {n} texts over {n_labels} labels")
         return model
+
+    def refreshed(self, old_labels: Sequence[str], labels: tuple[str, ...], focus: Sequence[str],
+                  vectors: Mapping[str, Vectors]) -> _Classifier:
+        """This classifier over ``labels``, with only the ``focus`` labels' rows refitted (an
+        edit): the others stay as they are.  Each focus row is fitted against its nearest
+        rivals only — the labels that score its texts highest, whose own texts are the
+        negatives — since the thousands of far labels carry no probability for them.  Cost:
+        O(focus x rivals x texts), independent of the size of the knowledge base."""
+        position = {label: j for j, label in enumerate(old_labels)}
+        old = np.array([position.get(label, -1) for label in labels], dtype=np.int64)
+        weights = np.zeros((len(labels), self.weights.shape[1]), dtype=np.float32)
+        bias = np.full(len(labels), float(self.bias.min()) if len(self.bias) else 0.0, dtype=np.float32)
+        weights[old >= 0], bias[old >= 0] = self.weights[old[old >= 0]], self.bias[old[old >= 0]]
+        index = {label: i for i, label in enumerate(labels)}
+        mine = np.array([index[label] for label in focus if label in index], dtype=np.int64)
+        if not len(mine):
+            return _Classifier(weights, bias)
+        x_focus = np.vstack([vectors[labels[i]] for i in mine])
+        z = x_focus @ weights.T + bias
+        z[:, mine] = -np.inf
+        per_text = min(REFRESH_RIVALS, len(labels) - len(mine))
+        rivals = np.unique(np.argpartition(-z, per_text - 1, axis=1)[:, :per_text]) if per_text > 0 else mine[:0]
+        rivals = rivals[np.argsort(-z[:, rivals].max(axis=0))][:REFRESH_RIVALS_MAX]
+        rng = np.random.default_rng(0)
+        rival_x = []
+        for i in rivals:  # a big special class (hundreds of off-topic examples) is sampled
+            v = vectors[labels[i]]
+            rival_x.append(v[rng.choice(len(v), REFRESH_RIVAL_TEXTS, replace=False)] if len(v) > REFRESH_RIVAL_TEXTS
+                           else v)
+        local = np.concatenate([mine, rivals])  # local label j is labels[local[j]]
+        x = np.vstack([x_focus, *rival_x]).astype(np.float32)
+        y = np.concatenate([np.repeat(np.arange(len(mine)), [len(vectors[labels[i]]) for i in mine]),
+                            np.repeat(np.arange(len(mine), len(local)), [len(v) for v in rival_x])])
+        # centred and scaled as in fit (any centre works: the result is folded back exactly)
+        mean = x.mean(axis=0)
+        scale = np.float32(1.0 / max(1e-6, float(np.sqrt(((x - mean) ** 2).sum(axis=1).mean()))))
+        centred = ((x - mean) * scale).astype(np.float32)
+        w_local = weights[local] / scale
+        b_local = bias[local] + weights[local] @ mean
+        fixed_w, fixed_b = w_local[len(mine):], b_local[len(mine):]
+        w, b = w_local[:len(mine)].copy(), b_local[:len(mine)].copy()
+        counts = np.bincount(y, minlength=len(local)).astype(np.float32)
+        sample_weight = (1.0 / counts[y]).astype(np.float32)
+        moments = [np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)]
+        for step in range(1, CLF_REFRESH_STEPS + 1):
+            rate = CLF_LR * 0.5 * (1 + math.cos(math.pi * step / CLF_REFRESH_STEPS))
+            _adam_step(w, b, moments, centred, y, sample_weight, step, rate, fixed=(fixed_w, fixed_b))
+        weights[mine] = w * scale
+        bias[mine] = b - weights[mine] @ mean
+        if not (np.isfinite(weights[mine]).all() and np.isfinite(bias[mine]).all()):
+            raise IndexBuildError("the classifier refresh diverged (non-finite weights)")
+        return _Classifier(weights, bias)
 
     def accuracy(self, x: Vectors, y: NDArray[np.int64]) -> float:
         hits = 0
@@ -700,14 +810,18 @@ class _Classifier:
 
 def _adam_step(weights: NDArray[np.float32], bias: NDArray[np.float32], moments: list[NDArray[np.float32]],
                x: NDArray[np.float32], y: NDArray[np.int64], w: NDArray[np.float32], step: int,
-               rate: float) -> None:
-    """One Adam step on the weighted mean cross-entropy of a batch, in place."""
+               rate: float, fixed: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None) -> None:
+    """One Adam step on the weighted mean cross-entropy of a batch, in place.  ``fixed`` are
+    more labels (after ``weights``' own, in ``y``'s numbering) that compete but are not trained."""
     z = x @ weights.T + bias
+    if fixed is not None:
+        z = np.hstack([z, x @ fixed[0].T + fixed[1]])
     z -= z.max(axis=1, keepdims=True)
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
     p[np.arange(len(y)), y] -= 1.0
     p *= (w / w.sum())[:, None]
+    p = p[:, :len(weights)]
     grads = (p.T @ x + CLF_WEIGHT_DECAY * weights, p.sum(axis=0))
     b1, b2 = 0.9, 0.999
     rate *= math.sqrt(1 - b2 ** step) / (1 - b1 ** step)
@@ -728,9 +842,6 @@ class _ComplaintModel:
         """Probability that the message is a complaint, and its likeliest kind."""
         p = np.exp(self.classifier.log_proba(query))
         return float(1.0 - p[0]), self.kinds[int(np.argmax(p[1:]))]
-
-
-_Warm = tuple[_Classifier, tuple[str, ...]]  # previous classifier and its labels, to warm-start a refit
 
 
 def _digest(items: dict[str, list[_Item]], labels: Sequence[str], embedder: Embedder | None) -> str:

@@ -20,6 +20,12 @@ import redis.asyncio as aioredis
 from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
 from bot.storage.client import connect
 from bot.storage.conversations import Store
+from bot.workers import limit_blas_threads
+
+# One BLAS thread, as every serving worker runs (bot/workers.py): with a pool per core, the
+# edit path's small matrix products spin against the other tests on a shared box (~10x slower).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+limit_blas_threads(1)
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime

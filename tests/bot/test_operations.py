@@ -29,7 +29,7 @@ from bot.config import (
     TelegramConfig,
 )
 from bot.logs import masked_id
-from bot.workers import blas_threads, nodelay_listener
+from bot.workers import nodelay_listener
 from knowledge import embeddings
 from tests.bot.conftest import RedisProcess
 from tests.browser import ROOT, free_port
@@ -62,11 +62,29 @@ def test_the_shared_worker_socket_hands_out_nodelay_connections() -> None:
 
 
 def test_a_serving_worker_runs_one_blas_thread(cache_dir: Path) -> None:
-    with TestClient(create_app(lexical(cache_dir))) as client:
-        assert client.get("/healthz").status_code == 200
-        pools = blas_threads()
-        assert pools, "numpy's BLAS should be loaded in a serving process"
-        assert set(pools) == {1}
+    """In a fresh process with a BLAS pool of several threads (the test process itself runs
+    one, tests/conftest.py), starting the app, as a worker's main thread does, leaves one."""
+    script = f"""
+import asyncio
+from threadpoolctl import threadpool_limits
+from bot.app import compose
+from bot.config import Config, IntentsConfig, KnowledgeConfig
+from bot.workers import blas_threads
+threadpool_limits(limits=2, user_api="blas")
+before = blas_threads()
+config = Config(knowledge=KnowledgeConfig(cache_dir={str(cache_dir)!r}), intents=IntentsConfig(embeddings=False))
+app = compose(config).app
+async def main() -> None:
+    async with app.router.lifespan_context(app):
+        print(before, blas_threads())
+asyncio.run(main())
+"""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120, check=True).stdout.strip().splitlines()[-1]
+    before, after = (json.loads(part + "]") for part in out[:-1].split("] "))
+    assert before and set(before) == {2}, before
+    assert set(after) == {1}, after
 
 
 def test_index_builds_leave_cores_for_serving(monkeypatch: pytest.MonkeyPatch) -> None:

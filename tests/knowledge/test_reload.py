@@ -54,3 +54,25 @@ async def test_reindex_patches_small_edits_and_rebuilds_large_ones(redis_client:
     rebuilt = await reindex(repository, fresh.kb, fresh.version, fresh.retriever, build)
     assert rebuilt is not None and not rebuilt.incremental and builds == [rebuilt.kb]
     assert await reindex(repository, kb, version, None, build) is not None and len(builds) == 2  # no index yet
+
+
+async def test_the_entries_are_decoded_and_compared_off_the_event_loop(redis_client: aioredis.Redis,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    repository = KnowledgeRepository(redis_client)
+    version = await repository.replace(parse_kb(KB))
+    kb = await repository.load()
+    assert kb is not None
+    threads: list[threading.Thread] = []
+    real = reload.knowledge_base
+
+    def spied(raw: dict[str, str], stored_version: int) -> KnowledgeBase | None:
+        threads.append(threading.current_thread())
+        return real(raw, stored_version)
+
+    monkeypatch.setattr(reload, "knowledge_base", spied)
+    await KnowledgeService(redis_client).delete("e4", "boss")
+    fresh = await reindex(repository, kb, version, lexical(kb), lexical)
+    assert fresh is not None and fresh.removed == ("e4",) and fresh.kb == await repository.load()
+    assert threads and threading.main_thread() not in threads

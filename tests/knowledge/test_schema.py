@@ -84,3 +84,14 @@ def test_shipped_default_faq_is_rich_and_bilingual() -> None:
 def test_evaluation_kbs_load(shared_data: Path) -> None:
     assert len(load_kb(shared_data / "eval" / "shop-kb.yaml")) == 40
     assert load_kb(shared_data / "public" / "clinc150" / "kb.yaml").phrasing_count() == 15000
+
+
+def test_the_fast_yaml_loader_keeps_lines_and_still_refuses_aliases() -> None:
+    from knowledge.schema import load_yaml
+
+    text = "- id: qa\n  questions: [Q&A time?]\n  answer: 'R&D'\n- id: b\n  questions: [x]\n  answer: y\n"
+    assert [e["__line__"] for e in load_yaml(text)] == [1, 4]
+    assert parse_kb(text).get("qa") is not None
+    bomb = "- &a {id: a, questions: [x], answer: y}\n- *a\n"
+    with pytest.raises(KnowledgeError, match="line 2: YAML anchors and aliases"):
+        load_yaml(bomb)

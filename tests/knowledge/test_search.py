@@ -10,6 +10,7 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -179,8 +180,8 @@ def test_cached_rebuild_embeds_nothing_and_edit_embeds_only_new(tmp_path: Path) 
 def test_corrupt_cache_is_rebuilt_not_fatal(tmp_path: Path) -> None:
     kb = small_kb()
     build_retriever(kb, cache_dir=tmp_path, embedder=CountingEmbedder())
-    files = sorted(tmp_path.glob("*.npz"))
-    assert any(f.name.startswith("embeddings-") for f in files)
+    files = sorted([*tmp_path.glob("*.npz"), *tmp_path.glob("embeddings-*/*.npy")])
+    assert any(f.parent.name.startswith("embeddings-") for f in files)
     assert any(f.name.startswith("classifier-") for f in files)
     for f in files:
         f.write_bytes(b"not a zip file at all")
@@ -219,12 +220,14 @@ def test_truncated_cache_file(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path, "m")
     cache.put(["a", "b"], np.eye(2, 384, dtype=np.float32))
     cache.save()
-    data = cache.path.read_bytes()
-    cache.path.write_bytes(data[: len(data) // 2])
+    [segment] = cache.segment_files()
+    data = segment.read_bytes()
+    segment.write_bytes(data[: len(data) // 2])
     reloaded = EmbeddingCache(tmp_path, "m")
     assert len(reloaded) == 0
     found, missing = reloaded.get(["a"])
     assert found == {} and missing == [0]
+    assert cache.segment_files() == []  # the broken segment is removed (its vectors get embedded again)
 
 
 def test_out_of_scope_examples_are_never_returned(tmp_path: Path) -> None:
@@ -395,3 +398,40 @@ def test_far_paraphrase_is_ranked_right_on_the_shop_kb(shop: search.Retriever, t
     assert shop.search(text)[0].entry_id == expected
     monkeypatch.setattr(shop, "answer_weight", 0.0)
     assert shop.search(text)[0].entry_id != expected
+
+def test_an_edit_patches_the_index_and_refits_only_the_edited_rows(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    kb = build_kb([entry(f"e{i}", f"question {i}", f"another way to ask {i}", f"third phrasing {i}")
+                   for i in range(40)])
+    retriever = build_retriever(kb, cache_dir=tmp_path, embedder=CountingEmbedder(), calibrate=True)
+    before = retriever._index
+    assert before.classifier is not None
+    retriever.apply([entry("e5", "question 5", "a brand new phrasing of five"), entry("new", "a new entry")],
+                    ["e7"])
+    after = retriever._index
+    assert after.classifier is not None and "e7" not in after.labels and after.labels[-1] == "new"
+    assert retriever.search("a brand new phrasing of five")[0].entry_id == "e5"
+    assert retriever.search("a new entry")[0].entry_id == "new"
+    old_row = {label: i for i, label in enumerate(before.labels)}
+    for i, label in enumerate(after.labels):  # every untouched entry keeps its classifier row
+        if label not in ("e5", "new"):
+            assert np.array_equal(after.classifier.weights[i], before.classifier.weights[old_row[label]])
+    fresh = retriever._build_index(retriever._items, retriever._vectors)  # what a rebuild would search
+    assert np.array_equal(after.matrix, fresh.matrix) and np.array_equal(after.starts, fresh.starts)
+    assert after.rows == fresh.rows
+
+    fits: list[int] = []
+    real_fit = search._Classifier.fit
+
+    def counted(*args: Any, **kwargs: Any) -> search._Classifier:
+        fits.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(search._Classifier, "fit", counted)
+    edited = build_kb([*(e for e in kb.entries if e.id not in ("e5", "e7")),
+                       entry("e5", "question 5", "a brand new phrasing of five"), entry("new", "a new entry")])
+    edited = build_kb(sorted(edited.entries, key=lambda e: [*kb.entries, *edited.entries].index(
+        next(x for x in [*kb.entries, *edited.entries] if x.id == e.id))))
+    restarted = build_retriever(edited, cache_dir=tmp_path, embedder=CountingEmbedder(), calibrate=True)
+    assert restarted.labels == retriever.labels
+    assert fits == [] and restarted.calibration == retriever.calibration  # loaded, not refitted

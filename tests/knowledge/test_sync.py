@@ -4,6 +4,8 @@ poll catches what pub/sub missed, the served version is reported and withdrawn o
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import time
 
 import redis.asyncio as aioredis
@@ -56,3 +58,50 @@ async def test_a_failing_reload_keeps_the_loop_alive(redis_client: aioredis.Redi
             await asyncio.sleep(0.02)
     finally:
         await sync.stop()
+
+
+async def test_a_failing_reload_backs_off_and_an_announcement_retries_at_once(redis_client: aioredis.Redis) -> None:
+    calls: list[float] = []
+
+    async def reload() -> bool:
+        calls.append(time.monotonic())
+        raise RuntimeError("index build failed")
+
+    sync = KnowledgeSync(redis_client, reload, lambda: 3, poll_seconds=0.02)
+    await sync.start()
+    try:
+        started = time.monotonic()
+        while len(calls) < 5:
+            assert time.monotonic() - started < 10
+            await asyncio.sleep(0.01)
+        gaps = [b - a for a, b in itertools.pairwise(calls)]
+        assert gaps[3] >= 4 * 0.02 * 1.5 and gaps[3] > gaps[0], gaps  # 0.04, 0.08, 0.16, 0.32 s ...
+        assert sync.failures >= 5 and sync.retry_after() > 0.5
+        assert [w["version"] for w in await served_versions(redis_client, time.time())] == [3]  # still reported
+        count = len(calls)
+        await redis_client.publish(keys.kb_changes(), '{"version": 4, "changed": ["x"]}')
+        while len(calls) == count:
+            assert time.monotonic() - started < 10, "an announcement did not retry at once"
+            await asyncio.sleep(0.01)
+    finally:
+        await sync.stop()
+
+
+async def test_the_reload_reports_how_late_the_event_loop_ran(redis_client: aioredis.Redis) -> None:
+    block = [0.0]
+
+    async def reload() -> bool:
+        await asyncio.sleep(0.03)
+        time.sleep(block[0])  # CPU work done on the loop instead of in a thread
+        await asyncio.sleep(0.01)
+        return True
+
+    sync = KnowledgeSync(redis_client, reload, lambda: 1, poll_seconds=30)
+    await sync._probed_reload()
+    assert sync.lag_ms < 50 and sync.reload_ms >= 40
+    block[0] = 0.12
+    await sync._probed_reload()
+    assert sync.lag_ms >= 100
+    await sync.report()
+    [served] = (await redis_client.hgetall(keys.kb_served())).values()
+    assert json.loads(served)["lag_ms"] >= 100
