@@ -118,31 +118,56 @@ async def _message_claims(redis: aioredis.Redis) -> int:
     """The turn's dedupe markers ``seen:msg:<channel>:<message id>`` name no conversation, so
     they are found through the message ids the moved transcripts hold, and COPIED into their
     conversation's slot (a message id two conversations share gets a marker in each); the old
-    ones expire by themselves (nothing reads them any more).  Returns how many were copied."""
+    ones expire by themselves (nothing reads them any more).  Three round trips per batch of
+    conversations.  Returns how many were copied."""
     copied = 0
-    async for key in redis.scan_iter(match=keys.conversation_pattern(), count=_BATCH):
-        raw = await redis.get(key)
-        try:
-            data = json.loads(raw or "")
-            conversation_id, channel = str(data["id"]), str(data["channel"])
-        except (ValueError, TypeError, KeyError):
-            continue  # not readable: the new code will not read it either
-        message_ids = set()
-        for line in await redis.lrange(keys.transcript(conversation_id), 0, -1):
-            try:
-                message_id = (json.loads(line).get("meta") or {}).get("message_id")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(message_id, str) and message_id:
-                message_ids.add(message_id)
-        if not message_ids:
-            continue
-        namespace = f"msg:{channel}"
+    batch: list[str] = []
+
+    async def flush() -> None:
+        nonlocal copied
         async with redis.pipeline(transaction=False) as pipe:
-            for message_id in sorted(message_ids):
-                pipe.copy(keys.seen(namespace, message_id), keys.message_claim(conversation_id, namespace, message_id))
+            for key in batch:
+                pipe.get(key)
+            documents = await pipe.execute()
+        found: list[tuple[str, str]] = []  # (conversation id, channel)
+        for raw in documents:
+            try:
+                data = json.loads(raw or "")
+                found.append((str(data["id"]), str(data["channel"])))
+            except (ValueError, TypeError, KeyError):
+                continue  # not readable: the new code will not read it either
+        async with redis.pipeline(transaction=False) as pipe:
+            for conversation_id, _ in found:
+                pipe.lrange(keys.transcript(conversation_id), 0, -1)
+            transcripts = await pipe.execute()
+        async with redis.pipeline(transaction=False) as pipe:
+            for (conversation_id, channel), lines in zip(found, transcripts, strict=True):
+                namespace = f"msg:{channel}"
+                for message_id in sorted(_message_ids(lines)):
+                    pipe.copy(keys.seen(namespace, message_id), keys.message_claim(conversation_id, namespace,
+                                                                                   message_id))
             copied += sum(1 for done in await pipe.execute() if done)
+        batch.clear()
+
+    async for key in redis.scan_iter(match=keys.conversation_pattern(), count=_BATCH):
+        batch.append(str(key))
+        if len(batch) >= _BATCH:
+            await flush()
+    if batch:
+        await flush()
     return copied
+
+
+def _message_ids(lines: list[str]) -> set[str]:
+    ids = set()
+    for line in lines:
+        try:
+            message_id = (json.loads(line).get("meta") or {}).get("message_id")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(message_id, str) and message_id:
+            ids.add(message_id)
+    return ids
 
 
 async def _hash_tagged_layout(redis: aioredis.Redis) -> None:
