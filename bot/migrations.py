@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 
 from bot import keys
 from bot.errors import KefuError
+from bot.storage.client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ async def migrate(redis: aioredis.Redis, report: Callable[[str], None] = log.inf
     token = uuid.uuid4().hex
     if not await redis.set(keys.data_migration_lock(), token, nx=True, ex=LOCK_SECONDS):
         raise MigrationBusy("another process is migrating the store; try again when it is done")
+    keeper = asyncio.create_task(_keep_lock(redis, token))  # a big store takes longer than the lock lasts
     try:
         version = await stored_version(redis)
         if version is None:
@@ -261,5 +263,18 @@ async def migrate(redis: aioredis.Redis, report: Callable[[str], None] = log.inf
             report(f"data version {version}: up to date")
         return DATA_VERSION
     finally:
+        keeper.cancel()
         if await redis.get(keys.data_migration_lock()) == token:
             await redis.delete(keys.data_migration_lock())
+
+
+async def _keep_lock(redis: aioredis.Redis, token: str) -> None:
+    """Extend the migration lock while this process still holds it, until cancelled."""
+    while True:
+        await asyncio.sleep(LOCK_SECONDS / 5)
+        try:
+            if await redis.get(keys.data_migration_lock()) != token:
+                return
+            await redis.expire(keys.data_migration_lock(), LOCK_SECONDS)
+        except REDIS_ERRORS:
+            log.warning("could not extend the migration lock; retrying")

@@ -4,6 +4,8 @@ refused in one line; a migration cut off anywhere resumes."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from starlette.testclient import TestClient
 
-from bot import keys
+from bot import keys, migrations
 from bot.agents.auth import hash_password
 from bot.app import create_app
 from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
@@ -217,3 +219,24 @@ def test_kefu_migrate_reports_each_step_then_nothing_to_do(shared_store: redis.R
     assert f"data version {DATA_VERSION}; this Kefu: {DATA_VERSION}; nothing to do" in after.stdout
     again = kefu(config, "migrate")
     assert f"data version {DATA_VERSION}: up to date" in again.stdout
+
+
+async def test_a_long_migration_keeps_its_lock(shared_store: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big store takes longer than the lock lasts: it is extended, so no second ``kefu
+    migrate`` starts beside the first."""
+    monkeypatch.setattr(migrations, "LOCK_SECONDS", 2)
+    shared_store.set("kefu:data-version", 1)
+    held: list[bool] = []
+
+    async def slow(redis_client: aioredis.Redis) -> None:
+        await asyncio.sleep(3)  # past the 2-second lock
+        held.append(bool(await redis_client.exists(keys.data_migration_lock())))
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS[:1], dataclasses.replace(
+        migrations.MIGRATIONS[1], run=slow)))
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        assert await migrate(client, report=lambda _line: None) == DATA_VERSION
+    finally:
+        await client.aclose()
+    assert held == [True] and not shared_store.exists(keys.data_migration_lock())
