@@ -45,8 +45,9 @@ async def _first_versioned_layout(redis: aioredis.Redis) -> None:
 
 _P = keys.PREFIX
 # Version 1's names (a name, or a prefix ending in ':' → the new name of the rest), frozen here:
-# bot/keys.py has moved on.
-# Every key that a script or MULTI uses with others gets its Redis Cluster hash tag.
+# bot/keys.py has moved on.  Every key that a script or MULTI uses with others gets its Redis
+# Cluster hash tag.  The new names come from bot/keys.py: a later layout change must freeze
+# version 2's names here before it changes them there.
 _RENAMED: tuple[tuple[str, Callable[[str], str]], ...] = (
     (f"{_P}transcript:", keys.transcript),
     (f"{_P}transcript-seq:", keys.transcript_seq),

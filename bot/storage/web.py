@@ -92,7 +92,8 @@ class WebSessions:
         Two steps, because the conversation lives in its own hash slot and the counters in a
         shared one: a stored conversation passes (the common case: one round trip); otherwise
         the script counts the session and marks it admitted at once, so two first messages at
-        the same moment, or a retry, count it once; nothing else happens between the steps."""
+        the same moment, or a retry, count it once.  The first step only reads: a crash between
+        the steps leaves nothing half done."""
         try:
             if await self.redis.exists(keys.conversation(conversation_id)):
                 return True
