@@ -39,7 +39,7 @@ T = TypeVar("T")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
-STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://", "redis+sentinel://")
+STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
 ROLES = ("agent", "admin")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -192,6 +192,9 @@ class StoreConfig(Section):
         if not self.url.startswith(STORE_SCHEMES):
             return [f"store.url: expected memory://, redis://host:port/db, rediss:// or unix://, "
                     f"got {redact(self.url)!r}"]
+        if self.wait_replicas and self.url.startswith("redis+cluster://"):
+            # WAIT names no key: a cluster client sends it to any node, not to the turn's
+            return ["store.wait_replicas: not supported with redis+cluster:// (set it to 0)"]
         return []
 
 

@@ -2,24 +2,39 @@
 
 All keys share the ``kefu:`` prefix so one Redis can be shared with other software and a
 test can wipe exactly Kefu's data.
+
+Keys that one Lua script or ``MULTI`` uses together carry the same Redis Cluster hash tag (the
+part in ``{...}``), so they share a hash slot: a conversation's keys are tagged with its id
+(``kefu:{web:abc}:conv``), which spreads conversations over a cluster; the structures a script
+reads with them across conversations have a tag of their own (``{desk}``, ``{admin}``, ``{kb}``,
+``{login-attempts}``, ``{web-admission}``, ``{cards}``).  A key used only alone has no tag.
+``tests/bot/test_keys.py`` holds every script and transaction to one slot.
 """
 
 PREFIX = "kefu:"
 
 
+def _conv(conversation_id: str) -> str:
+    """The hash-tagged prefix of one conversation's keys (its slot: the id up to any ``}``)."""
+    return f"{PREFIX}{{{conversation_id}}}:"
+
+
+DESK = f"{PREFIX}{{desk}}:"  # tickets, the queue and agents' loads: the ticket scripts use them together
+
+
 def conversation(conversation_id: str) -> str:
     """JSON document of a conversation's state (without its transcript)."""
-    return f"{PREFIX}conv:{conversation_id}"
+    return f"{_conv(conversation_id)}conv"
 
 
 def transcript(conversation_id: str) -> str:
     """List of JSON transcript lines, oldest first, trimmed to ``store.transcript_max``."""
-    return f"{PREFIX}transcript:{conversation_id}"
+    return f"{_conv(conversation_id)}transcript"
 
 
 def transcript_seq(conversation_id: str) -> str:
     """Counter of the conversation's transcript lines ever saved: the last line's ``seq``."""
-    return f"{PREFIX}transcript-seq:{conversation_id}"
+    return f"{_conv(conversation_id)}transcript-seq"
 
 
 def web_visitor_secret() -> str:
@@ -41,17 +56,23 @@ def web_visitor_name(visitor_id: str) -> str:
 
 def web_typing(conversation_id: str) -> str:
     """Short-lived marker "the agent is typing" (expires by itself), shown in the web chat."""
-    return f"{PREFIX}channel:web:typing:{conversation_id}"
+    return f"{_conv(conversation_id)}typing"
 
 
 def seen(namespace: str, item_id: str) -> str:
-    """Dedupe marker: a platform message/update id already taken by some worker."""
+    """Dedupe marker: a platform update or event id already taken by some worker."""
     return f"{PREFIX}seen:{namespace}:{item_id}"
+
+
+def message_claim(conversation_id: str, namespace: str, message_id: str) -> str:
+    """A message's claim, then "done" marker: the turn's dedupe, in its conversation's slot (a
+    platform message belongs to one conversation)."""
+    return f"{_conv(conversation_id)}seen:{namespace}:{message_id}"
 
 
 def lock(conversation_id: str) -> str:
     """Per-conversation lock so one conversation's turns never run concurrently."""
-    return f"{PREFIX}lock:{conversation_id}"
+    return f"{_conv(conversation_id)}lock"
 
 
 def rate(conversation_id: str, window: int) -> str:
@@ -61,7 +82,7 @@ def rate(conversation_id: str, window: int) -> str:
 
 def conversation_pattern() -> str:
     """SCAN pattern matching every conversation document (retention purge)."""
-    return f"{PREFIX}conv:*"
+    return f"{PREFIX}{{*}}:conv"
 
 
 def channel_state(channel: str, name: str) -> str:
@@ -76,58 +97,58 @@ def customer(channel: str, user_id: str) -> str:
 
 def outbox(conversation_id: str) -> str:
     """List of replies that could not be delivered yet (e.g. WeChat 48-hour window closed)."""
-    return f"{PREFIX}outbox:{conversation_id}"
+    return f"{_conv(conversation_id)}outbox"
 
 
 def kb_entries() -> str:
     """Hash: entry id → entry JSON; the live knowledge base every worker answers from."""
-    return f"{PREFIX}kb:entries"
+    return f"{PREFIX}{{kb}}:entries"
 
 
 def kb_version() -> str:
     """Counter bumped on every knowledge change, so workers know to reload."""
-    return f"{PREFIX}kb:version"
+    return f"{PREFIX}{{kb}}:version"
 
 
 def agent_ticket(ticket_id: str) -> str:
     """Hash: one handoff ticket (status, owner, priority, context JSON, survey, rating)."""
-    return f"{PREFIX}agents:ticket:{ticket_id}"
+    return f"{DESK}ticket:{ticket_id}"
 
 
 def agent_ticket_pattern() -> str:
     """SCAN pattern matching every ticket hash (and, filtered out by the caller, notes lists)."""
-    return f"{PREFIX}agents:ticket:*"
+    return f"{DESK}ticket:*"
 
 
 def agent_ticket_notes(ticket_id: str) -> str:
     """List of JSON internal notes on a ticket; never shown to the customer."""
-    return f"{PREFIX}agents:ticket:{ticket_id}:notes"
+    return f"{DESK}ticket:{ticket_id}:notes"
 
 
 def agent_open_ticket(conversation_id: str) -> str:
     """The id of the conversation's open ticket, so a handoff never opens two."""
-    return f"{PREFIX}agents:open:{conversation_id}"
+    return f"{DESK}open:{conversation_id}"
 
 
 def agent_queue() -> str:
     """Sorted set of waiting ticket ids, scored by priority then waiting time."""
-    return f"{PREFIX}agents:queue"
+    return f"{DESK}queue"
 
 
 def agent_active() -> str:
     """Set of claimed (not yet closed) ticket ids."""
-    return f"{PREFIX}agents:active"
+    return f"{DESK}active"
 
 
 def agent_owned(agent: str) -> str:
     """Set of the open ticket ids an agent owns: their load, checked against their chat limit
     (with ``agent=""`` the prefix the Lua scripts append an owner's name to)."""
-    return f"{PREFIX}agents:owned:{agent}"
+    return f"{DESK}owned:{agent}"
 
 
 def agent_last_assigned() -> str:
     """Hash: agent name → when the desk last assigned them a ticket (round robin, tie-breaks)."""
-    return f"{PREFIX}agents:last-assigned"
+    return f"{DESK}last-assigned"
 
 
 def agent_status() -> str:
@@ -137,7 +158,7 @@ def agent_status() -> str:
 
 def agent_closed() -> str:
     """Sorted set of closed ticket ids scored by closing time: the resolved list and its search."""
-    return f"{PREFIX}agents:closed"
+    return f"{DESK}closed"
 
 
 def agent_blocked() -> str:
@@ -147,17 +168,17 @@ def agent_blocked() -> str:
 
 def agent_customer_card(customer_id: str) -> str:
     """JSON customer profile the agents keep across channels {name, identities, attributes}."""
-    return f"{PREFIX}agents:card:{customer_id}"
+    return f"{PREFIX}{{cards}}:card:{customer_id}"
 
 
 def agent_identities() -> str:
     """Hash: "channel:user_id" → customer id, for identities linked into one customer's profile."""
-    return f"{PREFIX}agents:identities"
+    return f"{PREFIX}{{cards}}:identities"
 
 
 def agent_customer_tickets(channel: str, user_id: str) -> str:
     """List of a customer's ticket ids, newest last: the agent sees earlier tickets."""
-    return f"{PREFIX}agents:customer:{channel}:{user_id}"
+    return f"{DESK}customer:{channel}:{user_id}"
 
 
 def agent_users() -> str:
@@ -239,7 +260,7 @@ def sync_lock(channel: str, account: str) -> str:
 def agent_login_attempts(scope: str, part: str) -> str:
     """Counter of console login attempts in the last 15 minutes (expiring): ``scope`` is "pair"
     (``part`` = name hash:address), "address" or "name" (a hash of the name, never the name)."""
-    return f"{PREFIX}agents:login-attempts:{scope}:{part}"
+    return f"{PREFIX}{{login-attempts}}:{scope}:{part}"
 
 
 def sync_failures(channel: str, message_id: str) -> str:
@@ -250,7 +271,7 @@ def sync_failures(channel: str, message_id: str) -> str:
 def kb_audit() -> str:
     """List of JSON audit records of knowledge changes {seq, version, at, who, action, entry_id,
     before, after}, oldest first: the history behind every rollback."""
-    return f"{PREFIX}kb:audit"
+    return f"{PREFIX}{{kb}}:audit"
 
 
 def kb_changes() -> str:
@@ -273,30 +294,30 @@ def kb_write_lock() -> str:
 def admin_unanswered() -> str:
     """List of JSON questions the bot did not answer confidently (low confidence, clarified,
     handed off, thumbs-down), newest last, trimmed: the raw material for new knowledge."""
-    return f"{PREFIX}admin:unanswered"
+    return f"{PREFIX}{{admin}}:unanswered"
 
 
 def admin_questions() -> str:
     """List of recent customer questions (JSON {text, language}), newest last, trimmed: replayed
     against a proposed knowledge change to show which answers it would change."""
-    return f"{PREFIX}admin:questions"
+    return f"{PREFIX}{{admin}}:questions"
 
 
 def admin_metrics(day: str) -> str:
     """Hash of one day's counters (conversations, turns, answered, handoff:<reason>, entry:<id>,
     unanswered), day as YYYY-MM-DD in UTC."""
-    return f"{PREFIX}admin:metrics:{day}"
+    return f"{PREFIX}{{admin}}:metrics:{day}"
 
 
 def new_web_sessions(scope: str, window: int) -> str:
     """Counter of new web chat sessions in one minute, per client address (``scope``) or "all"."""
-    return f"{PREFIX}web:new-sessions:{scope}:{window}"
+    return f"{PREFIX}{{web-admission}}:new-sessions:{scope}:{window}"
 
 
 def web_session_admitted(conversation_id: str) -> str:
     """Mark of a web session already counted as a new chat (when its visitor token was issued),
     so its first message is not counted again."""
-    return f"{PREFIX}web:admitted:{conversation_id}"
+    return f"{PREFIX}{{web-admission}}:admitted:{conversation_id}"
 
 
 def data_version() -> str:

@@ -43,7 +43,7 @@ def _counters(name_part: str, client: str) -> list[str]:
 
 
 class AgentAccounts:
-    """Owner of ``agents:users``, ``agents:tokens``, ``agents:session:*`` and ``agents:login-attempts:*``."""
+    """Owner of ``agents:users``, ``agents:tokens``, ``agents:session:*`` and ``{login-attempts}:*``."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis

@@ -2,13 +2,16 @@
 
 ``redis://`` URLs use a real Redis shared by every worker; ``memory://`` runs the *same code*
 against an in-process fakeredis server, so the embedded default behaves like production
-except that it is not durable and not shared between processes.
+except that it is not durable and not shared between processes.  ``redis+cluster://`` names
+seed nodes of a Redis Cluster: every script and transaction touches one hash slot
+(``bot/keys.py``), so the repositories run on it unchanged.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -21,6 +24,8 @@ from bot.errors import ConfigError
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 SENTINEL_SCHEME = "redis+sentinel://"
 SENTINEL_FORM = "redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]"
+CLUSTER_SCHEME = "redis+cluster://"
+CLUSTER_FORM = "redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...]"
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,9 @@ def connect(url: str) -> aioredis.Redis:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(decode_responses=True)
-    if not url.startswith(("redis://", "rediss://", "unix://", SENTINEL_SCHEME)):
-        raise ConfigError(f"store.url must start with memory://, redis://, rediss://, unix:// or "
-                          f"{SENTINEL_SCHEME}, got {url!r}")
+    if not url.startswith(("redis://", "rediss://", "unix://", SENTINEL_SCHEME, CLUSTER_SCHEME)):
+        raise ConfigError(f"store.url must start with memory://, redis://, rediss://, unix://, "
+                          f"{SENTINEL_SCHEME} or {CLUSTER_SCHEME}, got {url!r}")
     # A connection that died with a restarted Redis is retried on a fresh one (twice, quickly)
     # instead of failing the first turns after the restart.  Only connection errors: a command
     # that timed out may have run, and running it again could apply it twice.
@@ -75,5 +80,28 @@ def connect(url: str) -> aioredis.Redis:
                                                      socket_connect_timeout=5, retry=retry, db=where.db,
                                                      password=where.password)
         return client
+    if url.startswith(CLUSTER_SCHEME):
+        return _cluster(url, retry)
     return aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5,
                                    retry=retry)
+
+
+def _cluster(url: str, retry: Retry) -> aioredis.Redis:
+    """A Redis Cluster client from seed nodes; it learns the slot map and follows MOVED itself."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    credentials, _, hosts = url.removeprefix(CLUSTER_SCHEME).rstrip("/").rpartition("@")
+    password = credentials.partition(":")[2] or None if credentials else None
+    nodes = []
+    for host in filter(None, hosts.split(",")):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ConfigError(f"store.url: {host!r} is not HOST:PORT (expected {CLUSTER_FORM})")
+        nodes.append(ClusterNode(name, int(port)))
+    if not nodes:
+        raise ConfigError(f"store.url: expected {CLUSTER_FORM}, got {re.sub(r':[^@/]*@', ':***@', url)!r}")
+    cluster = RedisCluster(startup_nodes=nodes, decode_responses=True, password=password, socket_timeout=5,
+                           socket_connect_timeout=5, retry=retry)
+    # The repositories speak the commands both clients share (scripts, pipelines, one-slot
+    # transactions, locks, SCAN, pub/sub), so the cluster client stands in for a Redis client.
+    return cast(aioredis.Redis, cluster)

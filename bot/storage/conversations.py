@@ -294,7 +294,8 @@ class Store:
         token = uuid.uuid4().hex
         lock_ms = max(1, int(self.config.conversation_lock_seconds * 1000))
         claim = max(1, int(self.config.conversation_lock_seconds))
-        keys_ = [keys.seen(namespace, message_id or "-"), keys.lock(conversation_id),
+        claim_key = keys.message_claim(conversation_id, namespace, message_id or "-")
+        keys_ = [claim_key, keys.lock(conversation_id),
                  keys.conversation(conversation_id), keys.transcript(conversation_id)]
         deadline = time.monotonic() + self.config.conversation_lock_seconds
         args: list[str | int] = [message_id, RUNNING + token, claim, token, lock_ms]
@@ -309,7 +310,7 @@ class Store:
                 args[0] = ""  # claimed; now only wait for the lock
                 if time.monotonic() > deadline:
                     if message_id:
-                        await self.forget(namespace, message_id)
+                        await self.redis.delete(claim_key)
                     raise StoreUnavailable(f"conversation {conversation_id} is busy")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.2)
@@ -326,7 +327,8 @@ class Store:
         never raised: a statistic must not fail a customer's turn."""
         ttl = self.config.dedupe_ttl_seconds if done else 0
         batch = Batch(self.redis)
-        batch.script(self._end, [keys.lock(conversation_id), keys.seen(namespace, message_id or "-")],
+        claim_key = keys.message_claim(conversation_id, namespace, message_id or "-")
+        batch.script(self._end, [keys.lock(conversation_id), claim_key],
                      [start.token, message_id, ttl, f"done:{time.time()}"])
         for record in records:
             try:

@@ -59,7 +59,7 @@ def _encode(row: Mapping[str, Any] | None) -> str:
 
 
 class AdminRecords:
-    """Owner of ``admin:metrics:<day>``, ``admin:questions`` and ``admin:unanswered``."""
+    """Owner of ``{admin}:metrics:<day>``, ``{admin}:questions`` and ``{admin}:unanswered``."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis

@@ -71,7 +71,9 @@ class Batch:
                 if call.script is None:
                     pipe.execute_command(*call.args)
                 else:
-                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                    # as a plain command: a cluster client's pipeline refuses ``evalsha()`` but routes
+                    # EVALSHA by its keys (one slot per script, see bot/keys.py)
+                    pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         reloaded = False
         for i, (call, reply) in enumerate(zip(self.calls, replies, strict=True)):

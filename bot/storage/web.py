@@ -13,16 +13,16 @@ from bot.errors import StoreUnavailable
 from bot.storage.client import REDIS_ERRORS
 from bot.storage.scripts import Lua
 
-# KEYS: the conversation, this address's and everyone's new-session counters, the session's
-# "already admitted" mark.  ARGV: both limits, how long the mark lasts.  A known session (or one
-# admitted when its visitor token was issued) passes; a new one is counted and marked, or
-# refused (1) when a limit is used up.
+# KEYS: the session's "already admitted" mark, this address's and everyone's new-session
+# counters (one hash slot, {web-admission}).  ARGV: how long the mark lasts, both limits.  A
+# session admitted before (when its visitor token was issued, or by a concurrent first message)
+# passes; a new one is counted and marked in the same step, or refused (1) when a limit is used up.
 _ADMIT = """
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return 1 end
-if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[2]) then return 1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 1 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 1 end
 for i = 2, 3 do redis.call('INCR', KEYS[i]); redis.call('EXPIRE', KEYS[i], 120) end
-redis.call('SET', KEYS[4], '1', 'EX', ARGV[3])
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return 0
 """
 
@@ -87,12 +87,20 @@ class WebSessions:
     async def admit(self, conversation_id: str, address: str, window: int, per_address: int, overall: int,
                     admitted_seconds: int) -> bool:
         """Count a new chat of ``address`` in minute ``window`` unless it is known or already
-        counted; False when a limit (per address, or everyone together) is used up."""
+        counted; False when a limit (per address, or everyone together) is used up.
+
+        Two steps, because the conversation lives in its own hash slot and the counters in a
+        shared one: a stored conversation passes (the common case: one round trip); otherwise
+        the script counts the session and marks it admitted at once, so two first messages at
+        the same moment, or a retry, count it once.  The first step only reads: a crash between
+        the steps leaves nothing half done."""
         try:
+            if await self.redis.exists(keys.conversation(conversation_id)):
+                return True
             refused = await self._admit(
-                [keys.conversation(conversation_id), keys.new_web_sessions(address, window),
-                 keys.new_web_sessions("all", window), keys.web_session_admitted(conversation_id)],
-                [per_address, overall, admitted_seconds])
+                [keys.web_session_admitted(conversation_id), keys.new_web_sessions(address, window),
+                 keys.new_web_sessions("all", window)],
+                [admitted_seconds, per_address, overall])
         except REDIS_ERRORS as exc:  # 503 + retry, like the turn itself would
             raise StoreUnavailable(str(exc)) from exc
         return not int(refused)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import keys
 from tests.conftest import REDIS_URL, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,7 @@ def test_kb_import_list_export_on_real_redis(tmp_path: Path, cache_dir: Path) ->
     require_redis()
     import redis
 
-    redis.Redis.from_url(REDIS_URL).delete("kefu:kb:entries", "kefu:kb:version")
+    redis.Redis.from_url(REDIS_URL).delete(keys.kb_entries(), keys.kb_version())
     config = tmp_path / "config.yaml"
     config.write_text(f"store:\n  url: {REDIS_URL}\nknowledge:\n  cache_dir: {cache_dir}\n", encoding="utf-8")
     kb = tmp_path / "kb.yaml"
@@ -103,7 +104,7 @@ def test_kb_import_list_export_on_real_redis(tmp_path: Path, cache_dir: Path) ->
     exported = tmp_path / "out.yaml"
     assert kefu("kb", "export", "--out", str(exported), cache=cache_dir, config=config).returncode == 0
     assert "几点上班" in exported.read_text(encoding="utf-8")
-    redis.Redis.from_url(REDIS_URL).delete("kefu:kb:entries", "kefu:kb:version")
+    redis.Redis.from_url(REDIS_URL).delete(keys.kb_entries(), keys.kb_version())
 
 
 def test_kb_import_into_memory_store_is_refused(tmp_path: Path, cache_dir: Path) -> None:

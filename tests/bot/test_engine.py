@@ -133,7 +133,7 @@ async def test_a_retry_after_a_worker_died_mid_turn_is_answered_once(config: Con
     short = dataclasses.replace(config, store=dataclasses.replace(config.store, conversation_lock_seconds=1))
     runtime = await Runtime.start(short, redis=redis_client)
     # a worker claimed wx-9 and was killed before saving the turn: its claim lapses with its lock
-    assert await runtime.store.first_time("msg:web", "wx-9", ttl=1)
+    assert await redis_client.set(keys.message_claim("web:c1", "msg:web", "wx-9"), "run:dead-worker", nx=True, ex=1)
     assert (await say(runtime, "怎么退货", message_id="wx-9")).duplicate  # maybe still running: not twice
     await asyncio.sleep(1.2)
     retried = await say(runtime, "怎么退货", message_id="wx-9")
@@ -187,7 +187,7 @@ async def test_a_turn_saved_but_never_marked_done_is_not_answered_twice(runtime:
     first = await say(runtime, "怎么退货", chat="c21", message_id="wx-21")
     assert first.replies
     # the worker died (or Redis failed) after saving the turn and before marking it: the claim lapses
-    await runtime.store.redis.delete(keys.seen("msg:web", "wx-21"))
+    await runtime.store.redis.delete(keys.message_claim("web:c21", "msg:web", "wx-21"))
     again = await say(runtime, "怎么退货", chat="c21", message_id="wx-21")
     assert again.duplicate and not again.in_progress and again.replies == ()
     stored = await runtime.store.load_conversation("web:c21")

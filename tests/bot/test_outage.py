@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis
 
+from bot import keys
 from handlers.texts import say
 from tests.bot.channels.telegram_standin import TOKEN as TELEGRAM_TOKEN
 from tests.bot.channels.telegram_standin import BotApiStandIn
@@ -80,7 +81,7 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 30.0) -> No
 
 
 def customer_lines(redis_url: str, conversation: str) -> list[str]:
-    stored = redis.Redis.from_url(redis_url).lrange(f"kefu:transcript:{conversation}", 0, -1)
+    stored = redis.Redis.from_url(redis_url).lrange(keys.transcript(conversation), 0, -1)
     lines = [json.loads(raw) for raw in stored]
     return [line["text"] for line in lines if line["role"] == "customer"]
 

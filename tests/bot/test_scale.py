@@ -13,6 +13,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from bot import keys
 from bot.app import create_app
 from bot.config import Config, IntentsConfig, KnowledgeConfig, StoreConfig
 from tests.bot.agents.test_workers import wipe
@@ -58,7 +59,7 @@ def test_workers_share_conversations_through_redis(tmp_path: Path, cache_dir: Pa
                 r = chat(base, "shared-session", f"补充信息 {n}")
                 assert r.status_code == 200 and r.json()["state"] == "waiting", r.text
             client = redis.Redis.from_url(REDIS_URL)
-            assert client.llen("kefu:transcript:web:shared-session") == 1 + 1 + 12 + 1  # one hold note only
+            assert client.llen(keys.transcript("web:shared-session")) == 1 + 1 + 12 + 1  # one hold note only
     finally:
         wipe()
 
@@ -93,6 +94,6 @@ def test_redis_outage_delays_but_loses_nothing(private_redis: RedisProcess, cach
         assert again.status_code == 200, again.text
         assert again.json()["replies"] and not again.json()["duplicate"]
         assert client.get("/healthz").status_code == 200
-        stored = redis.Redis.from_url(private_redis.url).lrange("kefu:transcript:web:session-s", 0, -1)
+        stored = redis.Redis.from_url(private_redis.url).lrange(keys.transcript("web:session-s"), 0, -1)
         customer = [line for line in stored if b'"customer"' in line]
         assert len(customer) == 2  # the first question and the resent one, each once

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from bot import keys
 from tests.browser import free_port, kefu_server
 
 QUESTIONS = ["怎么退货", "退款多久到账", "保修多久", "需要安装吗", "怎么查物流", "可以换货吗", "发错货了",
@@ -138,7 +139,7 @@ def test_primary_killed_mid_stream_loses_nothing_and_answers_nothing_twice(tmp_p
             assert int(promoted[1]) == replica.port, "the replica should have been promoted"
             lines: collections.Counter[str] = collections.Counter()
             for c in range(CUSTOMERS):
-                for raw in replica.client.lrange(f"kefu:transcript:web:drill-customer-{c}", 0, -1):
+                for raw in replica.client.lrange(keys.transcript(f"web:drill-customer-{c}"), 0, -1):
                     line = json.loads(raw)
                     if line["role"] == "customer":
                         lines[str(line["meta"]["message_id"])] += 1

@@ -30,7 +30,7 @@ async def test_end_turn_applies_the_records_of_the_turn(redis_client: aioredis.R
         '{"text": "怎么退货", "language": "zh", "at": 1.0}']
     assert await redis_client.llen(keys.admin_unanswered()) == 1
     assert not await redis_client.exists(keys.lock("web:a"))
-    assert str(await redis_client.get(keys.seen("msg:web", "m1"))).startswith("done:")
+    assert str(await redis_client.get(keys.message_claim("web:a", "msg:web", "m1"))).startswith("done:")
 
 
 async def test_a_failing_record_never_fails_the_turn(redis_client: aioredis.Redis) -> None:

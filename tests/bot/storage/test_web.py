@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio as aioredis
 
 from bot import keys
@@ -31,3 +33,15 @@ async def test_secret_files_names_and_typing(redis_client: aioredis.Redis) -> No
     assert await web.visitor_name("v_1") == "张三" and await web.visitor_name("v_2") == ""
     await web.set_typing("web:s1", 5)
     assert 0 < await redis_client.pttl(keys.web_typing("web:s1")) <= 5000
+
+
+async def test_first_messages_of_one_session_at_once_count_it_once(redis_client: aioredis.Redis) -> None:
+    """The conversation check and the counting are two steps (two hash slots): concurrent first
+    messages of a session, or a retry, still count it once, and a known one is never counted."""
+    web = WebSessions(redis_client, 60)
+    assert all(await asyncio.gather(*(web.admit("web:s9", "3.3.3.3", 8, 1, 100, 300) for _ in range(5))))
+    assert await redis_client.get(keys.new_web_sessions("3.3.3.3", 8)) == "1"
+    assert not await web.admit("web:s10", "3.3.3.3", 8, 1, 100, 300)  # the address's one new chat is used
+    await redis_client.set(keys.conversation("web:s11"), "{}")
+    assert await web.admit("web:s11", "3.3.3.3", 8, 1, 100, 300)  # known: passes without being counted
+    assert await redis_client.get(keys.new_web_sessions("all", 8)) == "1"
