@@ -116,6 +116,11 @@ class Analysis:
     none: float = 1.0
 
 
+def _calibration_name(digest: str) -> str:
+    """The calibration cache file of an index (with the answer weight it chose)."""
+    return f"calibration-{CALIBRATION_VERSION}-{digest}-a{GAMMA:g}.json"
+
+
 def is_special(label: str) -> bool:
     """True for the special classes (the off-topic class), which are never offered as entries."""
     return label.startswith("\x00")
@@ -245,8 +250,7 @@ class Retriever:
         if self._embedder is None or self._index.classifier is None:
             return DEFAULT_CALIBRATION
         digest = _digest(self._items, self._index.labels, self._embedder)
-        name = f"calibration-{CALIBRATION_VERSION}-{digest}-a{GAMMA:g}.json"  # with the answer weight it chose
-        path = Path(self._cache_dir).expanduser() / name if self._cache_dir else None
+        path = Path(self._cache_dir).expanduser() / _calibration_name(digest) if self._cache_dir else None
         if path is not None and path.exists():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -513,8 +517,9 @@ class Retriever:
         if not (folder / f"classifier-{digest}.npz").exists():  # another worker may have saved it
             index.classifier.save(folder, digest)
             _prune(folder, "classifier-*.npz")
-        if self.calibration.held_out and not (folder / f"calibration-{digest}.json").exists():
-            atomic_write_text(folder / f"calibration-{digest}.json", json.dumps(self.calibration.__dict__))
+        path = folder / _calibration_name(digest)
+        if self.calibration.held_out and not path.exists():
+            atomic_write_text(path, json.dumps({**self.calibration.__dict__, "answer_weight": self.answer_weight}))
             _prune(folder, "calibration-*.json")
 
     def updated(self, upserts: Sequence[Entry], removals: Sequence[str]) -> Retriever:
