@@ -11,11 +11,13 @@ base it serves, which makes the rules simple and independent of its size:
   by ``clarify_margin``.  Close runners-up (at least ``related_min``) are offered next to the
   answer as "related questions": the customer gets the answer at once, and one tap if it was
   the neighbour they meant.
+* **off_topic** — no confident entry, and the off-topic class reaches ``thresholds.off_topic``
+  (weather, poems, arithmetic): the bot says what it can help with; nobody is queued.  An
+  off-topic request reads like a demand to the complaint model ("看一下今天早上新闻"), so the
+  off-topic class, when sure, goes before the balance below.
 * **complaint, by the balance** — no confident entry, and the complaint kinds are more likely
   than not (``thresholds.complaint_unsure``): a wrong FAQ answer or a list of choices would
   be the worst reply to an unhappy customer, so a person takes it ("因为你们发货晚了，我送人的礼物都没赶上").
-* **off_topic** — no confident entry, and the off-topic class reaches ``thresholds.off_topic``
-  (weather, poems, arithmetic): the bot says what it can help with; nobody is queued.
 * **clarify** — otherwise, if the probability that *one of* the top ``max_suggestions`` entries
   is meant reaches ``thresholds.clarify``: offer 2–``max_suggestions`` of them.
 * **none** — most likely about nothing in the FAQ; the engine hands off (an in-domain question
@@ -67,10 +69,10 @@ class FaqMatcher:
         if top.score >= t.answer and top.score - runner_up >= t.clarify_margin:
             related = tuple(c.entry_id for c in candidates[1:t.max_suggestions] if c.score >= t.related_min)
             return FaqMatch("answer", top.score, candidates, top.entry_id, related)
-        if analysis.complaint >= t.complaint_unsure:
-            return FaqMatch("complaint", analysis.complaint, candidates, None, (), analysis.complaint_kind)
         if analysis.off_topic >= t.off_topic:
             return FaqMatch("off_topic", top_score, candidates, None, ())
+        if analysis.complaint >= t.complaint_unsure:
+            return FaqMatch("complaint", analysis.complaint, candidates, None, (), analysis.complaint_kind)
         offered = candidates[: max(2, t.max_suggestions)]
         if len(offered) >= 2 and sum(c.score for c in offered) >= t.clarify:
             chosen = [c for c in offered if c.score >= t.suggestion_min]

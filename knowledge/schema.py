@@ -155,12 +155,16 @@ if getattr(yaml, "__with_libyaml__", False):
 def load_yaml(text: str) -> Any:
     """The YAML document in ``text``, each mapping with its ``__line__``.  libyaml composes the
     node graph in C (where aliases cannot be refused as they are met); a graph that has one is
-    loaded again by :class:`_LineLoader`, which refuses it naming its line."""
+    loaded again by :class:`_LineLoader`, which refuses it naming its line.  So is a text
+    libyaml cannot parse: the error then reads the same with or without libyaml installed."""
     if _FastLoader is None:
         return yaml.load(text, Loader=_LineLoader)
     loader = _FastLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError:
+            return yaml.load(text, Loader=_LineLoader)
         if node is not None and _has_alias(node):
             return yaml.load(text, Loader=_LineLoader)
         return loader.construct_document(node) if node is not None else None

@@ -78,6 +78,19 @@ def test_a_likely_complaint_without_a_confident_answer_is_a_complaint() -> None:
     assert matcher.decide(Analysis(unsure, complaint=0.3, none=0.6)).outcome == "clarify"
 
 
+def test_a_sure_off_topic_request_is_not_taken_for_an_unsure_complaint() -> None:
+    """"看一下今天早上新闻" reads like a demand to the complaint model (0.51) and is plainly
+    off-topic (0.86): the scope reply, not a queue; a complaint the model is sure of still wins."""
+    matcher = FaqMatcher(cast(Retriever, None), THRESHOLDS)
+    nothing = (Candidate("out-of-stock", 0.002, ""), Candidate("delivery-time", 0.001, ""))
+    assert matcher.decide(Analysis(nothing, off_topic=0.86, complaint=0.51, complaint_kind="demand",
+                                   none=0.13)).outcome == "off_topic"
+    assert matcher.decide(Analysis(nothing, off_topic=0.86, complaint=0.85, complaint_kind="demand",
+                                   none=0.13)).outcome == "complaint"
+    assert matcher.decide(Analysis(nothing, off_topic=0.2, complaint=0.51, complaint_kind="demand",
+                                   none=0.6)).outcome == "complaint"
+
+
 def test_a_routine_question_whose_top_three_are_somewhat_likely_is_a_choice_not_a_handoff() -> None:
     """Shop dev: "the promo code says invalid at checkout" had coupon at 0.17 and nothing near;
     buttons for the likeliest entries beat a queue (two failed choices still reach a person)."""
