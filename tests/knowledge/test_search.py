@@ -381,6 +381,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> search.Retriever:
     from knowledge.schema import load_kb
     from tests.conftest import SHARED
 
+    if not SHARED.exists():
+        pytest.skip(f"shared data not found at {SHARED}")
     return build_retriever(load_kb(SHARED / "eval/shop-kb.yaml"), cache_dir=tmp_path_factory.mktemp("shop"),
                            examples=builtin_examples(), calibrate=True)
 
