@@ -1,5 +1,6 @@
 """Fault drill for the web chat: nothing lost, nothing answered twice, while a worker is SIGKILLed
-mid-turn and Redis is SIGKILLed (and restarted from its AOF) and SIGSTOPped.
+mid-turn and restarts while Redis is down, and Redis is SIGKILLed (and restarted from its AOF)
+and SIGSTOPped.
 
     python -m bench.drill_web                      # 30 customers x 17 messages, about a minute
     python -m bench.drill_web --customers 40 --messages 20
@@ -9,7 +10,8 @@ SIGKILLed Redis keeps what it acknowledged).  Every customer is a browser-like c
 visitor token, then one message after another, each with its own id, resent after a network
 error, a 503 or a 409 "still being answered" until it gets 200 — as the chat page does.  At the
 end each transcript is read back: a message is *lost* if its line is not there (or the client
-gave up), *answered twice* if its line is there more than once.
+gave up), *answered twice* if its line is there more than once.  The whole drill has a deadline:
+past it, it stops and says what it was waiting for, with the end of the server's log.
 """
 
 from __future__ import annotations
@@ -189,15 +191,33 @@ async def _when(counts: Counts, total: int, share: float) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _faults(base: str, store: Redis, counts: Counts, in_flight: set[str], total: int) -> None:
-    """The faults land while customers are writing: at 15 %, 45 % and 70 % of the messages."""
+async def _logged(log: Path, text: str, after: int, seconds: float = 60) -> None:
+    """Wait until ``text`` appears in the server's log past byte ``after``."""
+    deadline = time.monotonic() + seconds
+    while text not in log.read_bytes()[after:].decode("utf-8", "replace"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not log {text!r} in {seconds:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def _faults(base: str, store: Redis, counts: Counts, in_flight: set[str], total: int, log: Path) -> None:
+    """The faults land while customers are writing: at 15 %, 45 % and 70 % of the messages.
+
+    The first kills a worker mid-turn and Redis right after it, and brings Redis back only once
+    the worker's replacement has started and found the store unreachable: the replacement must
+    wait for it, not fail its start (which would stop ``kefu serve`` and every worker with it)."""
     pids = await asyncio.to_thread(_worker_pids, base)
     await _when(counts, total, 0.15)
     victim = min(pids)
     cut = len(in_flight)
+    logged = log.stat().st_size
     os.kill(victim, signal.SIGKILL)
+    store.signal(signal.SIGKILL)
     counts.cut_off_by_worker_kill = cut
-    counts.faults.append(f"SIGKILL worker {victim} with {cut} requests in flight")
+    counts.faults.append(f"SIGKILL worker {victim} with {cut} requests in flight, then SIGKILL redis")
+    await _logged(log, "is unreachable; waiting for it", logged)
+    await asyncio.to_thread(store.start)
+    counts.faults.append("the replacement worker waited for redis; redis restarted from AOF")
     await _when(counts, total, 0.45)
     store.signal(signal.SIGKILL)
     counts.faults.append(f"SIGKILL redis with {len(in_flight)} requests in flight; restarted from AOF after 1 s")
@@ -241,7 +261,8 @@ def _serve(config: Path, port: int, log: Path, order_api: str) -> subprocess.Pop
         time.sleep(0.2)
 
 
-def drill(customers: int, messages: int, workdir: Path, cache_dir: Path, lock_seconds: float = 3.0) -> Counts:
+def drill(customers: int, messages: int, workdir: Path, cache_dir: Path, lock_seconds: float = 3.0,
+          deadline_seconds: float = 240.0) -> Counts:
     """Run the drill; ``lock_seconds`` is how long a dead worker's claim outlives it."""
     store = Redis(workdir)
     store.start()
@@ -254,17 +275,23 @@ def drill(customers: int, messages: int, workdir: Path, cache_dir: Path, lock_se
         "intents:\n  embeddings: false\nactions:\n  module: examples.order_status.actions\n"
         "security:\n  rate_limit_per_minute: 0\n"  # every simulated customer comes from 127.0.0.1:
         "  new_web_sessions_per_minute_per_address: 0\n  new_web_sessions_per_minute: 0\n", encoding="utf-8")
-    port = _free_port()
-    server = _serve(config, port, workdir / "serve.log", f"http://127.0.0.1:{orders.server_address[1]}")
+    port, log = _free_port(), workdir / "serve.log"
+    server = _serve(config, port, log, f"http://127.0.0.1:{orders.server_address[1]}")
     base = f"http://127.0.0.1:{port}"
     counts = Counts(customers=customers)
     sent_ids: dict[str, list[str]] = {}
     in_flight: set[str] = set()
 
     async def run() -> None:
-        faults = asyncio.create_task(_faults(base, store, counts, in_flight, customers * messages))
-        await asyncio.gather(*(_customer(base, n, messages, counts, sent_ids, in_flight) for n in range(customers)))
-        await faults
+        faults = asyncio.create_task(_faults(base, store, counts, in_flight, customers * messages, log))
+        writing = [_customer(base, n, messages, counts, sent_ids, in_flight) for n in range(customers)]
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                await asyncio.gather(faults, *writing)  # a failed fault step ends the drill at once
+        except Exception as exc:
+            reason = f"did not finish in {deadline_seconds:.0f} s" if isinstance(exc, TimeoutError) else repr(exc)
+            raise RuntimeError(f"the drill {reason}: {counts}\nend of the server's log:\n"
+                               f"{log.read_text(errors='replace')[-3000:]}") from None
 
     started = time.monotonic()
     try:

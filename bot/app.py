@@ -10,6 +10,7 @@ consoles' background tasks) on objects that already exist.  ``kefu serve`` (one 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -35,13 +36,14 @@ from bot.channels.web import WebChannel
 from bot.config import Config, load_config
 from bot.desk import AgentDesk
 from bot.engine import Engine, TurnObserver
+from bot.errors import StoreUnavailable
 from bot.logs import configure_logging
 from bot.ops import MetricsEndpoint, readyz
 from bot.runtime import KnowledgeSlot, LiveKnowledge, Runtime, build_actions
 from bot.server import BodyLimit, ChatCors, SecurityHeaders, exception_handlers
-from bot.storage.client import connect
+from bot.storage.client import REDIS_ERRORS, connect
 from bot.storage.conversations import Store
-from bot.workers import limit_blas_threads
+from bot.workers import limit_blas_threads, stop_requested
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -127,11 +129,18 @@ class Kefu:
     app: Starlette
     asgi: ASGIApp  # ``app`` behind the body-size limit
 
-    async def start(self, progress: bool = False) -> None:
+    async def start(self, progress: bool = False, wait_for_store: bool = False) -> None:
         """Connect, load the knowledge base and its index (once), then start the background
         work: the channels (polling, send queues), the agent console's event stream and SLA
-        timer, the admin console's knowledge sync."""
-        await self.runtime.load(progress=progress)
+        timer, the admin console's knowledge sync.
+
+        ``wait_for_store``: while the store is unreachable, wait for it (until the process is
+        told to stop) instead of failing — a ``kefu serve --workers N`` worker restarted during
+        a Redis outage, whose failed start would make uvicorn stop every worker."""
+        if wait_for_store:
+            await load_when_reachable(self.runtime)
+        else:
+            await self.runtime.load(progress=progress)
         self.app.state.runtime = self.runtime  # /readyz: ready from here on
         for channel in self.channels.values():
             await channel.start()
@@ -147,11 +156,31 @@ class Kefu:
         await self.runtime.close()
 
 
+async def load_when_reachable(runtime: Runtime, first_wait: float = 0.2, longest_wait: float = 2.0) -> None:
+    """``runtime.load()``, tried again with a growing pause while the store is unreachable,
+    until it succeeds or the process gets SIGTERM/SIGINT (then the last error is raised)."""
+    wait = first_wait
+    with stop_requested() as stopping:
+        while True:
+            try:
+                await runtime.load()
+                return
+            except (StoreUnavailable, *REDIS_ERRORS) as exc:
+                if stopping.is_set():
+                    raise
+                log.warning("the store is unreachable; waiting for it before this worker answers "
+                            "(next try in %.1f s): %s", wait, exc)
+            await asyncio.sleep(wait)
+            if stopping.is_set():
+                raise StoreUnavailable("told to stop while waiting for the store")
+            wait = min(wait * 2, longest_wait)
+
+
 def compose(config: Config, *, redis: aioredis.Redis | None = None, knowledge: LiveKnowledge | None = None,
-            frame_ancestors: dict[str, str] | None = None) -> Kefu:
+            frame_ancestors: dict[str, str] | None = None, wait_for_store: bool = False) -> Kefu:
     """Build the whole app from ``config``.  ``redis`` replaces the client of ``store.url`` and
     ``knowledge`` an already loaded knowledge base (tests); ``frame_ancestors``: path → who may
-    frame it (see :class:`bot.server.SecurityHeaders`)."""
+    frame it (see :class:`bot.server.SecurityHeaders`); ``wait_for_store``: see :meth:`Kefu.start`."""
     # 1. the store, and the turn recorder that observes every turn for the admin dashboard
     store = Store(redis if redis is not None else connect(config.store.url), config.store)
     recorder = TurnRecorder(store.records)
@@ -181,7 +210,7 @@ def compose(config: Config, *, redis: aioredis.Redis | None = None, knowledge: L
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         limit_blas_threads()  # one BLAS thread per worker, next to its one-thread encoder
         metrics.configure(config.metrics.enabled)
-        await kefu.start()
+        await kefu.start(wait_for_store=wait_for_store)
         try:
             yield
         finally:
@@ -210,9 +239,10 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app(config: Config, *, redis: aioredis.Redis | None = None, knowledge: LiveKnowledge | None = None,
-               frame_ancestors: dict[str, str] | None = None) -> ASGIApp:
+               frame_ancestors: dict[str, str] | None = None, wait_for_store: bool = False) -> ASGIApp:
     """The ASGI app to serve (see :func:`compose`)."""
-    return compose(config, redis=redis, knowledge=knowledge, frame_ancestors=frame_ancestors).asgi
+    return compose(config, redis=redis, knowledge=knowledge, frame_ancestors=frame_ancestors,
+                   wait_for_store=wait_for_store).asgi
 
 
 CONFIG_ENV = "KEFU_CONFIG_FILE"
@@ -223,4 +253,4 @@ def app_from_environment() -> ASGIApp:
     in each process, and the parent passes the config file's path in the environment."""
     config = load_config(os.environ.get(CONFIG_ENV) or None)
     configure_logging(mask=config.security.mask_logs, fmt=config.logging.format)
-    return create_app(config)
+    return create_app(config, wait_for_store=True)  # the parent has checked the store once

@@ -186,7 +186,7 @@ def desk_families(snapshot: DeskSnapshot | None) -> list[Metric]:
 def recorded() -> list[Metric]:
     """Every worker's samples (multiprocess: read from the files now) or this process's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # at call time: the serving parent sets it late
-        return list(multiprocess.MultiProcessCollector(None).collect())  # type: ignore[no-untyped-call]
+        return list(multiprocess.MultiProcessCollector(None).collect())  # type: ignore[no-untyped-call, unused-ignore]
     from prometheus_client import REGISTRY
 
     return list(REGISTRY.collect())
@@ -202,4 +202,4 @@ def render(extra: Iterable[Metric] = ()) -> bytes:
 def worker_exited(pid: int) -> None:
     """Drop a stopped worker's live gauges (held messages, knowledge version) from the view."""
     if MULTIPROCESS:
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call, unused-ignore]

@@ -88,4 +88,4 @@ class Listener:
                 await asyncio.sleep(self.retry_seconds)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]

@@ -16,7 +16,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bot import metrics
-from bot.config import Config
+from bot.config import Config, redact
 from bot.desk import AgentDesk
 from bot.engine import Engine
 from bot.errors import ConfigError, StoreUnavailable
@@ -171,7 +171,7 @@ class Runtime:
         try:
             await check_on_start(store.redis)  # refuses data newer than this code
         except REDIS_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store at {config.store.url}: {exc}") from exc
+            raise StoreUnavailable(f"cannot reach the store at {redact(config.store.url)}: {exc}") from exc
         if not store.durable:
             log.warning("store.url is memory://: conversations live in this process only and are lost "
                         "on restart; set store.url to redis://... for production")

@@ -6,6 +6,8 @@
   bound here with ``TCP_NODELAY`` on the listener; Linux copies it onto every accepted socket.
 * BLAS (OpenBLAS under numpy/scikit-learn) starts one thread per core in every process; next
   to a one-thread encoder per worker that only adds contention, so serving processes use one.
+* A worker that uvicorn restarts (after a crash) while Redis is down must wait for Redis: a
+  worker whose start fails makes uvicorn stop the parent and every other worker with it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,31 @@ def limit_blas_threads(threads: int = BLAS_THREADS) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads, user_api="blas")
+
+
+@contextmanager
+def stop_requested() -> Iterator[threading.Event]:
+    """An event set when SIGTERM or SIGINT arrives while inside; the signal still reaches the
+    handler installed before (uvicorn's), so a worker waiting at start-up stops when told to."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield event
+        return
+    previous: dict[int, Any] = {}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        event.set()
+        chained = previous[sig]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield event
+    finally:
+        for number, chained in previous.items():
+            signal.signal(number, chained)
 
 
 def blas_threads() -> list[int]:

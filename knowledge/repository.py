@@ -107,7 +107,7 @@ class KnowledgeRepository:
                 try:
                     await pipe.watch(keys.kb_version())
                     version = int(await pipe.get(keys.kb_version()) or 0) + 1
-                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.multi()  # type: ignore[no-untyped-call, unused-ignore]
                     if clear:
                         pipe.delete(keys.kb_entries())
                     for entry_id, document in writes.items():

@@ -74,7 +74,7 @@ def connect(url: str) -> aioredis.Redis:
         from redis.asyncio.sentinel import Sentinel
 
         where = SentinelUrl.parse(url)
-        sentinel = Sentinel(list(where.sentinels), socket_timeout=1,  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(list(where.sentinels), socket_timeout=1,  # type: ignore[no-untyped-call, unused-ignore]
                             socket_connect_timeout=1)
         client: aioredis.Redis = sentinel.master_for(where.master, decode_responses=True, socket_timeout=5,
                                                      socket_connect_timeout=5, retry=retry, db=where.db,

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import LockError
 
 from bot import keys
-from bot.config import StoreConfig
+from bot.config import StoreConfig, redact
 from bot.errors import StoreUnavailable
 from bot.storage.client import REDIS_ERRORS, connect
 from bot.storage.records import AdminRecords, TurnRecord
@@ -190,7 +190,7 @@ class Store:
         try:
             await self.redis.ping()
         except REDIS_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store at {self.config.url}: {exc}") from exc
+            raise StoreUnavailable(f"cannot reach the store at {redact(self.config.url)}: {exc}") from exc
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -85,7 +85,7 @@ class Batch:
                     replies[i] = exc
             elif reloaded and call.after_scripts:
                 try:
-                    replies[i] = await self.redis.execute_command(*call.args)  # type: ignore[no-untyped-call]
+                    replies[i] = await self.redis.execute_command(*call.args)  # type: ignore[no-untyped-call, unused-ignore]
                 except ResponseError as exc:
                     replies[i] = exc
         return replies

@@ -43,7 +43,7 @@ def _port() -> int:
 
 
 def _command(port: int, *args: str) -> Any:
-    return redis.Redis(port=port, decode_responses=True).execute_command(*args)  # type: ignore[no-untyped-call]
+    return redis.Redis(port=port, decode_responses=True).execute_command(*args)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_a_day_of_customer_service_on_a_redis_cluster(cluster: list[int], cache_
         asked = client.post("/api/chat", json={"session": sessions[0], "text": "东西不想要了怎么办"}).json()
         assert asked["decision"]["entry_id"] == "return-policy", asked
 
-    seed = ClusterNode("127.0.0.1", cluster[0])  # type: ignore[no-untyped-call]
+    seed = ClusterNode("127.0.0.1", cluster[0])  # type: ignore[no-untyped-call, unused-ignore]
     view = RedisCluster(startup_nodes=[seed], decode_responses=True)
     try:
         per_node: dict[int, list[str]] = {}

@@ -120,7 +120,7 @@ async def test_a_change_is_announced_to_every_worker(service: KnowledgeService, 
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if message is not None:
             break
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
     assert message is not None
     assert json.loads(message["data"]) == {"version": change.version, "changed": ["shipping-fee"]}
 
@@ -146,7 +146,7 @@ async def test_seeding_goes_through_the_write_path(redis_client: aioredis.Redis)
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if message is not None:
             break
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
     assert message is not None and json.loads(message["data"])["version"] == 1
 
     other = parse_kb("- id: other\n  questions: [q]\n  answer: a\n")
