@@ -127,6 +127,16 @@ def variant_table(stores: dict[str, Store], texts: list[str], name: str, use_wei
     if name in stores:
         vecs = stores[name].vectors(texts)
         return Precomputed(stores[name].model.model_id, dict(zip(texts, vecs, strict=True)))
+    if name.startswith("e5-abtt"):  # e5 less the built-in examples' mean and top principal directions
+        d = int(name[len("e5-abtt"):] or 1)
+        ex = builtin_examples()
+        general = stores["e5"].vectors(list(dict.fromkeys([*ex.off_topic, *ex.routine, *(t for k in ex.complaints.values() for t in k.examples)])))
+        mu = general.mean(axis=0)
+        top = np.linalg.svd(general - mu, full_matrices=False)[2][:d]
+        x = stores["e5"].vectors(texts) - mu
+        x -= (x @ top.T) @ top
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return Precomputed(f"{stores['e5'].model.model_id}-abtt{d}", dict(zip(texts, x.astype(np.float32), strict=True)))
     e5, use = stores["e5"].vectors(texts), stores["use"].vectors(texts)
     both = np.hstack([e5 * np.sqrt(1 - use_weight), use * np.sqrt(use_weight)]).astype(np.float32)
     model_id = f"{stores['e5'].model.model_id}*{1 - use_weight:.3g}+{stores['use'].model.model_id}*{use_weight:.3g}"

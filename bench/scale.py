@@ -6,6 +6,7 @@
     python -m bench.scale accuracy --size 100 1000    # the same cases against each size
     python -m bench.scale edit --size 1000            # CPU of a reload's decode+diff and of one edit
     python -m bench.scale edit-arithmetic --size 20000  # the same at 20,000 on random vectors (no fit)
+    python -m bench.scale save --size 5000 --redis URL  # an admin's save: wall / CPU / loop stall (no index)
 
 Run the in-process stages with OPENBLAS_NUM_THREADS=1, as kefu serve's workers run.
 
@@ -309,9 +310,55 @@ def edit_without_fit(size: int, edits: int) -> None:
                       "load": round(os.getloadavg()[0], 1)}), flush=True)
 
 
+def save_cost(size: int, redis_url: str, edits: int) -> None:
+    """An admin's save of one entry (``KnowledgeService.save``, what the console's Save button
+    runs, before any worker reloads) against a ``size``-entry knowledge base in real Redis:
+    wall and CPU seconds, and the worst lateness of a 5 ms loop probe beside it."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from knowledge.service import KnowledgeService
+
+    kb, _ = generate(size)
+
+    async def probe(worst: list[float]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.005
+            await asyncio.sleep(0.005)
+            worst[0] = max(worst[0], loop.time() - due)
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            await client.flushdb()
+            service = KnowledgeService(client)
+            await service.seed(kb)
+            walls, cpus, lags = [], [], []
+            for n in range(edits):
+                entry = kb.entries[(n * 4999) % len(kb)]
+                raw = {**entry.to_json(), "questions": [*entry.questions, f"reworded question number {n}"]}
+                worst = [0.0]
+                prober = asyncio.create_task(probe(worst))
+                wall, cpu = time.perf_counter(), time.process_time()
+                await service.save(raw, "bench")
+                walls.append(round(time.perf_counter() - wall, 3))
+                cpus.append(round(time.process_time() - cpu, 3))
+                prober.cancel()
+                lags.append(round(worst[0] * 1000, 1))
+            print(json.dumps({"size": size, "save_wall_s": walls, "save_cpu_s": cpus, "loop_lag_ms": lags,
+                              "load": round(os.getloadavg()[0], 1)}), flush=True)
+        finally:
+            await client.flushdb()
+            await client.aclose()
+
+    asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=("prime", "fill", "build", "rate", "parse", "accuracy", "edit", "edit-arithmetic", "serve"))
+    parser.add_argument("stage", choices=("prime", "fill", "build", "rate", "parse", "accuracy", "edit", "edit-arithmetic", "save", "serve"))
     parser.add_argument("--size", type=int, nargs="+", default=[1000])
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
@@ -334,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             edit_cost(size, args.cache_dir, args.edits)
         elif args.stage == "edit-arithmetic":
             edit_without_fit(size, args.edits)
+        elif args.stage == "save":
+            save_cost(size, args.redis, args.edits)
         elif args.stage == "accuracy":
             accuracy(size, args.cache_dir)
         else:

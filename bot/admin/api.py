@@ -30,7 +30,7 @@ from bot.storage.tickets import TicketStore
 from handlers import respond
 from knowledge import imports
 from knowledge.errors import ValidationFailed
-from knowledge.schema import Entry, question_clashes
+from knowledge.schema import Entry
 from knowledge.service import KnowledgeService, answer_warnings, validate
 from knowledge.sync import served_versions
 
@@ -216,7 +216,7 @@ class AdminApi:
         entry has), ``warnings`` ask for a second look (one language of the answer changed)."""
         await self.admin(request)
         entry = validate(await json_object(request))
-        problems = question_clashes(entry, await self.knowledge.entries())
+        problems = await self.knowledge.clashes(entry)  # decoded in a thread, as a save does
         warnings = answer_warnings(await self.knowledge.get(entry.id), entry)
         return JSONResponse({"ok": not problems, "entry": _entry_json(entry), "problems": problems,
                              "warnings": warnings})
