@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from bench.load import free_port, plain_http_turns, start_server, stop_server, wipe
 from bench.scale import ROOT, generate
 from bot import keys
+from bot.migrations import check_on_start
 from knowledge.service import KnowledgeService
 from knowledge.sync import served_versions
 
@@ -69,7 +70,11 @@ async def edit_until_served(redis_url: str, raw: dict[str, object], workers: int
         await client.aclose()
 
 
-def serve(size: int, cache_dir: Path, redis_url: str, edits: int, turns: int, workers: int = 2) -> None:
+def serve(size: int, cache_dir: Path, redis_url: str, edits: int, turns: int, workers: int = 2,
+          stand_in: bool = False) -> None:
+    """``stand_in``: the cache holds :func:`bench.scale.fill`'s stand-in vectors, not e5's; the
+    built-in off-topic and complaint classes (real e5 vectors) are left out, or every real
+    question — the edits' new phrasings among them — looks nearer to them than to any entry."""
     kb, cases = generate(size)
     wipe(redis_url)
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
@@ -79,7 +84,8 @@ def serve(size: int, cache_dir: Path, redis_url: str, edits: int, turns: int, wo
         config = Path(folder) / "config.yaml"
         config.write_text(f"store:\n  url: {redis_url}\nknowledge:\n  cache_dir: {cache_dir}\n"
                           "security:\n  rate_limit_per_minute: 0\n  new_web_sessions_per_minute_per_address: 0\n"
-                          "  new_web_sessions_per_minute: 0\n", encoding="utf-8")
+                          "  new_web_sessions_per_minute: 0\n"
+                          f"intents:\n  builtin_examples: {'false' if stand_in else 'true'}\n", encoding="utf-8")
         before = folder_mb(cache_dir)
         cmd = [sys.executable, "-m", "bot", "--config", str(config), "serve", "--port", str(port),
                "--workers", str(workers)]
@@ -102,9 +108,10 @@ def serve(size: int, cache_dir: Path, redis_url: str, edits: int, turns: int, wo
                            "answer": {"en": f"new answer {n}"}}
                     new_question = f"a brand new question number {n} about parcels"
                 result = asyncio.run(edit_until_served(redis_url, raw, workers))
-                answers = [(httpx.post(f"{base}/api/chat", json={"session": f"edit-{n}-{i}", "text": new_question},
-                                       timeout=60).json().get("decision") or {}).get("entry_id") for i in range(4)]
-                result["answered_with_edit"] = sum(a == raw["id"] for a in answers) / len(answers)
+                decisions = [httpx.post(f"{base}/api/chat", json={"session": f"edit-{n}-{i}", "text": new_question},
+                                        timeout=60).json().get("decision") or {} for i in range(4)]
+                result["answered_with_edit"] = sum(d.get("entry_id") == raw["id"] for d in decisions) / len(decisions)
+                result["decisions"] = sorted({f"{d.get('action')}:{d.get('entry_id')}" for d in decisions})
                 results.append(result)
                 print(json.dumps({"edit": n, **result}), flush=True)
             after = folder_mb(cache_dir)
@@ -131,6 +138,7 @@ async def _seed(client: aioredis.Redis, kb: object) -> None:
     from knowledge.schema import KnowledgeBase
 
     assert isinstance(kb, KnowledgeBase)
+    await check_on_start(client)  # a fresh store is stamped with this code's data version, as kefu serve does
     await KnowledgeService(client).seed(kb, note="bench.scale")
     await client.aclose()
 

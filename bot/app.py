@@ -43,7 +43,7 @@ from bot.runtime import KnowledgeSlot, LiveKnowledge, Runtime, build_actions
 from bot.server import BodyLimit, ChatCors, SecurityHeaders, exception_handlers
 from bot.storage.client import REDIS_ERRORS, connect
 from bot.storage.conversations import Store
-from bot.workers import limit_blas_threads, stop_requested
+from bot.workers import limit_blas_threads, settle_heap_after_loads, stop_requested
 from knowledge.schema import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -253,4 +253,5 @@ def app_from_environment() -> ASGIApp:
     in each process, and the parent passes the config file's path in the environment."""
     config = load_config(os.environ.get(CONFIG_ENV) or None)
     configure_logging(mask=config.security.mask_logs, fmt=config.logging.format)
+    settle_heap_after_loads()
     return create_app(config, wait_for_store=True)  # the parent has checked the store once

@@ -205,10 +205,12 @@ async def _serve_one(config: Config, listen: preflight.Listen, verbose: bool) ->
 
     from bot.app import compose
     from bot.ops import start_metrics_listener
+    from bot.workers import settle_heap_after_loads
 
     sock = await _prepare_serve(config, listen, 1)
     _index_message(config)
     kefu = compose(config)
+    settle_heap_after_loads()
     await kefu.runtime.load(progress=sys.stderr.isatty())  # the lifespan finds it loaded
     start_metrics_listener(config)
 

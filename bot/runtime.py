@@ -23,6 +23,7 @@ from bot.errors import ConfigError, StoreUnavailable
 from bot.migrations import check_on_start
 from bot.storage.client import REDIS_ERRORS
 from bot.storage.conversations import Store
+from bot.workers import settle_heap
 from handlers.actions.act import BusinessActions
 from intents.base import IntentLayer, Reader
 from intents.classify import Classifier
@@ -189,6 +190,7 @@ class Runtime:
             self._knowledge = LiveKnowledge(kb, layer, version, retriever)
             metrics.knowledge_version(version)
         self._loaded = True
+        settle_heap()
 
     @classmethod
     async def start(
@@ -227,6 +229,7 @@ class Runtime:
             metrics.knowledge_version(fresh.version)
             log.info("knowledge version %d loaded (%d changed, %d removed)", fresh.version, len(fresh.changed),
                      len(fresh.removed))
+            settle_heap()
             return True
 
     async def close(self) -> None:

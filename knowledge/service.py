@@ -232,7 +232,7 @@ class KnowledgeService:
         (checked under the lock, on the same read of the stored entries the write plans with:
         one read and one decode of the whole knowledge base per save)."""
         async with self._write_lock():
-            stored = await self.repository.raw_documents()
+            stored = await self.repository.scanned_documents()
             raw, clashes = await asyncio.to_thread(_planned, stored, changes if check_questions else {})
             if clashes:
                 raise ValidationFailed(clashes[0], "questions")

@@ -1,14 +1,18 @@
 """A ``kefu serve --workers N`` worker that starts while Redis is down waits for it (a worker
-whose start fails makes uvicorn stop every worker), and still stops when told to."""
+whose start fails makes uvicorn stop every worker), and still stops when told to; a serving
+process keeps its index out of the cycle collector's walks, and a reload frees the old index."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
 import threading
 import time
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import cast
@@ -18,9 +22,12 @@ import pytest
 
 from bench.drill_web import Redis, _free_port, _serve
 from bot.app import load_when_reachable
+from bot.config import Config
 from bot.errors import StoreUnavailable
 from bot.runtime import Runtime
-from bot.workers import stop_requested
+from bot.storage.client import connect
+from bot.workers import settle_heap, settle_heap_after_loads, stop_requested
+from knowledge.service import KnowledgeService
 
 
 class _Flaky:
@@ -120,3 +127,53 @@ def test_kefu_serve_survives_a_worker_restarting_during_a_redis_outage_and_stops
         if server.poll() is None:
             server.kill()
         store.stop()
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """The cycle collector off (what is freed here is freed by reference counting) and the heap
+    unfrozen and settling off again afterwards."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        settle_heap_after_loads(False)
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_settling_the_heap_is_for_serving_processes_only(collector: None) -> None:
+    settle_heap()
+    assert gc.get_freeze_count() == 0  # tests and the CLI: untouched
+    settle_heap_after_loads()
+    settle_heap()
+    assert gc.get_freeze_count() > 10_000
+
+
+async def test_a_reload_settles_the_heap_leaves_no_cycles_and_frees_the_old_index(config: Config,
+                                                                                   collector: None) -> None:
+    settle_heap_after_loads()
+    runtime = await Runtime.start(config, redis=connect("memory://"))
+    loaded = gc.get_freeze_count()
+    assert loaded > 10_000  # the index, frozen once loaded
+    old = weakref.ref(runtime.knowledge.retriever)
+    entry = runtime.knowledge.kb.entries[0]
+    await KnowledgeService(runtime.store.redis).add_questions(entry.id, ["a wording nobody used before"], "t")
+    gc.collect()  # the edit's own garbage (the collector stays off for the reload)
+    assert await runtime.reload_knowledge()
+    for _ in range(100):  # the executor thread lets go of the old retriever a moment after the reload
+        if old() is None:
+            break
+        await asyncio.sleep(0.02)
+    assert old() is None  # freed by reference counting: frozen, it would otherwise be kept for good
+    assert gc.get_freeze_count() > loaded * 0.9
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.unfreeze()
+        gc.collect()
+        assert [o for o in gc.garbage if type(o).__module__.startswith(("knowledge", "intents", "bot"))] == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        await runtime.close()

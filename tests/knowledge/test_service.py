@@ -110,6 +110,26 @@ async def test_questions_are_added_once_and_removed(service: KnowledgeService) -
     assert failed.value.field == "questions"
 
 
+async def test_no_write_gives_an_entry_another_entrys_question(service: KnowledgeService) -> None:
+    """Saved or added from the review list, a question two entries share makes both ambiguous:
+    refused under the write lock, on the same read of the entries the write plans with."""
+    version = await service.version()
+    with pytest.raises(ValidationFailed) as failed:
+        await service.add_questions("shipping-fee", ["How long does a refund take"], "boss")  # case, "?" aside
+    assert failed.value.field == "questions" and str(failed.value) == (
+        "question 'How long does a refund take' is also a question of entry 'refund-time'; keep it in one "
+        "entry, or the bot cannot tell them apart")
+    entry = (await service.require("shipping-fee")).to_json()
+    with pytest.raises(ValidationFailed):
+        await service.save({**entry, "questions": ["运费多少", " 退款多久到账？"]}, "boss")
+    assert await service.version() == version and (await service.require("shipping-fee")).questions == ("运费多少",)
+    clash = parse_kb("- id: shipping-fee\n  questions: [运费多少, 退款多久到账]\n  answer: 满99包邮。\n").entries[0]
+    assert await service.clashes(clash) == [
+        "question '退款多久到账' is also a question of entry 'refund-time'; keep it in one entry, or the bot "
+        "cannot tell them apart"]
+    assert await service.clashes(await service.require("refund-time")) == []  # its own questions are no clash
+
+
 async def test_a_change_is_announced_to_every_worker(service: KnowledgeService, redis_client: aioredis.Redis) -> None:
     pubsub = redis_client.pubsub()
     await pubsub.subscribe(keys.kb_changes())
