@@ -166,13 +166,13 @@ def fill(size: int, cache_dir: Path) -> None:
     print(f"{len(missing)} stand-in vectors written ({len(texts)} texts)")
 
 
-def build(size: int, cache_dir: Path) -> dict[str, float]:
+def build(size: int, cache_dir: Path, stand_in: bool = False) -> dict[str, float]:
     """One index build as ``kefu serve`` does it (built-in examples, calibration), in a fresh
     process so its peak RSS is its own; prints and returns the numbers."""
     import subprocess
 
     code = (f"import json, time, os; from bench.scale import build_here; "
-            f"print(json.dumps(build_here({size}, {str(cache_dir)!r})))")
+            f"print(json.dumps(build_here({size}, {str(cache_dir)!r}, {stand_in!r})))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
@@ -181,13 +181,15 @@ def build(size: int, cache_dir: Path) -> dict[str, float]:
     return result
 
 
-def build_here(size: int, cache_dir: str) -> dict[str, float]:
+def build_here(size: int, cache_dir: str, stand_in: bool = False) -> dict[str, float]:
+    """``stand_in``: without the built-in example classes, as ``serve --stand-in`` serves it."""
     from knowledge.builtin import builtin_examples
     from knowledge.search import build_retriever
 
     kb, _ = generate(size)
     begun, cpu = time.perf_counter(), time.process_time()
-    retriever = build_retriever(kb, cache_dir=Path(cache_dir), examples=builtin_examples(), calibrate=True)
+    retriever = build_retriever(kb, cache_dir=Path(cache_dir), examples=None if stand_in else builtin_examples(),
+                                calibrate=True)
     return {"entries": len(retriever), "texts": texts_of(kb), "embedded": retriever.embedded_texts,
             "seconds": round(time.perf_counter() - begun, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
             "peak_rss_mb": round(peak_rss_mb()), "load": round(os.getloadavg()[0], 1)}
@@ -384,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "fill":
             fill(size, args.cache_dir)
         elif args.stage == "build":
-            build(size, args.cache_dir)
+            build(size, args.cache_dir, args.stand_in)
         elif args.stage == "parse":
             parse_speed(size)
         elif args.stage == "edit":

@@ -289,6 +289,28 @@ def test_a_classifier_that_cannot_learn_its_own_texts_is_an_error(tmp_path: Path
         build_retriever(build_kb(same), cache_dir=tmp_path, embedder=CountingEmbedder())
 
 
+@pytest.mark.parametrize("start", [search.CLF_START_SCALE, 0.0])
+def test_a_fit_its_budget_cuts_short_still_learns_its_texts(monkeypatch: pytest.MonkeyPatch, start: float) -> None:
+    """Thousands of labels leave the fit's budget well under one pass over the texts (20,000
+    entries: half a pass).  From zeros such a fit recognised 4% of its own texts and the build
+    failed; from the labels' centroids it learns them (the budget is shrunk here to make 2,000
+    labels as short of steps as 20,000 are)."""
+    rng = np.random.default_rng(3)
+    labels = tuple(f"e{i}" for i in range(2000))
+    centres = rng.standard_normal((len(labels), 64)).astype(np.float32)
+    y = np.repeat(np.arange(len(labels)), 4)
+    x = centres[y] + 0.6 * rng.standard_normal((len(y), 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    monkeypatch.setattr(search, "CLF_FLOP_BUDGET", 4 * 256 * len(labels) * 64 * 10.0)  # 10 steps: 0.3 passes
+    monkeypatch.setattr(search, "CLF_MIN_STEPS", 10)
+    monkeypatch.setattr(search, "CLF_START_SCALE", start)
+    if not start:  # the old start, from zeros: the fit fails, and says so
+        with pytest.raises(search.IndexBuildError, match="recognises only"):
+            search._Classifier.fit(x, y, labels)
+        return
+    assert search._Classifier.fit(x, y, labels).accuracy(x, y) > 0.95
+
+
 def test_an_edit_does_not_grow_the_cache_folder(tmp_path: Path) -> None:
     retriever = build_retriever(small_kb(), cache_dir=tmp_path, embedder=CountingEmbedder())
     for n in range(search.CACHE_FILES_KEPT + 4):
