@@ -269,6 +269,25 @@ def test_dense_unrelated_text_has_low_confidence(dense: search.Retriever, text: 
     assert dense.search(text)[0].score < 0.3
 
 
+def test_a_big_knowledge_base_takes_cosines_only_for_the_classifiers_shortlist(
+        dense: search.Retriever, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past SHORTLIST_FROM labels only the classifier's SHORTLIST likeliest labels get their
+    phrasing cosines (made small here so the shop-sized index takes that path): theirs are exactly
+    the full search's, every other label gets -1, and the answer is the same."""
+    texts = ["钱退回来要几天", "can i pay with a visa card", "how many years of guarantee does it have"]
+    full = {t: dense.signals(t) for t in texts}
+    expected = {t: dense.search(t)[0].entry_id for t in texts}
+    monkeypatch.setattr(search, "SHORTLIST_FROM", 3)
+    monkeypatch.setattr(search, "SHORTLIST", 3)
+    for text in texts:
+        best, logp, row = dense.signals(text)
+        assert logp is not None and full[text][1] is not None
+        kept = np.sort(np.argsort(-logp)[:3])
+        assert np.array_equal(np.flatnonzero(best > -1), kept)
+        assert np.allclose(best[kept], full[text][0][kept]) and np.array_equal(row[kept], full[text][2][kept])
+        assert dense.search(text)[0].entry_id == expected[text]
+
+
 def test_dense_upsert_and_remove(dense: search.Retriever) -> None:
     text = "能寄到国外吗"
     before = dense.search(text)[0]
