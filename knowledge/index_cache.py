@@ -55,6 +55,9 @@ class EmbeddingCache:
         self.folder = Path(cache_dir).expanduser() / f"embeddings-{safe}"
         self.legacy = Path(cache_dir).expanduser() / f"embeddings-{safe}.npz"  # one-file format, read only
         self._segments: list[NDArray[Any]] = []  # structured arrays (key, vector), memory-mapped once saved
+        # each segment's vectors as a plain ndarray view: indexing a np.memmap row by row makes a
+        # memmap object per access (1.6 of a 4.6 s warm start at 20,000 entries)
+        self._vectors: list[NDArray[np.float32]] = []
         self._index: dict[bytes, tuple[int, int]] = {}  # key -> (segment, row)
         self._loaded: set[str] = set()  # segment file names already indexed
         self._unsaved: list[int] = []  # segments put since the last save
@@ -109,6 +112,7 @@ class EmbeddingCache:
     def _add(self, segment: NDArray[Any]) -> int:
         number = len(self._segments)
         self._segments.append(segment)
+        self._vectors.append(np.asarray(segment["vector"]).view(np.ndarray))
         raw = np.ascontiguousarray(segment["key"]).tobytes()
         index = self._index
         for row in range(len(segment)):
@@ -124,7 +128,7 @@ class EmbeddingCache:
             if where is None:
                 missing.append(i)
             else:
-                found[i] = self._segments[where[0]]["vector"][where[1]]
+                found[i] = self._vectors[where[0]][where[1]]
         if missing:
             self.refresh()  # another worker may have embedded them a moment ago
             still: list[int] = []
@@ -133,7 +137,7 @@ class EmbeddingCache:
                 if where is None:
                     still.append(i)
                 else:
-                    found[i] = self._segments[where[0]]["vector"][where[1]]
+                    found[i] = self._vectors[where[0]][where[1]]
             missing = still
         return found, missing
 
