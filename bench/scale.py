@@ -312,6 +312,17 @@ def edit_without_fit(size: int, edits: int) -> None:
                       "load": round(os.getloadavg()[0], 1)}), flush=True)
 
 
+async def loop_lateness(worst: list[float], tick: float = 0.005) -> None:
+    """Until cancelled: ``worst[0]`` = the most this event loop woke late for a ``tick`` sleep."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + tick
+        await asyncio.sleep(tick)
+        worst[0] = max(worst[0], loop.time() - due)
+
+
 def save_cost(size: int, redis_url: str, edits: int) -> None:
     """An admin's save of one entry (``KnowledgeService.save``, what the console's Save button
     runs, before any worker reloads) against a ``size``-entry knowledge base in real Redis:
@@ -327,13 +338,6 @@ def save_cost(size: int, redis_url: str, edits: int) -> None:
 
     kb, _ = generate(size)
 
-    async def probe(worst: list[float]) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + 0.005
-            await asyncio.sleep(0.005)
-            worst[0] = max(worst[0], loop.time() - due)
-
     async def run() -> None:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
@@ -348,7 +352,7 @@ def save_cost(size: int, redis_url: str, edits: int) -> None:
                 entry = kb.entries[(n * 4999) % len(kb)]
                 raw = {**entry.to_json(), "questions": [*entry.questions, f"reworded question number {n}"]}
                 worst = [0.0]
-                prober = asyncio.create_task(probe(worst))
+                prober = asyncio.create_task(loop_lateness(worst))
                 wall, cpu = time.perf_counter(), time.process_time()
                 await service.save(raw, "bench")
                 row = results.setdefault("heap settled" if settled else "heap as is", {"wall_s": [], "cpu_s": [],

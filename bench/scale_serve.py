@@ -19,7 +19,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from bench.load import free_port, plain_http_turns, start_server, stop_server, wipe
-from bench.scale import ROOT, generate
+from bench.scale import ROOT, generate, loop_lateness
 from bot import keys
 from bot.migrations import check_on_start
 from knowledge.service import KnowledgeService
@@ -41,15 +41,7 @@ async def edit_until_served(redis_url: str, raw: dict[str, object], workers: int
     try:
         service = KnowledgeService(client)
         worst = [0.0]
-
-        async def probe() -> None:  # the same probe in this (idle) process: what the box's load alone costs
-            loop = asyncio.get_running_loop()
-            while True:
-                due = loop.time() + 0.005
-                await asyncio.sleep(0.005)
-                worst[0] = max(worst[0], loop.time() - due)
-
-        prober = asyncio.create_task(probe())
+        prober = asyncio.create_task(loop_lateness(worst))  # the workers' probe in this idle process: the box's own
         begun = time.perf_counter()
         change = await service.save(raw, "bench")
         saved = time.perf_counter() - begun

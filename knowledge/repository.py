@@ -61,11 +61,6 @@ class KnowledgeRepository:
     async def version(self) -> int:
         return int(await self.redis.get(keys.kb_version()) or 0)
 
-    async def documents(self) -> dict[str, Document]:
-        """Every stored document by entry id (positions included), for planning a write.
-        Decoded in a thread: 20,000 JSON documents are a stall of the event loop."""
-        return await asyncio.to_thread(parse_documents, await self.raw_documents())
-
     async def raw_documents(self) -> dict[str, str]:
         """Every stored entry as its JSON text, undecoded: decoding 20,000 of them takes a
         second of CPU, which a reload does in a thread (:func:`knowledge_base`), not on the loop."""

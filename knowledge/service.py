@@ -88,9 +88,9 @@ def summary(record: Mapping[str, Any]) -> dict[str, Any]:
 def _clashes(changes: Mapping[str, Entry | None], documents: Mapping[str, Document]) -> list[str]:
     """Questions of the changed entries that another entry (stored, or changed alongside) has."""
     new = [entry for entry in changes.values() if entry is not None]
-    others = [(eid, d.get("questions") or ()) for eid, d in documents.items() if eid not in changes]
-    return [clash for entry in new
-            for clash in clashes_among(entry, [*others, *((e.id, e.questions) for e in new)])]
+    owners = [*((eid, d.get("questions") or ()) for eid, d in documents.items() if eid not in changes),
+              *((e.id, e.questions) for e in new)]  # (each entry skips its own id)
+    return [clash for entry in new for clash in clashes_among(entry, owners)]
 
 
 def _planned(stored: Mapping[str, str], changes: Mapping[str, Entry | None]
